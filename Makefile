@@ -1,0 +1,39 @@
+# gradstudy: GNU make. `make setup` builds .venv (once), `make test`, `make study`, `make bench`.
+PY ?= python3
+VENV = .venv
+VPY = $(VENV)/bin/python
+
+.PHONY: setup study test bench clean distclean
+
+setup: $(VENV)/.installed
+
+# The venv is created only when missing (order-only prerequisite below: its age does not matter).
+$(VPY):
+	$(PY) -m venv $(VENV)
+
+# Reinstall only when pyproject.toml or constraints.txt changed since the last install.
+# torch first, pinned by the constraints, so pip takes the local CPU wheel (PIP_FIND_LINKS) and the
+# second install finds it already satisfied instead of resolving a bigger build from an index.
+$(VENV)/.installed: pyproject.toml constraints.txt | $(VPY)
+	$(VPY) -m pip install -c constraints.txt torch==2.13.0
+	$(VPY) -m pip install -c constraints.txt -e '.[test]'
+	touch $@
+
+# A short single trial. TODO: this becomes the demo study (an experiment-free `gradstudy run`) once
+# the study runner exists.
+study: setup
+	$(VENV)/bin/gradstudy trial train.steps=300 train.probe_every=50
+
+test: setup
+	$(VPY) -m pytest -q
+
+bench: setup
+	@for f in bench/bench_*.py; do [ -e "$$f" ] || continue; echo "== $$f"; $(VPY) $$f || exit 1; done
+
+# Build outputs and caches; the venv stays (see distclean).
+clean:
+	rm -rf build dist *.egg-info .pytest_cache
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

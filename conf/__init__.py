@@ -1,0 +1,1 @@
+"""Hydra config tree of gradstudy, shipped as a package so `pkg://conf` works when installed."""

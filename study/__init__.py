@@ -1,0 +1,1 @@
+"""gradstudy: studies of vanishing and exploding gradients in RNNs (composition, search, orchestration)."""

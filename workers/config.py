@@ -1,0 +1,257 @@
+"""Typed trial configuration: the one definition of every `task.*`, `model.*` and `train.*` key.
+
+These dataclasses are plain Python so that `workers/` stays free of Hydra, Ray, Optuna and MLflow.
+`study/` registers them in Hydra's ConfigStore as the schema the YAML files in `conf/` are checked
+against (types and choices), and `validate()` below checks the value ranges that types cannot express.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from enum import Enum
+from typing import Any, Optional
+
+
+class TaskName(str, Enum):
+    adding = "adding"
+    copy_memory = "copy_memory"
+    temporal_order = "temporal_order"
+    digits = "digits"
+    mackey_glass = "mackey_glass"
+
+
+class Cell(str, Enum):
+    rnn = "rnn"
+    lstm = "lstm"
+    gru = "gru"
+    esn = "esn"
+
+
+class Activation(str, Enum):
+    tanh = "tanh"
+    sigmoid = "sigmoid"
+    relu = "relu"
+    leaky_relu = "leaky_relu"
+    linear = "linear"
+
+
+class Init(str, Enum):
+    default = "default"
+    xavier_uniform = "xavier_uniform"
+    xavier_normal = "xavier_normal"
+    kaiming = "kaiming"
+    orthogonal = "orthogonal"
+    identity = "identity"
+    scaled = "scaled"
+
+
+class InputInit(str, Enum):
+    default = "default"
+    xavier_uniform = "xavier_uniform"
+    xavier_normal = "xavier_normal"
+    kaiming = "kaiming"
+    orthogonal = "orthogonal"
+
+
+class Norm(str, Enum):
+    none = "none"
+    layer = "layer"
+    batch = "batch"
+
+
+class Optimizer(str, Enum):
+    sgd = "sgd"
+    momentum = "momentum"
+    rmsprop = "rmsprop"
+    adam = "adam"
+
+
+class ClipMode(str, Enum):
+    none = "none"
+    norm = "norm"
+    value = "value"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+@dataclass
+class TaskConfig:
+    name: TaskName = TaskName.adding
+    seq_len: int = 50                 # the dependency length T
+    permute: bool = False             # digits: a fixed random pixel permutation
+    n_symbols: int = 8                # copy_memory: alphabet size
+    n_copy: int = 10                  # copy_memory: symbols to remember
+    tau: int = 17                     # mackey_glass: delay
+    horizon: int = 1                  # mackey_glass: predict x(t + horizon)
+    test_size: int = 1000             # held-out sequences for the final score
+    val_size: int = 256               # held-out sequences for intermediate values
+
+
+@dataclass
+class ModelConfig:
+    cell: Cell = Cell.rnn
+    activation: Activation = Activation.tanh   # rnn and esn only
+    hidden_size: int = 64
+    layers: int = 1
+    init: Init = Init.default                  # recurrent matrices
+    init_gain: float = 1.0                     # scaled/orthogonal/identity: λ1 of each recurrent block
+    input_init: InputInit = InputInit.default  # input-to-hidden matrices
+    forget_bias: Optional[float] = None        # lstm: forget-gate bias (None = PyTorch's init)
+    residual: bool = False                     # skip connection around each layer after the first
+    attention: bool = False                    # attention over the top layer's states before the readout
+    norm: Norm = Norm.none                     # normalization of each layer's output sequence
+    spectral_radius: float = 0.9               # esn: reservoir spectral radius
+    leak: float = 1.0                          # esn: leak rate a in h = (1-a)h + a f(.)
+    sparsity: float = 0.9                      # esn: fraction of zero reservoir weights
+    input_scaling: float = 1.0                 # esn: scale of the fixed input weights
+
+
+@dataclass
+class ClipConfig:
+    mode: ClipMode = ClipMode.none
+    threshold: float = 1.0
+
+
+@dataclass
+class PenaltyConfig:
+    l2: float = 0.0          # λ·Σθ² added to the loss
+    omega: float = 0.0       # weight of Pascanu et al. (2013)'s vanishing-gradient regularizer Ω
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 64
+    optimizer: Optimizer = Optimizer.adam
+    lr: float = 1e-3
+    momentum: float = 0.9                  # momentum and rmsprop
+    clip: ClipConfig = field(default_factory=ClipConfig)
+    tbptt: int = 0                          # truncation length k; 0 = full BPTT
+    penalty: PenaltyConfig = field(default_factory=PenaltyConfig)
+    probe_every: int = 100
+    log_every: int = 10
+    seed: int = 0
+    device: Device = Device.auto
+
+
+@dataclass
+class TrialConfig:
+    task: TaskConfig = field(default_factory=TaskConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+class ConfigError(ValueError):
+    """A bad configuration value: names the key, the value and what is valid."""
+
+    def __init__(self, key: str, value: Any, valid: str):
+        self.key, self.value, self.valid = key, value, valid
+        super().__init__(f"{key}={value!r} is invalid; valid: {valid}")
+
+
+def _check(ok: bool, key: str, value: Any, valid: str) -> None:
+    if not ok:
+        raise ConfigError(key, value, valid)
+
+
+def _enum(cls: type[Enum], key: str, value: Any) -> Enum:
+    try:
+        return value if isinstance(value, cls) else cls(value)
+    except ValueError:
+        raise ConfigError(key, value, "one of " + ", ".join(m.value for m in cls)) from None
+
+
+def _build(cls: type, data: dict, prefix: str):
+    """A dataclass from a plain dict, refusing unknown keys and coercing enum values."""
+    names = {f.name: f for f in fields(cls)}
+    for key in data:
+        _check(key in names, f"{prefix}{key}", data[key], "keys " + ", ".join(names))
+    kwargs = {}
+    for name, f in names.items():
+        if name not in data:
+            continue
+        value, default = data[name], getattr(cls(), name)
+        if is_dataclass(default):
+            kwargs[name] = _build(type(default), dict(value), f"{prefix}{name}.")
+        elif isinstance(default, Enum):
+            kwargs[name] = _enum(type(default), prefix + name, value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def from_dict(data: dict) -> TrialConfig:
+    """A validated TrialConfig from a plain mapping with `task`, `model`, `train` sections."""
+    cfg = _build(TrialConfig, dict(data), "")
+    validate(cfg)
+    return cfg
+
+
+def to_dict(cfg: TrialConfig) -> dict:
+    """A JSON-ready mapping (enums as their string values)."""
+
+    def plain(v):
+        if isinstance(v, Enum):
+            return v.value
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(asdict(cfg))
+
+
+def validate(cfg: TrialConfig) -> TrialConfig:
+    """Check the ranges that the types alone cannot express; raise ConfigError on the first bad key."""
+    t, m, tr = cfg.task, cfg.model, cfg.train
+    _enum(TaskName, "task.name", t.name)
+    min_len = 64 if t.name == TaskName.digits else 2
+    if t.name == TaskName.digits:
+        _check(t.seq_len == 64, "task.seq_len", t.seq_len, "64 for digits (8×8 pixels, one per step)")
+    _check(isinstance(t.seq_len, int) and t.seq_len >= min_len, "task.seq_len", t.seq_len,
+           f"an integer ≥ {min_len}")
+    if t.name == TaskName.temporal_order:
+        _check(t.seq_len >= 10, "task.seq_len", t.seq_len, "an integer ≥ 10 for temporal_order")
+    _check(2 <= t.n_symbols <= 64, "task.n_symbols", t.n_symbols, "an integer in [2, 64]")
+    _check(t.n_copy >= 1, "task.n_copy", t.n_copy, "an integer ≥ 1")
+    _check(t.tau >= 1, "task.tau", t.tau, "an integer ≥ 1")
+    _check(t.horizon >= 1, "task.horizon", t.horizon, "an integer ≥ 1")
+    _check(t.test_size >= 1, "task.test_size", t.test_size, "an integer ≥ 1")
+    _check(t.val_size >= 1, "task.val_size", t.val_size, "an integer ≥ 1")
+
+    _check(m.hidden_size >= 1, "model.hidden_size", m.hidden_size, "an integer ≥ 1")
+    _check(1 <= m.layers <= 16, "model.layers", m.layers, "an integer in [1, 16]")
+    _check(math.isfinite(m.init_gain) and m.init_gain > 0, "model.init_gain", m.init_gain, "a number > 0")
+    if m.cell in (Cell.lstm, Cell.gru):
+        _check(m.activation == Activation.tanh, "model.activation", m.activation.value,
+               "tanh for lstm and gru (their gates fix the activations); other activations need rnn or esn")
+    if m.forget_bias is not None:
+        _check(m.cell == Cell.lstm, "model.forget_bias", m.forget_bias, "null unless model.cell=lstm")
+        _check(math.isfinite(m.forget_bias), "model.forget_bias", m.forget_bias, "a finite number")
+    _check(m.spectral_radius > 0, "model.spectral_radius", m.spectral_radius, "a number > 0")
+    _check(0 < m.leak <= 1, "model.leak", m.leak, "a number in (0, 1]")
+    _check(0 <= m.sparsity < 1, "model.sparsity", m.sparsity, "a number in [0, 1)")
+    _check(m.input_scaling > 0, "model.input_scaling", m.input_scaling, "a number > 0")
+
+    _check(tr.steps >= 1, "train.steps", tr.steps, "an integer ≥ 1")
+    _check(tr.batch_size >= 2 or m.norm != Norm.batch, "train.batch_size", tr.batch_size,
+           "an integer ≥ 2 with model.norm=batch")
+    _check(tr.batch_size >= 1, "train.batch_size", tr.batch_size, "an integer ≥ 1")
+    _check(math.isfinite(tr.lr) and tr.lr > 0, "train.lr", tr.lr, "a number > 0")
+    _check(0 <= tr.momentum < 1, "train.momentum", tr.momentum, "a number in [0, 1)")
+    if tr.clip.mode != ClipMode.none:
+        _check(math.isfinite(tr.clip.threshold) and tr.clip.threshold > 0, "train.clip.threshold",
+               tr.clip.threshold, "a number > 0")
+    _check(tr.tbptt >= 0, "train.tbptt", tr.tbptt, "0 (full BPTT) or a truncation length ≥ 1")
+    _check(tr.penalty.l2 >= 0, "train.penalty.l2", tr.penalty.l2, "a number ≥ 0")
+    _check(tr.penalty.omega >= 0, "train.penalty.omega", tr.penalty.omega, "a number ≥ 0")
+    if tr.penalty.omega > 0:
+        _check(m.cell in (Cell.rnn, Cell.gru), "train.penalty.omega", tr.penalty.omega,
+               "0 unless model.cell is rnn or gru (Ω acts on the state h; esn's reservoir does not learn)")
+        _check(tr.tbptt == 0, "train.tbptt", tr.tbptt, "0 (full BPTT) when train.penalty.omega > 0")
+    _check(tr.probe_every >= 1, "train.probe_every", tr.probe_every, "an integer ≥ 1")
+    _check(tr.log_every >= 1, "train.log_every", tr.log_every, "an integer ≥ 1")
+    return cfg

@@ -1,0 +1,232 @@
+"""The training loop of one trial.
+
+Every step draws a fresh batch, computes the gradient, clips it and takes an optimizer step. Ordinary
+steps use the fused kernels (and truncated BPTT when `train.tbptt` = k > 0: the sequence is cut into
+chunks of k steps, the state carried across chunks detached, the chunk gradients summed into one
+update). Probe steps — step 0, every `train.probe_every` steps and the last — also run the unrolled pass
+with the same weights and measure the full, untruncated ∂L_T/∂h_t (see `workers/probes.py`), the
+parameter-group norms, the clipping, λ1 and the size of the update, and score the validation set.
+
+`step` in every report is the number of updates done before it: the probe at step 0 sees the network at
+initialization. A non-finite loss or gradient ends the trial at once with verdict `diverged`.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import torch
+
+from workers import health, penalties, probes
+from workers.config import TrialConfig
+from workers.model.network import RecurrentNet
+from workers.optim import clip, make_optimizer
+from workers.reporter import Reporter
+from workers.tasks import Batch, Task
+
+
+@dataclass
+class LoopResult:
+    status: str = "completed"            # completed | pruned | diverged
+    steps: int = 0                       # updates done
+    wall_s: float = 0.0
+    probes: list[dict[str, Any]] = field(default_factory=list)
+    steps_to_solve: Optional[int] = None
+
+
+@torch.no_grad()
+def evaluate(net: RecurrentNet, task: Task, batch: Batch) -> dict[str, Any]:
+    """The task's scores on a held-out set, in eval mode (batch norm uses its running statistics)."""
+    was_training = net.training
+    net.eval()
+    scores = task.evaluate(net(batch.x).out, batch.y)
+    net.train(was_training)
+    return scores
+
+
+class Trainer:
+    def __init__(self, net: RecurrentNet, task: Task, cfg: TrialConfig, device: torch.device):
+        self.net, self.task, self.cfg, self.device = net, task, cfg.train, device
+        self.params = [p for p in net.parameters() if p.requires_grad]
+        self.groups = net.parameter_groups()
+        self.optimizer = make_optimizer(self.params, self.cfg)
+        self.unrolled_always = self.cfg.penalty.omega > 0
+
+    # --- gradients -------------------------------------------------------------------------------------
+    def _backward_penalties(self, output=None, loss=None) -> None:
+        pen = self.cfg.penalty
+        if pen.omega > 0:
+            (pen.omega * penalties.omega(self.net, output, loss)).backward()
+        if pen.l2 > 0:
+            (pen.l2 * penalties.l2(self.params)).backward()
+
+    def _backward_full(self, batch: Batch) -> torch.Tensor:
+        output = self.net(batch.x, unrolled=self.unrolled_always)
+        loss = self.task.loss(output.out, batch.y)
+        if self.unrolled_always:
+            self._backward_penalties(output, loss)
+        loss.backward()
+        if not self.unrolled_always:
+            self._backward_penalties()
+        return loss.detach()
+
+    def _backward_truncated(self, batch: Batch) -> torch.Tensor:
+        k, length = self.cfg.tbptt, batch.x.shape[1]
+        states, total = None, batch.x.new_zeros(())
+        for start in range(0, length, k):
+            x = batch.x[:, start:start + k]
+            if self.task.per_step:
+                output = self.net(x, states)
+                y = batch.y[:, start:start + k]
+                loss = self.task.pointwise(output.out, y).sum() / batch.y.numel()
+                loss.backward()
+                total = total + loss.detach()
+            elif start + k < length:   # no target before the last step: nothing to back-propagate
+                with torch.no_grad():
+                    output = self.net(x, states)
+            else:
+                output = self.net(x, states)
+                loss = self.task.loss(output.out, batch.y)
+                loss.backward()
+                total = loss.detach()
+            states = [tuple(s.detach() for s in st) for st in output.states]
+        self._backward_penalties()
+        return total
+
+    def backward(self, batch: Batch) -> torch.Tensor:
+        if self.cfg.tbptt and self.cfg.tbptt < batch.x.shape[1]:
+            return self._backward_truncated(batch)
+        return self._backward_full(batch)
+
+    # --- probes ---------------------------------------------------------------------------------------
+    def probe_pass(self, batch: Batch, train: bool) -> tuple[list[list[float]], Optional[torch.Tensor]]:
+        """Exact ‖∂L_T/∂h_t‖ from the unrolled pass; with `train`, also the training gradient from it."""
+        output = self.net(batch.x, unrolled=True)
+        loss = self.task.loss(output.out, batch.y)
+        final = self.task.final_step_loss(output.out, batch.y)
+        norms = probes.hidden_gradient_norms(final, output.hs, retain_graph=train)
+        if not train:
+            return norms, None
+        if self.unrolled_always:
+            self._backward_penalties(output, loss)
+        loss.backward()
+        if not self.unrolled_always:
+            self._backward_penalties()
+        return norms, loss.detach()
+
+    def step(self, step: int, batch: Batch, probing: bool) -> tuple[float, Optional[float], bool, dict]:
+        """One update; returns (loss, global norm or None, clipped, probe fields or {})."""
+        self.optimizer.zero_grad(set_to_none=True)
+        fields: dict[str, Any] = {}
+        loss = None
+        if probing:
+            truncated = bool(self.cfg.tbptt) and self.cfg.tbptt < batch.x.shape[1]
+            norms, loss = self.probe_pass(batch, train=not truncated)
+            fields["grad_h_norms"] = norms
+            lambda1, radius = probes.weight_spectra(self.net)
+            fields.update(lambda1=lambda1, spectral_radius=radius)
+        if loss is None:
+            loss = self.backward(batch)
+        if probing:
+            fields["group_norms"] = probes.group_norms(self.groups)
+            fields["nonfinite"] = probes.nonfinite_count(self.params)
+        norm, clipped = clip(self.params, self.cfg.clip, measure=probing)
+        loss_value = loss.item()
+        if probing:
+            fields.update(global_norm=norm, clipped=clipped)
+            before = probes.snapshot(self.groups)
+        if math.isfinite(loss_value) and (norm is None or math.isfinite(norm)):
+            self.optimizer.step()
+            if probing:
+                fields["update_ratio"] = probes.update_ratios(before, self.groups)
+        return loss_value, norm, clipped, fields
+
+
+def _probe_record(step: int, fields: dict, loss: float, val: dict) -> dict[str, Any]:
+    top = fields["grad_h_norms"][-1]
+    ratio = probes.vanishing_ratio(top)
+    record = {
+        "step": step,
+        "loss": loss,
+        "val_loss": val["loss"],
+        "val_accuracy": val.get("accuracy"),
+        "grad_h_norms": fields["grad_h_norms"],
+        "vanishing_ratio": ratio,
+        "horizon": probes.horizon(top),
+        "global_norm": fields.get("global_norm"),
+        "clipped": fields.get("clipped", False),
+        "group_norms": fields.get("group_norms", {}),
+        "nonfinite": fields.get("nonfinite", 0),
+        "update_ratio": fields.get("update_ratio", {}),
+        "lambda1": fields["lambda1"],
+        "spectral_radius": fields["spectral_radius"],
+    }
+    loss_finite = math.isfinite(loss) and record["global_norm"] is not None and math.isfinite(
+        record["global_norm"])
+    record["health"] = health.probe_verdict(ratio, record["nonfinite"], loss_finite)
+    return record
+
+
+class Window:
+    """Step metrics averaged over `train.log_every` steps."""
+
+    def __init__(self):
+        self.losses, self.norms, self.clipped = [], [], 0
+
+    def add(self, loss: float, norm: Optional[float], clipped: bool) -> None:
+        self.losses.append(loss)
+        if norm is not None:
+            self.norms.append(norm)
+        self.clipped += int(clipped)
+
+    def flush(self) -> dict[str, float]:
+        metrics = {"train/loss": sum(self.losses) / len(self.losses),
+                   "grad/clipped_fraction": self.clipped / len(self.losses)}
+        if self.norms:
+            metrics["grad/global_norm"] = sum(self.norms) / len(self.norms)
+        self.__init__()
+        return metrics
+
+
+def train(net: RecurrentNet, task: Task, cfg: TrialConfig, reporter: Reporter,
+          device: torch.device) -> LoopResult:
+    tc = cfg.train
+    trainer = Trainer(net, task, cfg, device)
+    val = task.held_out("val", cfg.task.val_size).to(device)
+    generator = torch.Generator().manual_seed(tc.seed)
+    result, window = LoopResult(), Window()
+    start = time.perf_counter()
+    net.train()
+    for step in range(tc.steps):
+        probing = step % tc.probe_every == 0 or step == tc.steps - 1
+        batch = task.batch(tc.batch_size, generator).to(device)
+        val_scores = evaluate(net, task, val) if probing else None
+        loss, norm, clipped, fields = trainer.step(step, batch, probing)
+        finite = math.isfinite(loss) and (norm is None or math.isfinite(norm))
+        if not finite and not probing:   # measure the state it diverged in
+            norms, _ = trainer.probe_pass(batch, train=False)
+            lambda1, radius = probes.weight_spectra(net)
+            fields = dict(grad_h_norms=norms, lambda1=lambda1, spectral_radius=radius,
+                          global_norm=norm if norm is not None else math.nan, nonfinite=1)
+            val_scores = evaluate(net, task, val)
+            probing = True
+        window.add(loss, norm, clipped)
+        if probing:
+            record = _probe_record(step, fields, loss, val_scores)
+            result.probes.append(record)
+            reporter.on_probe(record)
+            if result.steps_to_solve is None and task.solved(val_scores):
+                result.steps_to_solve = step
+        result.steps = step + (1 if finite else 0)
+        if (step + 1) % tc.log_every == 0 or not finite:
+            reporter.on_step(step + 1, window.flush())
+        if not finite or (probing and record["health"] == "diverged"):
+            result.status = "diverged"
+            break
+        if probing and reporter.should_stop(step):
+            result.status = "pruned"
+            break
+    result.wall_s = time.perf_counter() - start
+    return result

@@ -1,0 +1,70 @@
+"""How a running trial talks to the outside world without importing it.
+
+The training loop calls these methods; `study/` plugs in reporters that forward intermediate values to
+Optuna (and answer `should_stop` with its pruner), log to MLflow, or draw a progress bar. `workers/`
+itself knows none of them.
+
+Call order: on_start once; on_step every `train.log_every` steps; on_probe at step 0, every
+`train.probe_every` steps and at the last step, each followed by one should_stop (pruning is decided
+only there, where a validation score exists); on_end once with the summary, whatever happened.
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class Reporter(Protocol):
+    def on_start(self, info: dict[str, Any]) -> None: ...
+
+    def on_step(self, step: int, metrics: dict[str, float]) -> None: ...
+
+    def on_probe(self, probe: dict[str, Any]) -> None: ...
+
+    def should_stop(self, step: int) -> bool: ...
+
+    def on_end(self, summary: dict[str, Any]) -> None: ...
+
+
+class NullReporter:
+    """Records nothing and never stops a trial."""
+
+    def on_start(self, info):
+        pass
+
+    def on_step(self, step, metrics):
+        pass
+
+    def on_probe(self, probe):
+        pass
+
+    def should_stop(self, step):
+        return False
+
+    def on_end(self, summary):
+        pass
+
+
+class FanOut:
+    """Several reporters as one; the trial stops if any of them asks to."""
+
+    def __init__(self, *reporters: Reporter):
+        self.reporters = reporters
+
+    def on_start(self, info):
+        for r in self.reporters:
+            r.on_start(info)
+
+    def on_step(self, step, metrics):
+        for r in self.reporters:
+            r.on_step(step, metrics)
+
+    def on_probe(self, probe):
+        for r in self.reporters:
+            r.on_probe(probe)
+
+    def should_stop(self, step):
+        return any([r.should_stop(step) for r in self.reporters])
+
+    def on_end(self, summary):
+        for r in self.reporters:
+            r.on_end(summary)

@@ -1,0 +1,31 @@
+"""The long-memory tasks; `make_task(cfg, seed)` builds the one that `cfg.name` names."""
+from __future__ import annotations
+
+from ..config import TaskConfig, TaskName
+from .adding import Adding
+from .base import Batch, Task
+from .copy_memory import CopyMemory
+from .digits import Digits
+from .mackey_glass import MackeyGlass
+from .temporal_order import TemporalOrder
+
+TASKS = {
+    TaskName.adding: Adding,
+    TaskName.copy_memory: CopyMemory,
+    TaskName.temporal_order: TemporalOrder,
+    TaskName.digits: Digits,
+    TaskName.mackey_glass: MackeyGlass,
+}
+
+
+def make_task(cfg: TaskConfig, seed: int) -> Task:
+    """The task named by `cfg.name` (a TaskName or its string value), deterministic from `seed`."""
+    try:
+        name = TaskName(cfg.name)
+    except ValueError:
+        raise ValueError(f"unknown task {cfg.name!r}; valid: " + ", ".join(t.value for t in TaskName)) from None
+    return TASKS[name](cfg, seed)
+
+
+__all__ = ["Task", "Batch", "make_task", "TASKS",
+           "Adding", "CopyMemory", "TemporalOrder", "Digits", "MackeyGlass"]

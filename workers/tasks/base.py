@@ -1,0 +1,74 @@
+"""What every long-memory task provides to the training loop.
+
+A task generates batches `x` of shape [B, L, input_size] (float32, on the CPU, deterministic from a
+`torch.Generator`) with targets `y`, and scores the model's output sequence `out` of shape
+[B, L, output_size]. `per_step` tasks have a target at every step (y: [B, L]); the others only at the
+last step (y: [B]). Classification targets are int64 class indices, regression targets float32.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+
+@dataclass
+class Batch:
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def to(self, device: torch.device) -> "Batch":
+        return Batch(self.x.to(device, non_blocking=True), self.y.to(device, non_blocking=True))
+
+
+class Task(ABC):
+    name: str
+    input_size: int
+    output_size: int
+    classification: bool
+    per_step: bool
+    length: int            # L, the number of input steps (T for most tasks, T + 20 for copy_memory)
+    baseline_loss: float   # loss of the trivial memoryless predictor (see each task's docstring)
+    baseline_accuracy: Optional[float] = None
+
+    @abstractmethod
+    def batch(self, size: int, generator: torch.Generator) -> Batch:
+        """Fresh random sequences (synthetic tasks) or a random draw from the training split."""
+
+    @abstractmethod
+    def held_out(self, split: str, size: int) -> Batch:
+        """A fixed set, `split` ∈ {'val', 'test'}, never used for training, the same for a given seed."""
+
+    def outputs(self, out: torch.Tensor) -> torch.Tensor:
+        """The part of the output sequence that the targets score."""
+        return out if self.per_step else out[:, -1]
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Mean loss of a whole output sequence [B, L, output_size]."""
+        return self.pointwise(self.outputs(out), y).mean()
+
+    def final_step_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Loss at the last step only: what the gradient probes differentiate."""
+        if not self.per_step:
+            return self.loss(out, y)
+        return self.pointwise(out[:, -1], y[:, -1]).mean()
+
+    @abstractmethod
+    def pointwise(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-element loss; pred has the target's shape plus a class dimension for classification."""
+
+    def accuracy(self, out: torch.Tensor, y: torch.Tensor) -> Optional[float]:
+        """Fraction of scored positions classified right, None for regression."""
+        if not self.classification:
+            return None
+        return (self.outputs(out).argmax(-1) == y).float().mean().item()
+
+    def evaluate(self, out: torch.Tensor, y: torch.Tensor) -> dict:
+        """Scores of a held-out set: `loss`, `accuracy` (None for regression) and task extras."""
+        return {"loss": self.loss(out, y).item(), "accuracy": self.accuracy(out, y)}
+
+    @abstractmethod
+    def solved(self, scores: dict) -> bool:
+        """The task's documented success rule applied to `evaluate()`'s scores."""

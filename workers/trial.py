@@ -1,0 +1,72 @@
+"""One trial: build the task and the network from a TrialConfig, train with probes, score the test set.
+
+    summary = run_trial(cfg, reporter)
+
+is the whole public entry point of `workers/`; the summary follows DESIGN.md §3 (`config`, `health`,
+`final`, `probes`) plus `status` (completed | pruned | diverged), `steps` (updates done) and `device`.
+Non-finite numbers are already turned into null, so the summary is valid JSON as it is.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import torch
+
+from workers import health
+from workers.config import TrialConfig, to_dict, validate
+from workers.device import pick_device
+from workers.loop import evaluate, train
+from workers.model.network import RecurrentNet
+from workers.reporter import NullReporter, Reporter
+from workers.summary import json_safe
+from workers.tasks import make_task
+
+
+def build(cfg: TrialConfig, device: torch.device):
+    """The task and the network of a trial, deterministic from `train.seed`."""
+    seed = cfg.train.seed
+    torch.manual_seed(seed)
+    task = make_task(cfg.task, seed)
+    net = RecurrentNet(cfg.model, task.input_size, task.output_size, task.per_step, seed).to(device)
+    return task, net
+
+
+def run_trial(cfg: TrialConfig, reporter: Optional[Reporter] = None,
+              device: Optional[torch.device] = None) -> dict[str, Any]:
+    validate(cfg)
+    reporter = reporter or NullReporter()
+    device = device or pick_device(cfg.train.device)
+    task, net = build(cfg, device)
+    reporter.on_start({"config": to_dict(cfg), "device": str(device), "task_length": task.length,
+                       "parameters": sum(p.numel() for p in net.parameters() if p.requires_grad),
+                       "baseline_loss": task.baseline_loss})
+    result = train(net, task, cfg, reporter, device)
+    test = evaluate(net, task, task.held_out("test", cfg.task.test_size).to(device))
+    solved = math.isfinite(test["loss"]) and task.solved(test)
+    steps_to_solve = result.steps_to_solve
+    if solved and steps_to_solve is None:
+        steps_to_solve = result.steps
+    final = {
+        "test_loss": test["loss"],
+        "baseline_loss": task.baseline_loss,
+        "baseline_ratio": test["loss"] / task.baseline_loss,
+        "accuracy": test.get("accuracy"),
+        "solved": bool(solved),
+        "steps_to_solve": steps_to_solve,
+        "wall_s": result.wall_s,
+        "seq_per_s": result.steps * cfg.train.batch_size / result.wall_s if result.wall_s > 0 else None,
+        **{k: v for k, v in test.items() if k not in ("loss", "accuracy")},
+    }
+    verdict = health.trial_verdict([p["health"] for p in result.probes], result.status == "diverged")
+    summary = json_safe({
+        "config": to_dict(cfg),
+        "health": verdict,
+        "status": result.status,
+        "steps": result.steps,
+        "device": str(device),
+        "final": final,
+        "probes": result.probes,
+    })
+    reporter.on_end(summary)
+    return summary
