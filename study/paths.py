@@ -1,0 +1,22 @@
+"""The data directory: every local store lives under one folder, with absolute paths.
+
+`GRADSTUDY_HOME` sets it; the default is `~/.gradstudy`. Inside: `trials/` (single trial runs),
+`studies/` (one folder per study: the Optuna journal, its trial folders), `mlflow/` (the local MLflow
+SQLite store and artifacts).
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from pathlib import Path
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("GRADSTUDY_HOME") or Path.home() / ".gradstudy").expanduser().resolve()
+
+
+def new_trial_dir(task: str, cell: str) -> Path:
+    """A fresh, unique folder for one `gradstudy trial` run (not created here)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return data_dir() / "trials" / f"{stamp}-{task}-{cell}-{secrets.token_hex(3)}"
