@@ -19,10 +19,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt | $(VPY)
 	$(VPY) -m pip install -c constraints.txt -e '.[test]'
 	touch $@
 
-# A short single trial. TODO: this becomes the demo study (an experiment-free `gradstudy run`) once
-# the study runner exists.
+# The demo study: 9 small trials on a local Ray, vanishing vs healthy vs exploding side by side.
 study: setup
-	$(VENV)/bin/gradstudy trial train.steps=300 train.probe_every=50
+	$(VENV)/bin/gradstudy run experiment=demo
 
 test: setup
 	$(VPY) -m pytest -q

@@ -1,6 +1,10 @@
 """The `gradstudy` command.
 
     gradstudy trial [overrides…]     one trial: progress bar, results table, summary.json; last line = its path
+    gradstudy run [overrides…]       a study (e.g. experiment=adding_cells study.n_trials=64)
+    gradstudy resume NAME            finish a study that was interrupted, as it was started
+    gradstudy status NAME [--json]   counts by state, best so far, health mix
+    gradstudy list                   the studies in the storage
 
 Overrides are Hydra's (`model.cell=lstm task=copy_memory task.seq_len=100`). A bad configuration is
 one line on stderr naming the key, the value and what is valid, exit code 2, and nothing is written.
@@ -12,9 +16,96 @@ import sys
 
 from rich.console import Console
 
+from study.lock import StudyLocked
 from workers.config import ConfigError
 
 EXIT_CONFIG = 2
+EXIT_LOCKED = 3
+EXIT_BUDGET = 4     # the wall-clock budget ran out before study.n_trials were finished
+
+
+def _run_study(overrides: list[str]) -> int:
+    from study.compose import compose_root
+    from study.console import StudyDisplay, best_per_cell_table, trials_table
+    from study.runner import StudyRunner
+
+    composed = compose_root(overrides)
+    err, out = Console(stderr=True), Console()
+    name = composed.root.study.name
+    with StudyDisplay(err, name) as display:
+        outcome = StudyRunner(composed, on_progress=display.update).run()
+    every = trials_table(outcome.study)
+    if every is not None:
+        out.print(every)
+    out.print(best_per_cell_table(outcome.study, list(composed.root.search.params)))
+    storage = composed.root.study.storage
+    where = f" --storage '{storage}'" if storage else ""
+    out.print(f"Results: `gradstudy status {name}{where}`; trial summaries under "
+              f"{_studies_dir() / name / 'trials'}")
+    if outcome.timed_out:
+        err.print(f"study.timeout_s reached: the study is not finished; `gradstudy resume {name}` continues it")
+        return EXIT_BUDGET
+    return 0
+
+
+def _studies_dir():
+    from study.paths import data_dir
+
+    return data_dir() / "studies"
+
+
+def _run(args: argparse.Namespace) -> int:
+    return _run_study(args.overrides)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from study.runner import load_for_resume
+
+    overrides = load_for_resume(args.name, args.storage)
+    return _run_study(overrides + [f"study.name={args.name}"] + ([f"study.storage={args.storage}"] if args.storage else []))
+
+
+def _load(name: str, storage: str):
+    import optuna
+
+    from study.storage import open_storage
+
+    try:
+        return optuna.load_study(study_name=name, storage=open_storage(storage))
+    except KeyError:
+        raise ConfigError("NAME", name, "the name of an existing study (see `gradstudy list`)") from None
+
+
+def _status(args: argparse.Namespace) -> int:
+    import json
+
+    from study import results
+    from study.console import status_table
+
+    status = results.status(_load(args.name, args.storage))
+    if args.json:
+        print(json.dumps(status, default=str))
+    else:
+        Console().print(status_table(status))
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    import optuna
+    from rich.table import Table
+
+    from study.storage import open_storage
+
+    table = Table(title="studies")
+    for col in ("name", "trials", "target", "best", "started"):
+        table.add_column(col)
+    for s in optuna.get_all_study_summaries(open_storage(args.storage)):
+        best = s.best_trial.values if s.best_trial is not None and s.best_trial.values else None
+        table.add_row(s.study_name, str(s.n_trials), str(s.user_attrs.get("gradstudy.n_trials", "-")),
+                      "-" if best is None else ", ".join(f"{v:.4g}" for v in best),
+                      s.datetime_start.strftime("%Y-%m-%d %H:%M") if s.datetime_start else "-")
+    Console().print(table)
+    return 0
 
 
 def _trial(args: argparse.Namespace) -> int:
@@ -43,6 +134,22 @@ def parser() -> argparse.ArgumentParser:
     trial = sub.add_parser("trial", help="train and measure one configuration")
     trial.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model.cell=lstm")
     trial.set_defaults(run=_trial)
+    run = sub.add_parser("run", help="run a study: Optuna samples, Ray runs trials")
+    run.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. experiment=adding_cells")
+    run.set_defaults(run=_run)
+    storage_help = "Optuna storage URL (default: the local journal file)"
+    resume = sub.add_parser("resume", help="finish an interrupted study")
+    resume.add_argument("name")
+    resume.add_argument("--storage", default="", help=storage_help)
+    resume.set_defaults(run=_resume)
+    status = sub.add_parser("status", help="trial counts, best so far, health mix")
+    status.add_argument("name")
+    status.add_argument("--json", action="store_true", help="one JSON object")
+    status.add_argument("--storage", default="", help=storage_help)
+    status.set_defaults(run=_status)
+    lst = sub.add_parser("list", help="the studies in the storage")
+    lst.add_argument("--storage", default="", help=storage_help)
+    lst.set_defaults(run=_list)
     return p
 
 
@@ -53,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"gradstudy: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except StudyLocked as exc:
+        print(f"gradstudy: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
     except KeyboardInterrupt:
         print("gradstudy: interrupted", file=sys.stderr)
         return 130

@@ -1,9 +1,14 @@
-"""Compose and validate one trial's configuration from the Hydra tree in `conf/`.
+"""Compose and validate configurations from the Hydra tree in `conf/`.
 
-`compose_trial(["model.cell=lstm", "train.clip.mode=norm"])` composes `conf/config.yaml` (found as the
-package `conf`, so it works from any working directory and from an installed wheel), checks it against the
-structured schema `workers.config.TrialConfig` (types and choices, via Hydra's ConfigStore) and then against
-`workers.config.validate()` (value ranges), and returns the typed `TrialConfig`.
+`conf/config.yaml` is checked against the structured schema `study.schema.RootConfig` (registered in
+Hydra's ConfigStore as `root_schema`): one trial's `task`/`model`/`train` plus the study around it
+(`search`, `study`, `cluster`, `tracking`), with `experiment=<name>` overlays from `conf/experiment/`.
+The tree is found as the package `conf`, so it works from any working directory and from a wheel.
+
+    compose_trial(["model.cell=lstm"])   -> TrialConfig  (task/model/train only; ranges checked by
+                                                          workers.config.validate)
+    compose_root(["experiment=demo"])    -> Composed     (the typed trial and root, the overrides and the
+                                                          resolved YAML; ranges checked by validate_root)
 
 Every failure is raised as one exception type, `ConfigError` (a subclass of `workers.config.ConfigError`,
 so `except workers.config.ConfigError` catches it too), whose message names the key, the bad value and what
@@ -13,6 +18,7 @@ is valid. The Hydra/OmegaConf exceptions are read through their attributes (`ful
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import threading
 import types
@@ -34,20 +40,27 @@ from hydra.errors import (
     OverrideParseException,
 )
 from hydra.version import VersionBase
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf import errors as oc_errors
 
+from study.schema import Pruner, RootConfig
 from workers import config as wconfig
 from workers.config import TrialConfig
 
-__all__ = ["ConfigError", "register_schema", "compose_trial", "resolved_yaml", "SCHEMA_NAME",
-           "CONFIG_MODULE"]
+__all__ = ["ConfigError", "Composed", "register_schema", "compose_trial", "compose_root", "validate_root",
+           "resolved_yaml", "SCHEMA_NAME", "CONFIG_MODULE", "OBJECTIVE_METRICS", "STUDY_NAME_PATTERN"]
 
-SCHEMA_NAME = "trial_schema"     # the ConfigStore name that conf/config.yaml's defaults list refers to
+SCHEMA_NAME = "root_schema"      # the ConfigStore name that conf/config.yaml's defaults list refers to
 CONFIG_MODULE = "conf"           # the package that holds the YAML tree
 _ROOT_CONFIG = "config"
 
-# Hydra's GlobalHydra and the ConfigStore are process-wide singletons: compose one trial at a time.
+# The numbers of summary.json's `final` section that a study can optimize (study.objectives[].metric).
+OBJECTIVE_METRICS = ("final.test_loss", "final.baseline_ratio", "final.accuracy", "final.wall_s",
+                     "final.seq_per_s", "final.steps_to_solve")
+# study.name: used in Optuna storage names, MLflow experiment names and directory names.
+STUDY_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+# Hydra's GlobalHydra and the ConfigStore are process-wide singletons: compose one config at a time.
 _lock = threading.RLock()
 
 
@@ -68,59 +81,144 @@ class ConfigError(wconfig.ConfigError):
         return str(self)
 
 
+@dataclasses.dataclass
+class Composed:
+    """A composed, validated root config."""
+
+    trial: TrialConfig          # task/model/train: what one trial runs (before the search's values)
+    root: RootConfig            # everything, typed (enums as members; search.params/conditions plain dicts)
+    overrides: list[str]        # the overrides it was composed with, as given
+    yaml: str                   # the resolved config as YAML (enums as their string values)
+
+
 # ----------------------------------------------------------------------------------------------------
 # Public API
 
 
 def register_schema() -> None:
-    """Store `workers.config.TrialConfig` in Hydra's ConfigStore as `trial_schema` (idempotent)."""
+    """Store `study.schema.RootConfig` in Hydra's ConfigStore as `root_schema` (idempotent)."""
     with _lock:
         cs = ConfigStore.instance()
         try:
             cs.load(f"{SCHEMA_NAME}.yaml")
         except Exception:  # hydra.plugins.config_source.ConfigLoadError: not stored yet
-            cs.store(name=SCHEMA_NAME, node=TrialConfig)
+            cs.store(name=SCHEMA_NAME, node=RootConfig)
 
 
 def compose_trial(overrides: Sequence[str] = ()) -> TrialConfig:
     """The validated TrialConfig for `overrides` (Hydra override syntax, e.g. "model.cell=lstm").
 
+    The whole root is composed (so `experiment=demo` applies and every key is type-checked), then only
+    task/model/train are taken and range-checked; the study's own ranges are compose_root's business.
     Raises ConfigError for a malformed or sweep override, an unknown key or config-group option, a value
     of the wrong type or choice, or a value out of range.
     """
-    if isinstance(overrides, str):
-        overrides = [overrides]
-    overrides = list(overrides)
-    parsed = _parse_overrides(overrides)
-    register_schema()
-    with _lock, _hydra_context():
-        try:
-            cfg = compose(_ROOT_CONFIG, overrides=overrides)
-            data = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-        except MissingConfigException as exc:
-            raise _missing_config_error(exc) from exc
-        except oc_errors.OmegaConfBaseException as exc:
-            raise _omegaconf_error(exc, parsed) from exc
-        except ConfigCompositionException as exc:
-            cause = exc.__cause__
-            if isinstance(cause, oc_errors.OmegaConfBaseException):
-                raise _omegaconf_error(cause, parsed) from exc
-            raise _composition_error(exc, overrides) from exc
-        except (HydraException, ValueError, TypeError) as exc:  # e.g. Hydra's ValueError for `task=null`
-            raise _composition_error(exc, overrides) from exc
-    assert isinstance(data, dict)
-    _check_known_keys(data, TrialConfig, "", parsed)
-    try:
-        return wconfig.from_dict(data)
-    except ConfigError:
-        raise
-    except wconfig.ConfigError as exc:  # a range error from workers.config.validate()
-        raise ConfigError(exc.key, exc.value, exc.valid) from exc
+    _, data, _ = _compose(_as_list(overrides))
+    return _trial(data)
+
+
+def compose_root(overrides: Sequence[str] = ()) -> Composed:
+    """The validated root config for `overrides`: trial, typed root, the overrides and the YAML.
+
+    Raises ConfigError as compose_trial does, and for a study/cluster value out of range (validate_root).
+    """
+    overrides = _as_list(overrides)
+    cfg, data, parsed = _compose(overrides)
+    with _hydra_errors(overrides, parsed):
+        root = OmegaConf.to_object(cfg)  # RootConfig, enums as members
+    assert isinstance(root, RootConfig)
+    validate_root(root)
+    return Composed(trial=TrialConfig(task=root.task, model=root.model, train=root.train), root=root,
+                    overrides=overrides, yaml=OmegaConf.to_yaml(OmegaConf.create(data)))
+
+
+def validate_root(root: RootConfig) -> RootConfig:
+    """Check the ranges that the schema's types cannot express; raise ConfigError on the first bad key.
+
+    The trial part is checked by workers.config.validate, the rest here.
+    """
+    with _range_errors():
+        wconfig.validate(TrialConfig(task=root.task, model=root.model, train=root.train))
+
+    s, c = root.study, root.cluster
+    _check(isinstance(s.name, str) and STUDY_NAME_PATTERN.fullmatch(s.name) is not None, "study.name",
+           s.name, "a non-empty name of letters, digits, '_', '.' and '-' that starts with a letter or "
+           "digit")
+    _check(s.n_trials >= 1, "study.n_trials", s.n_trials, "an integer ≥ 1")
+    _check(len(s.objectives) >= 1, "study.objectives", [], "at least one {metric, direction}")
+    for i, objective in enumerate(s.objectives):
+        _check(objective.metric in OBJECTIVE_METRICS, f"study.objectives[{i}].metric", objective.metric,
+               "one of " + ", ".join(OBJECTIVE_METRICS) + " (the numbers of summary.json's final section)")
+    if len(s.objectives) > 1 and s.pruner != Pruner.none:
+        raise ConfigError("study.pruner", s.pruner.value, "none with several objectives",
+                          f"study.pruner={s.pruner.value!r} with {len(s.objectives)} objectives: pruning "
+                          "needs a single objective; set study.pruner=none")
+    _check(math.isfinite(s.timeout_s) and s.timeout_s >= 0, "study.timeout_s", s.timeout_s,
+           "a number of seconds ≥ 0 (0 = no limit)")
+    _check(s.pruner_warmup_steps >= 0, "study.pruner_warmup_steps", s.pruner_warmup_steps, "an integer ≥ 0")
+    _check(s.pruner_startup_trials >= 0, "study.pruner_startup_trials", s.pruner_startup_trials,
+           "an integer ≥ 0")
+
+    cpu, gpu = c.trial_resources.cpu, c.trial_resources.gpu
+    _check(math.isfinite(cpu) and cpu > 0, "cluster.trial_resources.cpu", cpu, "a number > 0")
+    _check(math.isfinite(gpu) and gpu >= 0, "cluster.trial_resources.gpu", gpu,
+           "a number ≥ 0 (a fraction shares a GPU)")
+    _check(c.max_concurrent >= 0, "cluster.max_concurrent", c.max_concurrent,
+           "an integer ≥ 0 (0 = as many as the resources allow)")
+    _check(c.max_requeues >= 0, "cluster.max_requeues", c.max_requeues, "an integer ≥ 0")
+    _check(c.num_cpus >= 0, "cluster.num_cpus", c.num_cpus, "an integer ≥ 0 (0 = all of this machine)")
+    return root
 
 
 def resolved_yaml(cfg: TrialConfig) -> str:
     """The fully resolved trial config as YAML (enums as their string values)."""
     return OmegaConf.to_yaml(OmegaConf.create(wconfig.to_dict(cfg)))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Composition
+
+
+def _as_list(overrides: Sequence[str]) -> list[str]:
+    return [overrides] if isinstance(overrides, str) else list(overrides)
+
+
+def _compose(overrides: list[str]) -> tuple[DictConfig, dict, list[Override]]:
+    """Compose conf/config.yaml with `overrides`: the config, its resolved plain form (enums as str) and
+    the parsed overrides.
+
+    Refuses keys outside RootConfig (Hydra lets `+key=...` add them).
+    """
+    parsed = _parse_overrides(overrides)
+    register_schema()
+    with _lock, _hydra_context(), _hydra_errors(overrides, parsed):
+        cfg = compose(_ROOT_CONFIG, overrides=overrides)
+        data = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    assert isinstance(data, dict)
+    _check_known_keys(data, RootConfig, "", parsed)
+    return cfg, data, parsed
+
+
+def _trial(data: dict) -> TrialConfig:
+    """The validated TrialConfig from the task/model/train sections of a composed root."""
+    with _range_errors():
+        return wconfig.from_dict({k: data[k] for k in ("task", "model", "train")})
+
+
+@contextmanager
+def _range_errors() -> Iterator[None]:
+    """Raise workers.config's ConfigError (a value out of range) as this module's ConfigError."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except wconfig.ConfigError as exc:
+        raise ConfigError(exc.key, exc.value, exc.valid) from exc
+
+
+def _check(ok: bool, key: str, value: Any, valid: str) -> None:
+    if not ok:
+        raise ConfigError(key, value, valid)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -174,8 +272,14 @@ def _parse_overrides(overrides: list[str]) -> list[Override]:
         if ov.is_sweep_override():
             raise ConfigError(
                 ov.key_or_group, line, "a single value",
-                f"override {line!r} is a sweep; a single trial takes one value per key "
+                f"override {line!r} is a sweep; a config takes one value per key "
                 "(sweeps such as choice(...), range(...) and a,b belong in a search space)")
+        if ov.type == OverrideType.ADD and ov.key_or_group in _config_groups():
+            # every group is in conf/config.yaml's defaults list, so Hydra's `+group=x` cannot add it
+            value = ov.value()
+            raise ConfigError(ov.key_or_group, value, "one of " + ", ".join(_group_options(ov.key_or_group)),
+                              f"override {line!r}: {ov.key_or_group} is already in the defaults list; "
+                              f"choose its option with {ov.key_or_group}={value}")
         if ov.type != OverrideType.DEL and ov.value() is None and ov.key_or_group in _config_groups():
             options = _group_options(ov.key_or_group)
             raise ConfigError(ov.key_or_group, None, "one of " + ", ".join(options))
@@ -185,6 +289,26 @@ def _parse_overrides(overrides: list[str]) -> list[Override]:
 
 # ----------------------------------------------------------------------------------------------------
 # Turning Hydra / OmegaConf exceptions into ConfigError
+
+
+@contextmanager
+def _hydra_errors(overrides: list[str], parsed: list[Override]) -> Iterator[None]:
+    """Raise what Hydra or OmegaConf raise inside as a ConfigError naming key, value and valid values."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except MissingConfigException as exc:
+        raise _missing_config_error(exc) from exc
+    except oc_errors.OmegaConfBaseException as exc:
+        raise _omegaconf_error(exc, parsed) from exc
+    except ConfigCompositionException as exc:
+        cause = exc.__cause__
+        if isinstance(cause, oc_errors.OmegaConfBaseException):
+            raise _omegaconf_error(cause, parsed) from exc
+        raise _composition_error(exc, overrides) from exc
+    except (HydraException, ValueError, TypeError) as exc:  # e.g. Hydra's ValueError for `task=null`
+        raise _composition_error(exc, overrides) from exc
 
 
 def _missing_config_error(exc: MissingConfigException) -> ConfigError:
@@ -211,7 +335,7 @@ def _omegaconf_error(exc: oc_errors.OmegaConfBaseException, parsed: list[Overrid
     parent = full_key.rpartition(".")[0] if full_key else ""
 
     if isinstance(exc, (oc_errors.ConfigAttributeError, oc_errors.ConfigKeyError)):
-        return _unknown_key_error(full_key or str(key), _override_value(parsed, full_key), object_type)
+        return _unknown_key_error(full_key or str(key), parsed, object_type)
 
     if isinstance(exc, oc_errors.ValidationError):
         value = _override_value(parsed, full_key, object_type, key)
@@ -243,7 +367,18 @@ def _composition_error(exc: Exception, overrides: list[str]) -> ConfigError:
     return ConfigError(shown, overrides, reason, f"cannot compose the config with {shown}: {reason}")
 
 
-def _unknown_key_error(full_key: str, value: Any, object_type: Any) -> ConfigError:
+def _unknown_key_error(full_key: str, parsed: list[Override], object_type: Any) -> ConfigError:
+    mapping = _free_mapping(full_key)
+    if mapping is not None:  # e.g. search.params.model.lr=...: a new key of a free-form mapping
+        # OmegaConf names the first missing part (search.params.model); the override has the whole key
+        full_key = next((o.key_or_group for o in reversed(parsed)
+                         if o.key_or_group.startswith(full_key + ".")), full_key)
+        value = _override_value(parsed, full_key)
+        rest = full_key[len(mapping) + 1:]
+        return ConfigError(full_key, None if value is _NOTHING else value, f"++{mapping}={{...}}",
+                           f"{mapping} has no key {rest!r} to override; add keys to it with "
+                           f"'++{mapping}={{{rest}: ...}}' (quote values such as 'choice(a, b)')")
+    value = _override_value(parsed, full_key)
     parent, _, _ = full_key.rpartition(".")
     names = _field_names(object_type)
     where = f" under {parent}" if parent else ""
@@ -259,7 +394,7 @@ def _check_known_keys(data: dict, schema: type, prefix: str, parsed: list[Overri
     for k, v in data.items():
         if k not in names:
             full = f"{prefix}{k}"
-            raise _unknown_key_error(full, _override_value(parsed, full), schema)
+            raise _unknown_key_error(full, parsed, schema)
         t = hints.get(k)
         if isinstance(v, dict) and dataclasses.is_dataclass(t):
             _check_known_keys(v, t, f"{prefix}{k}.", parsed)
@@ -267,6 +402,20 @@ def _check_known_keys(data: dict, schema: type, prefix: str, parsed: list[Overri
 
 # ----------------------------------------------------------------------------------------------------
 # Helpers
+
+
+def _free_mapping(full_key: str) -> Optional[str]:
+    """The free-form mapping of RootConfig (a dict field such as search.params) that `full_key` lies
+    inside, or None. Its own keys are dotted config keys, which OmegaConf splits into nested keys."""
+    schema: Any = RootConfig
+    parts = full_key.split(".")
+    for i, part in enumerate(parts[:-1]):
+        if not (isinstance(schema, type) and dataclasses.is_dataclass(schema)):
+            return None
+        schema = typing.get_type_hints(schema).get(part)
+        if typing.get_origin(schema) is dict:
+            return ".".join(parts[: i + 1])
+    return None
 
 
 class _Nothing:

@@ -71,3 +71,73 @@ def results_table(summary: dict[str, Any]) -> Table:
     for name, value in rows:
         table.add_row(name, value if isinstance(value, str) else _fmt(value))
     return table
+
+
+class StudyDisplay:
+    """A live status line while a study runs: done / running / pruned / failed, best value, ETA."""
+
+    def __init__(self, console: Console, name: str):
+        from rich.live import Live
+
+        self.name = name
+        self.live = Live(console=console, refresh_per_second=4, transient=True)
+
+    def __enter__(self):
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.live.__exit__(*exc)
+
+    def update(self, p) -> None:
+        eta = p.eta_s()
+        eta_text = "-" if eta is None else f"{eta:.0f}s"
+        best = "-" if p.best is None else f"{p.best:.4g}"
+        self.live.update(f"[bold]{self.name}[/] done {p.done}/{p.total} · running {p.running} · "
+                         f"pruned {p.pruned} · failed {p.failed} · best {best} · ETA {eta_text}")
+
+
+def best_per_cell_table(study, space_keys: list[str]) -> Table:
+    """The end-of-run table: the best trial of each cell type with its verdict and key parameters."""
+    from study import results
+
+    table = Table(title=f"study {study.study_name}: best trial per cell type")
+    for col in ("cell", "trial", "objective", "health", "parameters"):
+        table.add_column(col, justify="right" if col in ("trial", "objective") else "left")
+    for cell, t in results.best_per_cell(study).items():
+        params = ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in t.params.items() if k != "model.cell")
+        table.add_row(cell, str(t.number), ", ".join(_fmt(v) for v in t.values),
+                      t.user_attrs.get("gradstudy.health", "-"), params or "-")
+    return table
+
+
+def status_table(status: dict) -> Table:
+    table = Table(title=f"study {status['name']}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("finished / target", f"{status['finished']} / {status['n_trials']}")
+    for state, n in status["states"].items():
+        table.add_row(state.lower(), str(n))
+    table.add_row("health mix", ", ".join(f"{k} {v}" for k, v in sorted(status["health"].items())) or "-")
+    best = status["best"]
+    if best:
+        table.add_row("best", f"#{best['number']} {_fmt(best['values'])} ({best['cell']}, {best['health']})")
+    return table
+
+
+def trials_table(study, limit: int = 30) -> Table | None:
+    """Every finished trial side by side (small studies only): parameters, verdict, gradient ratio."""
+    from study import results
+
+    done = results.finished(study.trials)
+    if not done or len(done) > limit:
+        return None
+    table = Table(title=f"study {study.study_name}: every trial")
+    for col in ("trial", "parameters", "health", "vanishing ratio", "objective", "state"):
+        table.add_column(col, justify="right" if col in ("trial", "vanishing ratio", "objective") else "left")
+    for t in sorted(done, key=lambda t: t.number):
+        params = ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in t.params.items())
+        table.add_row(str(t.number), params or "-", t.user_attrs.get("gradstudy.health", "-"),
+                      _fmt(t.user_attrs.get("gradstudy.vanishing_ratio")),
+                      _fmt(t.values) if t.values else "-", t.state.name.lower())
+    return table

@@ -226,7 +226,7 @@ def validate(cfg: TrialConfig) -> TrialConfig:
     _check(1 <= m.layers <= 16, "model.layers", m.layers, "an integer in [1, 16]")
     _check(math.isfinite(m.init_gain) and m.init_gain > 0, "model.init_gain", m.init_gain, "a number > 0")
     if m.cell in (Cell.lstm, Cell.gru):
-        _check(m.activation == Activation.tanh, "model.activation", m.activation.value,
+        _check(m.activation == Activation.tanh, "model.activation", getattr(m.activation, "value", m.activation),
                "tanh for lstm and gru (their gates fix the activations); other activations need rnn or esn")
     if m.forget_bias is not None:
         _check(m.cell == Cell.lstm, "model.forget_bias", m.forget_bias, "null unless model.cell=lstm")

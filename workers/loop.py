@@ -8,7 +8,9 @@ with the same weights and measure the full, untruncated ∂L_T/∂h_t (see `work
 parameter-group norms, the clipping, λ1 and the size of the update, and score the validation set.
 
 `step` in every report is the number of updates done before it: the probe at step 0 sees the network at
-initialization. A non-finite loss or gradient ends the trial at once with verdict `diverged`.
+initialization. A non-finite loss, or a non-finite gradient norm where it is measured (clipping by
+norm, probe steps), ends the trial at once with verdict `diverged`; otherwise a non-finite gradient
+shows in the next step's loss.
 """
 from __future__ import annotations
 

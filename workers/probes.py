@@ -82,8 +82,9 @@ def nonfinite_count(params: list[torch.Tensor]) -> int:
 
 
 def weight_spectra(net: RecurrentNet) -> tuple[list[float], list[float]]:
-    """Per layer: λ1 of the recurrent matrix W_hh and the largest spectral radius of its H×H gate blocks
-    (for rnn and esn W_hh is one block; for lstm/gru λ1 is of the stacked [gates·H × H] matrix)."""
+    """Per layer: the largest λ1 (singular value) and the largest spectral radius over the H×H gate
+    blocks of W_hh (for rnn and esn W_hh is one block; for lstm and gru, one block per gate, the same
+    blocks that `model.init_gain` sets)."""
     lambda1, radius = [], []
     for layer in net.layers:
         w = layer.w_hh.detach()
@@ -91,8 +92,9 @@ def weight_spectra(net: RecurrentNet) -> tuple[list[float], list[float]]:
             lambda1.append(math.nan)
             radius.append(math.nan)
             continue
-        lambda1.append(largest_singular_value(w))
-        radius.append(max(spectral_radius(b) for b in layer.recurrent_blocks()))
+        blocks = layer.recurrent_blocks()
+        lambda1.append(max(largest_singular_value(b) for b in blocks))
+        radius.append(max(spectral_radius(b) for b in blocks))
     return lambda1, radius
 
 

@@ -1,0 +1,1 @@
+"""Hydra config group `cluster` (a package so it ships in the wheel)."""

@@ -1,0 +1,50 @@
+"""A `workers.reporter.Reporter` that feeds Optuna from inside a running trial.
+
+At every probe it reports the validation score as the trial's intermediate value at that training step
+and answers `should_stop` with the study's pruner. It talks to the Optuna storage directly (the journal
+file locally, the database on a cluster), so pruning works wherever Ray placed the trial.
+"""
+from __future__ import annotations
+
+import math
+import os
+import socket
+from typing import Any
+
+import optuna
+
+from study.storage import open_storage
+
+INTERMEDIATE = {"final.accuracy": "val_accuracy"}   # every other objective is tracked by val_loss
+
+
+def intermediate_key(metric: str) -> str:
+    return INTERMEDIATE.get(metric, "val_loss")
+
+
+class OptunaReporter:
+    def __init__(self, storage_url: str, study_name: str, trial_id: int, metric: str, prune: bool):
+        self.storage = open_storage(storage_url)
+        self.study = optuna.load_study(study_name=study_name, storage=self.storage)
+        self.trial = optuna.Trial(self.study, trial_id)
+        self.key, self.prune = intermediate_key(metric), prune
+        self.last_step = None
+
+    def on_start(self, info: dict[str, Any]) -> None:
+        self.trial.set_user_attr("gradstudy.worker", {"pid": os.getpid(), "host": socket.gethostname(),
+                                                     "device": info["device"]})
+
+    def on_step(self, step: int, metrics: dict[str, float]) -> None:
+        pass
+
+    def on_probe(self, probe: dict[str, Any]) -> None:
+        value = probe.get(self.key)
+        if value is not None and math.isfinite(value):
+            self.trial.report(value, probe["step"])
+            self.last_step = probe["step"]
+
+    def should_stop(self, step: int) -> bool:
+        return self.prune and self.last_step == step and self.trial.should_prune()
+
+    def on_end(self, summary: dict[str, Any]) -> None:
+        pass

@@ -1,0 +1,102 @@
+"""Placing trials on Ray workers.
+
+- `cluster.address` empty and no `RAY_ADDRESS`: an embedded local Ray (`ray.init()`), sized by
+  `cluster.num_cpus` (0 = every CPU here). Otherwise join that cluster (`host:port`, `auto`, `ray://…`);
+  an address that does not answer is a clear error within seconds, not a hang.
+- Each trial is one Ray task asking for `cluster.trial_resources` ({cpu: 1, gpu: 0.25}: fractional GPUs
+  share a card; Ray does not isolate their memory). If the cluster has no GPU the request falls back to
+  CPU with a warning. Ray's own retries are off: a lost worker is handled by the study (re-queued in
+  Optuna), so every attempt stays visible.
+- `max_concurrent` 0 means as many trials at once as the cluster's resources hold.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import warnings
+from dataclasses import dataclass
+
+import ray
+
+from study.schema import ClusterConfig
+from study.trial_task import TrialJob, execute
+from workers.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+# Errors that mean the worker (not the trial's code) was lost.
+LOST = (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.ActorDiedError,
+        ray.exceptions.ObjectLostError, ray.exceptions.OwnerDiedError, ray.exceptions.TaskCancelledError)
+
+
+@dataclass
+class Placement:
+    cpu: float
+    gpu: float
+    max_concurrent: int
+    address: str        # "local" or the address joined
+
+    def submit(self, job: TrialJob) -> ray.ObjectRef:
+        return _remote.options(num_cpus=self.cpu, num_gpus=self.gpu).remote(job)
+
+
+@ray.remote(max_retries=0)
+def _remote(job: TrialJob) -> dict:
+    return execute(job)
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast on a host:port (or ray://host:port) that does not accept connections."""
+    target = address.split("://", 1)[-1]
+    if target == "auto" or ":" not in target:
+        return
+    host, _, port = target.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except (OSError, ValueError) as exc:
+        raise ConfigError("cluster.address", address,
+                          f"the address of a running Ray cluster (GCS host:port or ray://host:10001); "
+                          f"{exc.__class__.__name__}: {exc}") from None
+
+
+def connect(cfg: ClusterConfig) -> str:
+    """Start or join Ray; returns "local" or the address joined."""
+    if ray.is_initialized():
+        return "local"
+    address = cfg.address or os.environ.get("RAY_ADDRESS", "")
+    quiet = {"logging_level": logging.WARNING, "log_to_driver": False}
+    if not address:
+        ray.init(num_cpus=cfg.num_cpus or None, include_dashboard=False, **quiet)
+        return "local"
+    _check_reachable(address)
+    try:
+        ray.init(address=address, **quiet)
+    except (ConnectionError, RuntimeError, TimeoutError) as exc:
+        raise ConfigError("cluster.address", address,
+                          f"the address of a running Ray cluster ({str(exc).splitlines()[0]})") from None
+    return address
+
+
+def plan(cfg: ClusterConfig) -> Placement:
+    """Resources per trial and the concurrency limit on the connected cluster."""
+    resources = ray.cluster_resources()
+    cpus, gpus = resources.get("CPU", 1.0), resources.get("GPU", 0.0)
+    want = cfg.trial_resources
+    gpu = want.gpu
+    if gpu > 0 and gpus == 0:
+        warnings.warn(f"cluster.trial_resources.gpu={gpu} but the Ray cluster has no GPU: trials run on CPU")
+        gpu = 0.0
+    cpu = min(want.cpu, cpus)
+    fit = math.floor(cpus / cpu + 1e-9)
+    if gpu > 0:
+        fit = min(fit, math.floor(gpus / gpu + 1e-9))
+    limit = cfg.max_concurrent or max(1, fit)
+    return Placement(cpu=cpu, gpu=gpu, max_concurrent=limit, address=cfg.address or "local")
+
+
+def shutdown() -> None:
+    if ray.is_initialized():
+        ray.shutdown()

@@ -1,0 +1,301 @@
+"""The driver of a study: Optuna asks, Ray runs, Optuna is told — until `study.n_trials` are finished.
+
+    ask ─> sample the search space ─> compose the trial config ─> Ray task ─> summary ─> tell
+
+The Optuna study is the source of truth, so the driver can die at any point and a re-run (the same
+`gradstudy run …` or `gradstudy resume NAME`) finishes the job:
+- one driver per study (study/lock.py); the holder of the lock knows that any trial still RUNNING in the
+  storage was orphaned by a dead driver: it is marked FAIL, tagged `gradstudy.requeued`, and its
+  parameters are queued again (Optuna `enqueue_trial`), so nothing is lost and nothing counts twice;
+- a trial whose Ray worker dies is handled the same way, up to `cluster.max_requeues` times, then it is a
+  final FAIL; an exception in the trial's own code is a final FAIL with the error kept as an attribute;
+- a diverged trial is a result: COMPLETE with the objective at its worst (+inf when minimizing);
+- trials are only asked for while finished + in flight < n_trials, so exactly n_trials count.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import optuna
+import ray
+import yaml
+from optuna.trial import TrialState
+
+from study import placement, results
+from study.compose import Composed, compose_trial
+from study.lock import study_lock
+from study.paths import data_dir
+from study.samplers import make_pruner, make_sampler
+from study.space import SearchSpace, validate_keys
+from study.storage import describe, is_local_file, open_storage, resolve_url
+from study.trial_task import TrialJob
+from workers.config import ConfigError, TrialConfig
+from workers.summary import write_atomic, write_summary
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+ATTR = "gradstudy."
+
+
+@dataclass
+class Progress:
+    """What the live display shows; updated by the runner, drawn by study/console.py."""
+    total: int
+    done: int = 0
+    running: int = 0
+    pruned: int = 0
+    failed: int = 0
+    best: Optional[float] = None
+    started: float = field(default_factory=time.monotonic)
+    done_here: int = 0          # finished by this run (for the ETA)
+
+    def eta_s(self) -> Optional[float]:
+        if self.done_here == 0:
+            return None
+        rate = (time.monotonic() - self.started) / self.done_here
+        return rate * (self.total - self.done)
+
+
+@dataclass
+class Outcome:
+    study: optuna.Study
+    timed_out: bool = False
+
+
+def lookup(cfg: TrialConfig, key: str) -> Any:
+    """The value of a dotted key in a trial config (enum values as strings)."""
+    node: Any = cfg
+    for part in key.split("."):
+        node = getattr(node, part)
+    return getattr(node, "value", node)
+
+
+def trial_dir(study_name: str, number: int) -> Path:
+    return data_dir() / "studies" / study_name / "trials" / f"{number:05d}"
+
+
+def objective_values(summary: dict, metrics: list[str], directions: list[str]) -> list[float]:
+    values = []
+    for metric, direction in zip(metrics, directions):
+        node: Any = summary
+        for part in metric.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, bool):
+            node = float(node)
+        if node is None or not math.isfinite(node):
+            node = math.inf if direction == "minimize" else -math.inf
+        values.append(float(node))
+    return values
+
+
+class StudyRunner:
+    def __init__(self, composed: Composed, on_progress: Callable[[Progress], None] = lambda p: None):
+        self.composed = composed
+        self.root = composed.root
+        self.name = self.root.study.name
+        self.space = SearchSpace.from_config(self.root.search.params, self.root.search.conditions)
+        self.base = [o for o in composed.overrides if not o.startswith("study.name=")]
+        self.metrics = [o.metric for o in self.root.study.objectives]
+        self.directions = [o.direction.value for o in self.root.study.objectives]
+        self.on_progress = on_progress
+        self.storage_url = resolve_url(self.root.study.storage)
+
+    # --- set-up ---------------------------------------------------------------------------------------
+    @property
+    def base_config(self) -> TrialConfig:
+        """The trial config before sampling: what a condition on an unsampled key reads."""
+        if not hasattr(self, "_base_config"):
+            self._base_config = self.trial_config({})
+        return self._base_config
+
+    def trial_config(self, values: dict[str, Any]) -> TrialConfig:
+        sampled = self.space.overrides(values)
+        keys = {o.split("=", 1)[0] for o in sampled}
+        base = [o for o in self.base + list(self.root.study.fixed) if o.split("=", 1)[0].lstrip("+~") not in keys]
+        return compose_trial(base + sampled)
+
+    def validate(self) -> None:
+        """Every search key and value composes: caught here, before any trial runs."""
+        validate_keys(self.space, lambda extra: compose_trial(self.base + list(self.root.study.fixed) + extra))
+        if not is_local_file(self.storage_url) or not self.root.cluster.address:
+            return
+        raise ConfigError("study.storage", "(the local journal file)",
+                          "a database URL (postgresql://…) when cluster.address joins a Ray cluster: "
+                          "workers on other machines cannot reach a local file")
+
+    def open_study(self) -> optuna.Study:
+        storage = open_storage(self.storage_url)
+        sampler = make_sampler(self.root.study, self.space)
+        study = optuna.create_study(study_name=self.name, storage=storage, sampler=sampler,
+                                    pruner=make_pruner(self.root.study), directions=self.directions,
+                                    load_if_exists=True)
+        existing = study.user_attrs.get(ATTR + "config")
+        if existing is not None and existing != self.identity():
+            raise ConfigError("study.name", self.name,
+                              "a new name: a study of this name exists with another configuration "
+                              f"(`gradstudy resume {self.name}` continues it as it was)")
+        if existing is None:
+            study.set_user_attr(ATTR + "config", self.identity())
+            study.set_user_attr(ATTR + "overrides", self.composed.overrides)
+            study.set_user_attr(ATTR + "search", self.space.describe())
+            study.set_user_attr(ATTR + "objectives", self.metrics)
+        study.set_user_attr(ATTR + "n_trials", self.root.study.n_trials)
+        return study
+
+    def identity(self) -> str:
+        """The part of the configuration that makes two runs the same study (not counts or placement)."""
+        root = yaml.safe_load(self.composed.yaml)
+        for section in ("cluster", "tracking"):
+            root.pop(section, None)
+        for key in ("n_trials", "timeout_s"):
+            root.get("study", {}).pop(key, None)
+        return yaml.safe_dump(root, sort_keys=True)
+
+    # --- bookkeeping ----------------------------------------------------------------------------------
+    def requeue(self, study: optuna.Study, trial_id: int, frozen: optuna.trial.FrozenTrial, reason: str,
+                counts_attempt: bool) -> None:
+        """Mark a lost trial FAIL and queue its parameters again (or leave it a final FAIL)."""
+        attempts = frozen.user_attrs.get(ATTR + "attempt", 0) + (1 if counts_attempt else 0)
+        storage = study._storage
+        storage.set_trial_user_attr(trial_id, ATTR + "fail_reason", reason)
+        if frozen.state == TrialState.RUNNING:
+            storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        if attempts > self.root.cluster.max_requeues:
+            return
+        storage.set_trial_user_attr(trial_id, results.REQUEUED, True)
+        study.enqueue_trial(frozen.params, user_attrs={ATTR + "attempt": attempts,
+                                                       ATTR + "requeue_of": frozen.number},
+                            skip_if_exists=False)
+
+    def recover_orphans(self, study: optuna.Study) -> int:
+        orphans = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
+        for t in orphans:
+            self.requeue(study, t._trial_id, t, "driver_lost", counts_attempt=False)
+        return len(orphans)
+
+    def record(self, study: optuna.Study, trial: optuna.Trial, summary: dict) -> None:
+        folder = trial_dir(self.name, trial.number)
+        write_atomic(folder / "config.yaml", yaml.safe_dump(summary["config"], sort_keys=False))
+        path = write_summary(summary, folder / "summary.json")
+        last = summary["probes"][-1] if summary["probes"] else {}
+        for key, value in {"health": summary["health"], "status": summary["status"],
+                           "cell": summary["config"]["model"]["cell"], "summary": str(path),
+                           "final": summary["final"], "steps": summary["steps"],
+                           "vanishing_ratio": last.get("vanishing_ratio")}.items():
+            trial.set_user_attr(ATTR + key, value)
+        if summary["status"] == "pruned":
+            study.tell(trial, state=TrialState.PRUNED)
+        else:
+            study.tell(trial, objective_values(summary, self.metrics, self.directions))
+
+    def fail(self, study: optuna.Study, trial: optuna.Trial, reason: str, error: str) -> None:
+        trial.set_user_attr(ATTR + "fail_reason", reason)
+        trial.set_user_attr(ATTR + "error", error[-2000:])
+        study.tell(trial, state=TrialState.FAIL)
+
+    # --- the loop -------------------------------------------------------------------------------------
+    def run(self) -> Outcome:
+        self.validate()
+        open_storage(self.storage_url)            # unreachable storage or Ray: an error before
+        placement.connect(self.root.cluster)      # anything is written
+        plan = placement.plan(self.root.cluster)
+        with study_lock(self.name, self.storage_url):
+            study = self.open_study()
+            self.recover_orphans(study)
+            return self._loop(study, plan)
+
+    def _progress(self, study: optuna.Study, progress: Progress, running: int) -> None:
+        trials = study.get_trials(deepcopy=False)
+        done = results.finished(trials)
+        progress.done, progress.running = len(done), running
+        progress.pruned = sum(t.state == TrialState.PRUNED for t in done)
+        progress.failed = sum(t.state == TrialState.FAIL for t in done)
+        best = results.best_trial(study, done)
+        progress.best = best.values[0] if best else None
+        self.on_progress(progress)
+
+    def _loop(self, study: optuna.Study, plan: placement.Placement) -> Outcome:
+        total, budget = self.root.study.n_trials, self.root.study.timeout_s
+        deadline = time.monotonic() + budget if budget > 0 else math.inf
+        in_flight: dict[ray.ObjectRef, optuna.Trial] = {}
+        progress = Progress(total=total)
+        try:
+            while True:
+                done = len(results.finished(study.get_trials(deepcopy=False)))
+                if time.monotonic() >= deadline:
+                    self._stop_in_flight(study, in_flight, "budget")
+                    self._progress(study, progress, 0)
+                    return Outcome(study, timed_out=True)
+                while len(in_flight) < plan.max_concurrent and done + len(in_flight) < total:
+                    self._launch(study, plan, in_flight)
+                    done = len(results.finished(study.get_trials(deepcopy=False)))
+                if not in_flight and done >= total:
+                    break
+                self._progress(study, progress, len(in_flight))
+                wait = max(0.05, min(1.0, deadline - time.monotonic()))
+                ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=wait)
+                for ref in ready:
+                    self._collect(study, ref, in_flight.pop(ref))
+                    progress.done_here += 1
+        except BaseException:
+            self._stop_in_flight(study, in_flight, "interrupted")
+            raise
+        self._progress(study, progress, 0)
+        return Outcome(study)
+
+    def _launch(self, study: optuna.Study, plan: placement.Placement, in_flight: dict) -> None:
+        trial = study.ask()
+        try:
+            values = self.space.sample(trial, lambda key: lookup(self.base_config, key))
+            cfg = self.trial_config(values)
+        except ConfigError as exc:
+            self.fail(study, trial, "config", str(exc))
+            return
+        prune = self.root.study.pruner.value != "none" and len(self.metrics) == 1
+        job = TrialJob(self.storage_url, self.name, trial._trial_id, trial.number, cfg, self.metrics[0], prune)
+        in_flight[plan.submit(job)] = trial
+
+    def _collect(self, study: optuna.Study, ref: ray.ObjectRef, trial: optuna.Trial) -> None:
+        try:
+            summary = ray.get(ref)
+        except placement.LOST as exc:
+            frozen = study._storage.get_trial(trial._trial_id)
+            self.requeue(study, trial._trial_id, frozen, f"worker_lost: {type(exc).__name__}",
+                         counts_attempt=True)
+            return
+        except ray.exceptions.RayTaskError as exc:
+            if isinstance(exc.cause, placement.LOST):
+                frozen = study._storage.get_trial(trial._trial_id)
+                self.requeue(study, trial._trial_id, frozen, "worker_lost", counts_attempt=True)
+            else:
+                self.fail(study, trial, "error", str(exc.cause if exc.cause is not None else exc))
+            return
+        self.record(study, trial, summary)
+
+    def _stop_in_flight(self, study: optuna.Study, in_flight: dict, reason: str) -> None:
+        """Budget spent or driver interrupted: cancel what runs and queue it again for the next run."""
+        for ref, trial in list(in_flight.items()):
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:
+                pass
+            frozen = study._storage.get_trial(trial._trial_id)
+            if frozen.state == TrialState.RUNNING:
+                self.requeue(study, trial._trial_id, frozen, reason, counts_attempt=False)
+        in_flight.clear()
+
+
+def load_for_resume(name: str, storage: str) -> list[str]:
+    """The overrides a study was started with, to run it again as it was."""
+    try:
+        study = optuna.load_study(study_name=name, storage=open_storage(storage))
+    except KeyError:
+        raise ConfigError("NAME", name, "the name of an existing study (see `gradstudy list`)") from None
+    return list(study.user_attrs.get(ATTR + "overrides", []))
+
+
+__all__ = ["StudyRunner", "Progress", "Outcome", "load_for_resume", "describe"]
