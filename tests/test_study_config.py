@@ -114,7 +114,7 @@ def test_overrides_kept_as_given_and_yaml_is_the_resolved_config():
     data = yaml.safe_load(c.yaml)
     assert set(data) == {f.name for f in dataclasses.fields(RootConfig)}
     assert data["study"]["n_trials"] == 3 and data["study"]["sampler"] == "grid"
-    assert data["search"]["params"]["model.init_gain"] == "choice(0.5, 1.0, 1.5)"
+    assert data["search"]["params"]["model.init_gain"] == "choice(0.5, 2.0, 4.0)"
     assert wconfig.from_dict({k: data[k] for k in ("task", "model", "train")}) == c.trial
 
 
