@@ -256,7 +256,8 @@ class StudyRunner:
             self.fail(study, trial, "config", str(exc))
             return
         prune = self.root.study.pruner.value != "none" and len(self.metrics) == 1
-        job = TrialJob(self.storage_url, self.name, trial._trial_id, trial.number, cfg, self.metrics[0], prune)
+        job = TrialJob(self.storage_url, self.name, trial._trial_id, trial.number, cfg, self.metrics[0], prune,
+                       threads=max(1, int(plan.cpu)))
         in_flight[plan.submit(job)] = trial
 
     def _collect(self, study: optuna.Study, ref: ray.ObjectRef, trial: optuna.Trial) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from study.optuna_reporter import OptunaReporter
 from workers.config import TrialConfig
 from workers.trial import run_trial
@@ -21,8 +23,10 @@ class TrialJob:
     config: TrialConfig
     metric: str            # the first objective's metric: picks the intermediate value for pruning
     prune: bool
+    threads: int = 1       # intra-op threads: the CPUs the trial was given, so trials do not oversubscribe
 
 
 def execute(job: TrialJob) -> dict[str, Any]:
+    torch.set_num_threads(job.threads)
     reporter = OptunaReporter(job.storage_url, job.study_name, job.trial_id, job.metric, job.prune)
     return run_trial(job.config, reporter)
