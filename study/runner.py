@@ -14,6 +14,7 @@ The Optuna study is the source of truth, so the driver can die at any point and 
 """
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -33,7 +34,8 @@ from study.samplers import make_pruner, make_sampler
 from study.space import SearchSpace, validate_keys
 from study.storage import describe, is_local_file, open_storage, resolve_url
 from study.trial_task import TrialJob
-from workers.config import ConfigError, TrialConfig
+from study.tracking_hooks import StudyTracking
+from workers.config import ConfigError, TrialConfig, to_dict
 from workers.summary import write_atomic, write_summary
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -103,6 +105,7 @@ class StudyRunner:
         self.directions = [o.direction.value for o in self.root.study.objectives]
         self.on_progress = on_progress
         self.storage_url = resolve_url(self.root.study.storage)
+        self.tracking: Optional[StudyTracking] = None
 
     # --- set-up ---------------------------------------------------------------------------------------
     @property
@@ -165,8 +168,10 @@ class StudyRunner:
         if frozen.state == TrialState.RUNNING:
             storage.set_trial_state_values(trial_id, TrialState.FAIL)
         if attempts > self.root.cluster.max_requeues:
+            self._mlflow_closed(study, trial_id, "failed", reason)
             return
         storage.set_trial_user_attr(trial_id, results.REQUEUED, True)
+        self._mlflow_closed(study, trial_id, "requeued", reason)
         study.enqueue_trial(frozen.params, user_attrs={ATTR + "attempt": attempts,
                                                        ATTR + "requeue_of": frozen.number},
                             skip_if_exists=False)
@@ -177,10 +182,18 @@ class StudyRunner:
             self.requeue(study, t._trial_id, t, "driver_lost", counts_attempt=False)
         return len(orphans)
 
-    def record(self, study: optuna.Study, trial: optuna.Trial, summary: dict) -> None:
+    def _mlflow_closed(self, study: optuna.Study, trial_id: int, state: str, reason: str) -> None:
+        if self.tracking is not None:
+            self.tracking.ended_without_result(study._storage, trial_id, state, reason)
+
+    def record(self, study: optuna.Study, trial: optuna.Trial, result: dict) -> None:
+        summary = result["summary"]
         folder = trial_dir(self.name, trial.number)
         write_atomic(folder / "config.yaml", yaml.safe_dump(summary["config"], sort_keys=False))
+        write_atomic(folder / "history.json", json.dumps(result.get("history", [])))
         path = write_summary(summary, folder / "summary.json")
+        if self.tracking is not None:
+            self.tracking.result(trial, summary, result.get("tracking", {}))
         last = summary["probes"][-1] if summary["probes"] else {}
         for key, value in {"health": summary["health"], "status": summary["status"],
                            "cell": summary["config"]["model"]["cell"], "summary": str(path),
@@ -196,6 +209,7 @@ class StudyRunner:
         trial.set_user_attr(ATTR + "fail_reason", reason)
         trial.set_user_attr(ATTR + "error", error[-2000:])
         study.tell(trial, state=TrialState.FAIL)
+        self._mlflow_closed(study, trial._trial_id, "failed", f"{reason}: {error[-500:]}")
 
     # --- the loop -------------------------------------------------------------------------------------
     def run(self) -> Outcome:
@@ -203,10 +217,17 @@ class StudyRunner:
         open_storage(self.storage_url)            # unreachable storage or Ray: an error before
         placement.connect(self.root.cluster)      # anything is written
         plan = placement.plan(self.root.cluster)
+        tracking = StudyTracking(self.root.tracking.uri, self.name) if self.root.tracking.enabled else None
         with study_lock(self.name, self.storage_url):
             study = self.open_study()
+            if tracking is not None:
+                tracking.start(self.composed, self.space.describe())
+                self.tracking = tracking
             self.recover_orphans(study)
-            return self._loop(study, plan)
+            outcome = self._loop(study, plan)
+            if tracking is not None:
+                tracking.finish(study, trial_dir)
+            return outcome
 
     def _progress(self, study: optuna.Study, progress: Progress, running: int) -> None:
         trials = study.get_trials(deepcopy=False)
@@ -256,13 +277,16 @@ class StudyRunner:
             self.fail(study, trial, "config", str(exc))
             return
         prune = self.root.study.pruner.value != "none" and len(self.metrics) == 1
+        run_id = self.tracking.launch(trial, to_dict(cfg)) if self.tracking is not None else None
         job = TrialJob(self.storage_url, self.name, trial._trial_id, trial.number, cfg, self.metrics[0], prune,
+                       pruner=study.pruner,
+                       tracking_uri=self.tracking.uri if self.tracking is not None else "", run_id=run_id or "",
                        threads=max(1, int(plan.cpu)))
         in_flight[plan.submit(job)] = trial
 
     def _collect(self, study: optuna.Study, ref: ray.ObjectRef, trial: optuna.Trial) -> None:
         try:
-            summary = ray.get(ref)
+            result = ray.get(ref)
         except placement.LOST as exc:
             frozen = study._storage.get_trial(trial._trial_id)
             self.requeue(study, trial._trial_id, frozen, f"worker_lost: {type(exc).__name__}",
@@ -275,7 +299,7 @@ class StudyRunner:
             else:
                 self.fail(study, trial, "error", str(exc.cause if exc.cause is not None else exc))
             return
-        self.record(study, trial, summary)
+        self.record(study, trial, result)
 
     def _stop_in_flight(self, study: optuna.Study, in_flight: dict, reason: str) -> None:
         """Budget spent or driver interrupted: cancel what runs and queue it again for the next run."""

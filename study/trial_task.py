@@ -5,12 +5,15 @@ Kept free of Ray itself (study/placement.py wraps it as a remote task) so it can
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
+
+import optuna
 
 import torch
 
 from study.optuna_reporter import OptunaReporter
 from workers.config import TrialConfig
+from workers.reporter import FanOut
 from workers.trial import run_trial
 
 
@@ -23,10 +26,25 @@ class TrialJob:
     config: TrialConfig
     metric: str            # the first objective's metric: picks the intermediate value for pruning
     prune: bool
+    pruner: Optional[optuna.pruners.BasePruner] = None   # the study's pruner (load_study has no memory of it)
     threads: int = 1       # intra-op threads: the CPUs the trial was given, so trials do not oversubscribe
+    tracking_uri: str = ""  # MLflow store and the trial's child run; empty run_id = no MLflow
+    run_id: str = ""
 
 
 def execute(job: TrialJob) -> dict[str, Any]:
+    """{"summary": the trial's summary, "tracking": what reached MLflow, "history": metrics sent}."""
     torch.set_num_threads(job.threads)
-    reporter = OptunaReporter(job.storage_url, job.study_name, job.trial_id, job.metric, job.prune)
-    return run_trial(job.config, reporter)
+    reporters: list = [OptunaReporter(job.storage_url, job.study_name, job.trial_id, job.metric, job.prune,
+                                      job.pruner)]
+    mlflow_reporter = None
+    if job.run_id:
+        from tracking.reporter import MlflowReporter
+
+        mlflow_reporter = MlflowReporter(job.tracking_uri, job.run_id)
+        reporters.append(mlflow_reporter)
+    summary = run_trial(job.config, FanOut(*reporters))
+    if mlflow_reporter is None:
+        return {"summary": summary, "tracking": {"delivered": not job.run_id, "artifacts": not job.run_id},
+                "history": []}
+    return {"summary": summary, "tracking": mlflow_reporter.result, "history": mlflow_reporter.history}

@@ -1,0 +1,140 @@
+"""Wires a study to MLflow (tracking/): the points of the driver's life where MLflow hears of it.
+
+MLflow is the record for analysis; the Optuna study stays the source of truth. So:
+- MLflow unreachable at start → a TrackingError before any trial runs (exit 2).
+- MLflow lost mid-study → the trials go on. The worker's reporter keeps its metrics queued and
+  retries; whatever is still undelivered when the trial ends is marked `gradstudy.mlflow=pending` on
+  the Optuna trial, and the driver keeps the trial's summary.json and history.json in the data directory.
+  At the end of the run (if MLflow is back) and on `gradstudy report NAME`, pending trials are
+  back-filled into fresh child runs. No trial result is lost.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any, Optional
+
+import optuna
+
+from study.paths import data_dir
+from study.results import finished
+from tracking.runs import StudyRecorder
+from tracking.store import TrackingError, connect, resolve_uri
+
+ATTR_RUN, ATTR_SYNC = "gradstudy.mlflow_run", "gradstudy.mlflow"
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def trial_state(summary: dict[str, Any]) -> str:
+    return {"pruned": "pruned", "diverged": "diverged"}.get(summary["status"], "completed")
+
+
+class StudyTracking:
+    """None of these methods lets an MLflow failure stop the study once it has started."""
+
+    def __init__(self, uri: str, study_name: str):
+        self.data_dir = data_dir()
+        self.client = connect(uri, self.data_dir)          # raises TrackingError: before any trial
+        self.uri = resolve_uri(uri, self.data_dir)
+        self.recorder: Optional[StudyRecorder] = None        # made by start(), under the study lock
+
+    @staticmethod
+    def _safely(fn, *args) -> tuple[bool, Any]:
+        try:
+            return True, fn(*args)
+        except Exception:
+            return False, None
+
+    def start(self, composed, space_description: dict[str, str]) -> None:
+        self.recorder = StudyRecorder(self.client, self.uri, self.data_dir, composed.root.study.name)
+        root = composed.root
+        params = {"study.sampler": root.study.sampler.value, "study.seed": root.study.seed,
+                  "study.pruner": root.study.pruner.value, "study.n_trials": root.study.n_trials,
+                  "study.objectives": ", ".join(f"{o.metric} ({o.direction.value})" for o in root.study.objectives),
+                  **{f"search.{k}": v for k, v in space_description.items()}}
+        tags = {"mlflow.source.git.commit": git_commit(), "gradstudy.overrides": " ".join(composed.overrides)}
+        self.recorder.log_study(params, composed.yaml, tags)
+
+    def launch(self, trial: optuna.Trial, config: dict[str, Any]) -> Optional[str]:
+        _, run_id = self._safely(self.recorder.start_trial, trial.number, config)
+        trial.set_user_attr(ATTR_RUN, run_id)
+        trial.set_user_attr(ATTR_SYNC, "running" if run_id else "pending")
+        return run_id
+
+    def result(self, trial: optuna.Trial, summary: dict[str, Any], delivery: dict[str, Any]) -> None:
+        run_id = trial.user_attrs.get(ATTR_RUN)
+        closed = bool(run_id) and self._safely(self.recorder.finish_trial, run_id, trial_state(summary),
+                                               summary["health"])[0]
+        ok = closed and delivery.get("delivered") and delivery.get("artifacts")
+        trial.set_user_attr(ATTR_SYNC, "synced" if ok else "pending")
+
+    def ended_without_result(self, storage, trial_id: int, state: str, reason: str) -> None:
+        run_id = storage.get_trial(trial_id).user_attrs.get(ATTR_RUN)
+        if run_id:
+            self._safely(self.recorder.finish_trial, run_id, state, None, reason)
+
+    def finish(self, study: optuna.Study, trial_dir) -> None:
+        """End of a run: back-fill what MLflow missed, then the study report and counts on the parent."""
+        from study import results
+
+        self._safely(self.backfill, study, trial_dir)
+        status = results.status(study)
+        metrics = {f"study/{k.lower()}": v for k, v in status["states"].items()}
+        metrics.update({f"study/health/{k}": v for k, v in status["health"].items()})
+        self._safely(self.recorder.log_study_metrics, metrics)
+        self._safely(self.report, study, trial_dir)
+        self._safely(self.recorder.end_study)
+
+    def report(self, study: optuna.Study, trial_dir) -> Path:
+        """(Re)write the study report (PNGs + report.html) and attach it to the parent run."""
+        import tempfile
+
+        from tracking.report import write_study_report
+
+        summaries = {}
+        for t in finished(study.get_trials(deepcopy=False)):
+            path = trial_dir(study.study_name, t.number) / "summary.json"
+            if path.exists():
+                summaries[t.number] = json.loads(path.read_text())
+        folder = self.data_dir / "studies" / study.study_name / "report"
+        folder.mkdir(parents=True, exist_ok=True)
+        html = write_study_report(study, folder, summaries)
+        self.recorder.log_report(folder)
+        return html
+
+    def backfill(self, study: optuna.Study, trial_dir) -> int:
+        """Record every finished trial whose MLflow record is incomplete; returns how many."""
+        count = 0
+        for t in finished(study.get_trials(deepcopy=False)):
+            if t.user_attrs.get(ATTR_SYNC) == "synced":
+                continue
+            folder = trial_dir(study.study_name, t.number)
+            summary_path = folder / "summary.json"
+            if not summary_path.exists():
+                old = t.user_attrs.get(ATTR_RUN)
+                if old:
+                    self._safely(self.recorder.finish_trial, old, "failed", None,
+                                 t.user_attrs.get("gradstudy.fail_reason", "failed"))
+                    study._storage.set_trial_user_attr(t._trial_id, ATTR_SYNC, "synced")
+                continue
+            summary = json.loads(summary_path.read_text())
+            history_path = folder / "history.json"
+            history = json.loads(history_path.read_text()) if history_path.exists() else []
+            run_id = self.recorder.backfill(t.number, summary, history, trial_state(summary),
+                                            t.user_attrs.get(ATTR_RUN))
+            study._storage.set_trial_user_attr(t._trial_id, ATTR_RUN, run_id)
+            study._storage.set_trial_user_attr(t._trial_id, ATTR_SYNC, "synced")
+            count += 1
+        return count
+
+
+__all__ = ["StudyTracking", "TrackingError", "ATTR_RUN", "ATTR_SYNC"]

@@ -1,0 +1,64 @@
+"""MLflow names (the public contract of DESIGN.md §3) and the mapping from a trial's reports to them.
+
+Metrics: `train/loss`; `grad/global_norm`, `grad/norm/<group>`, `grad/vanishing_ratio`, `grad/horizon`,
+`grad/clipped_fraction`, `weights/lambda1/<layer>`, `weights/spectral_radius/<layer>`, `val/loss`,
+`val/accuracy`; `final/test_loss`, `final/baseline_ratio`, `final/accuracy`, `final/solved`,
+`final/steps_to_solve`, `final/seq_per_s`. Tags: `gradstudy.study`, `gradstudy.trial`,
+`gradstudy.state`, `gradstudy.health`, `gradstudy.cell`. Layers are numbered from 0 (bottom).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterator
+
+TAG_STUDY, TAG_TRIAL, TAG_STATE = "gradstudy.study", "gradstudy.trial", "gradstudy.state"
+TAG_HEALTH, TAG_CELL, TAG_ROLE = "gradstudy.health", "gradstudy.cell", "gradstudy.role"
+PARENT = "mlflow.parentRunId"
+
+FINAL = ("test_loss", "baseline_ratio", "accuracy", "solved", "steps_to_solve", "seq_per_s")
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def probe_metrics(probe: dict[str, Any]) -> Iterator[tuple[str, float]]:
+    """(name, value) pairs of one probe; non-finite values are left out (MLflow cannot hold NaN
+    reliably across backends; the probe table artifact keeps everything)."""
+    pairs: list[tuple[str, Any]] = [
+        ("grad/global_norm", probe.get("global_norm")),
+        ("grad/vanishing_ratio", probe.get("vanishing_ratio")),
+        ("grad/horizon", probe.get("horizon")),
+        ("val/loss", probe.get("val_loss")),
+        ("val/accuracy", probe.get("val_accuracy")),
+    ]
+    pairs += [(f"grad/norm/{g}", v) for g, v in (probe.get("group_norms") or {}).items()]
+    pairs += [(f"weights/lambda1/{i}", v) for i, v in enumerate(probe.get("lambda1") or [])]
+    pairs += [(f"weights/spectral_radius/{i}", v) for i, v in enumerate(probe.get("spectral_radius") or [])]
+    for name, value in pairs:
+        number = _number(value)
+        if number is not None:
+            yield name, number
+
+
+def final_metrics(final: dict[str, Any]) -> Iterator[tuple[str, float]]:
+    for key in FINAL:
+        number = _number(final.get(key))
+        if number is not None:
+            yield f"final/{key}", number
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Dotted keys → string values: MLflow params of a trial's resolved config."""
+    out: dict[str, str] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = "null" if value is None else str(value)
+    return out

@@ -1,0 +1,245 @@
+"""Per-trial figures and tables drawn from a trial's `summary.json` (the contract in DESIGN.md §3).
+
+- `gradient_profile`: ‖∂L_T/∂h_t‖ against t, one curve per probe step (top layer, log scale).
+- `gradient_heatmap`: training step × timestep image of log10 ‖∂L_T/∂h_t‖ (top layer).
+- `probe_table`: every ‖∂L_T/∂h_t‖ as a long CSV: step, layer, t, grad_h_norm.
+- `probe_scalars`: one CSV row per probe: the scalar figures and λ1 / spectral radius per layer.
+
+Layers are numbered from 0 (bottom first, the order of `grad_h_norms`), timesteps from 1 to T. A value
+that is null in the summary (NaN or ±Inf when measured), zero or negative cannot be drawn on a log scale:
+the figures leave it out; the CSVs keep it (an empty cell for null).
+
+Every function writes one file and returns its Path; figures are drawn with the Agg backend and closed.
+Knows nothing of Ray, Optuna or the study driver: it reads plain dicts.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import Normalize  # noqa: E402
+from matplotlib.cm import ScalarMappable  # noqa: E402
+
+HEALTH_ORDER = ["healthy", "vanishing", "exploding", "diverged"]
+HEALTH_COLOURS = {
+    "healthy": "#2ca02c",
+    "vanishing": "#1f77b4",
+    "exploding": "#ff7f0e",
+    "diverged": "#d62728",
+}
+OTHER_COLOUR = "#7f7f7f"
+DPI = 110
+
+GRAD_LABEL = r"$\|\partial L_T / \partial h_t\|$"
+
+
+def health_colour(verdict: Optional[str]) -> str:
+    return HEALTH_COLOURS.get(verdict or "", OTHER_COLOUR)
+
+
+def finite_number(value: Any) -> Optional[float]:
+    """`value` as a float if it is a finite real number (bools excluded), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def positive(value: Any) -> Optional[float]:
+    v = finite_number(value)
+    return v if v is not None and v > 0 else None
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Write `fig` as a PNG at `path` (folders created) and close it."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, format="png", dpi=DPI)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def note_figure(text: str, path: Path, title: str = "", size: tuple[float, float] = (6.0, 2.5)) -> Path:
+    """A small figure holding only a message (used when there is nothing to draw)."""
+    fig, ax = plt.subplots(figsize=size, layout="constrained")
+    ax.axis("off")
+    if title:
+        ax.set_title(title)
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, transform=ax.transAxes)
+    return save_figure(fig, path)
+
+
+# --- reading a summary ------------------------------------------------------------------------------------
+def _probes(summary: dict) -> list[dict]:
+    return [p for p in (summary.get("probes") or []) if isinstance(p, dict)]
+
+
+def _top_layer(probe: dict) -> list[Any]:
+    layers = probe.get("grad_h_norms") or []
+    return list(layers[-1]) if layers else []
+
+
+def _n_layers(summary: dict) -> int:
+    counts = [len(p.get("grad_h_norms") or []) for p in _probes(summary)]
+    counts += [len(p.get("lambda1") or []) for p in _probes(summary)]
+    cfg_layers = (summary.get("config") or {}).get("model", {}).get("layers")
+    return max(counts) if counts and max(counts) > 0 else int(cfg_layers or 0)
+
+
+def _step(probe: dict, index: int) -> int:
+    step = probe.get("step")
+    return int(step) if isinstance(step, (int, float)) and not isinstance(step, bool) else index
+
+
+def describe(summary: dict) -> str:
+    """A one-line title: task · cell (activation) · T · health, plus the initialization."""
+    cfg = summary.get("config") or {}
+    task, model = cfg.get("task") or {}, cfg.get("model") or {}
+    cell = model.get("cell", "?")
+    cell_text = f"{cell} ({model['activation']})" if cell in ("rnn", "esn") and model.get("activation") else cell
+    init = model.get("init")
+    init_text = ""
+    if init in ("scaled", "orthogonal", "identity") and model.get("init_gain") is not None:
+        init_text = f" · init {init}, $\\lambda_1$={model['init_gain']:.3g}"
+    elif init:
+        init_text = f" · init {init}"
+    return (f"{task.get('name', '?')} · {cell_text} · T={task.get('seq_len', '?')}{init_text}"
+            f" · health: {summary.get('health', '?')}")
+
+
+# --- figures --------------------------------------------------------------------------------------------
+def gradient_profile(summary: dict, path: Path) -> Path:
+    """‖∂L_T/∂h_t‖ against t = 1..T (top layer, log y), one curve per probe coloured by training step."""
+    probes = _probes(summary)
+    curves = []
+    for i, probe in enumerate(probes):
+        profile = _top_layer(probe)
+        points = [(t, v) for t, v in ((t, positive(x)) for t, x in enumerate(profile, start=1)) if v is not None]
+        if points:
+            curves.append((_step(probe, i), points))
+    title = describe(summary)
+    if not curves:
+        return note_figure("no finite, positive gradient norms to draw", path, title=title, size=(8.0, 3.0))
+
+    steps = [s for s, _ in curves]
+    lo, hi = min(steps), max(steps)
+    norm = Normalize(vmin=lo - 0.5, vmax=hi + 0.5) if lo == hi else Normalize(vmin=lo, vmax=hi)
+    cmap = matplotlib.colormaps["viridis"]
+    fig, ax = plt.subplots(figsize=(8.0, 4.8), layout="constrained")
+    for step, points in curves:
+        ts, vs = zip(*points)
+        ax.plot(ts, vs, color=cmap(norm(step)), lw=1.4, marker="o" if len(ts) == 1 else None, ms=3)
+    ax.set_yscale("log")
+    length = max(len(_top_layer(p)) for p in probes)
+    ax.set_xlim(0.5, length + 0.5)
+    ax.set_xlabel(r"timestep $t$ (the loss $L_T$ is taken at $t = T$)")
+    layers = _n_layers(summary)
+    ax.set_ylabel(GRAD_LABEL + (f"  (top layer, {layers} layers)" if layers > 1 else ""))
+    ax.grid(True, which="major", alpha=0.3)
+    ax.set_title(title, fontsize=10)
+    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax)
+    bar.set_label("training step of the probe")
+    return save_figure(fig, path)
+
+
+def gradient_heatmap(summary: dict, path: Path) -> Path:
+    """log10 ‖∂L_T/∂h_t‖ of the top layer as an image: training step (y) × timestep (x)."""
+    probes = _probes(summary)
+    title = describe(summary)
+    length = max((len(_top_layer(p)) for p in probes), default=0)
+    if not probes or length == 0:
+        return note_figure("no probes to draw", path, title=title, size=(8.0, 3.0))
+    steps = np.array([_step(p, i) for i, p in enumerate(probes)], dtype=float)
+    grid = np.full((len(probes), length), np.nan)
+    for row, probe in enumerate(probes):
+        for col, value in enumerate(_top_layer(probe)):
+            v = positive(value)
+            if v is not None:
+                grid[row, col] = math.log10(v)
+    if not np.isfinite(grid).any():
+        return note_figure("no finite, positive gradient norms to draw", path, title=title, size=(8.0, 3.0))
+
+    order = np.argsort(steps, kind="stable")
+    steps, grid = steps[order], grid[order]
+    # cell edges half-way between probe steps (probes need not be evenly spaced: the last one is not)
+    if len(steps) == 1:
+        y_edges = np.array([steps[0] - 0.5, steps[0] + 0.5])
+    else:
+        mids = (steps[1:] + steps[:-1]) / 2
+        y_edges = np.concatenate([[steps[0] - (mids[0] - steps[0])], mids,
+                                  [steps[-1] + (steps[-1] - mids[-1])]])
+        y_edges = np.maximum.accumulate(y_edges)
+    x_edges = np.arange(length + 1) + 0.5
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#d9d9d9")
+    fig, ax = plt.subplots(figsize=(8.0, 4.8), layout="constrained")
+    mesh = ax.pcolormesh(x_edges, y_edges, np.ma.masked_invalid(grid), cmap=cmap, shading="flat")
+    ax.set_xlabel(r"timestep $t$")
+    ax.set_ylabel("training step of the probe")
+    if len(steps) <= 12:
+        ax.set_yticks(steps)
+    ax.set_title(title, fontsize=10)
+    bar = fig.colorbar(mesh, ax=ax)
+    bar.set_label(r"$\log_{10}$ " + GRAD_LABEL + " (top layer)")
+    return save_figure(fig, path)
+
+
+# --- tables ---------------------------------------------------------------------------------------------
+def _cell(value: Any) -> Any:
+    """A CSV cell: null / NaN / ±Inf as an empty cell, everything else as is."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and not math.isfinite(value):
+        return ""
+    return value
+
+
+def _write_csv(path: Path, header: list[str], rows: Iterable[list[Any]]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow([_cell(v) for v in row])
+    return path
+
+
+def probe_table(summary: dict, path: Path) -> Path:
+    """Long CSV of the probes' gradient profiles: one row per (probe step, layer, timestep)."""
+    def rows():
+        for i, probe in enumerate(_probes(summary)):
+            step = _step(probe, i)
+            for layer, profile in enumerate(probe.get("grad_h_norms") or []):
+                for t, value in enumerate(profile, start=1):
+                    yield [step, layer, t, value]
+    return _write_csv(path, ["step", "layer", "t", "grad_h_norm"], rows())
+
+
+def probe_scalars(summary: dict, path: Path) -> Path:
+    """CSV, one row per probe: step, vanishing_ratio, horizon, global_norm, clipped, health, val_loss,
+    lambda1_<layer>, spectral_radius_<layer> (layers from 0, bottom first)."""
+    layers = _n_layers(summary)
+    header = ["step", "vanishing_ratio", "horizon", "global_norm", "clipped", "health", "val_loss"]
+    header += [f"lambda1_{i}" for i in range(layers)] + [f"spectral_radius_{i}" for i in range(layers)]
+
+    def per_layer(probe: dict, key: str) -> list[Any]:
+        values = list(probe.get(key) or [])
+        return (values + [None] * layers)[:layers]
+
+    def rows():
+        for i, probe in enumerate(_probes(summary)):
+            clipped = probe.get("clipped")
+            yield ([_step(probe, i), probe.get("vanishing_ratio"), probe.get("horizon"), probe.get("global_norm"),
+                    "" if clipped is None else int(bool(clipped)), probe.get("health"), probe.get("val_loss")]
+                   + per_layer(probe, "lambda1") + per_layer(probe, "spectral_radius"))
+    return _write_csv(path, header, rows())

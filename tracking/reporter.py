@@ -1,0 +1,79 @@
+"""A `workers.reporter.Reporter` that records one trial in its MLflow child run, from the worker.
+
+Step metrics and probe metrics go through a background BatchLogger (training does not wait on MLflow).
+At the end: the final metrics, then the artifacts (summary.json, config.yaml, the gradient profile and
+heatmap plots, the probe tables). Nothing here raises into the trial: if MLflow is unreachable the
+trial still finishes, and `result` says what was not delivered so that the driver keeps it for a
+back-fill (`gradstudy report NAME`). `history` holds every metric sent, for that back-fill.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+from mlflow import MlflowClient
+
+from tracking import names
+from tracking.batch_logger import BatchLogger
+
+# Worker-side HTTP: a few quick retries rather than MLflow's default 7 with back-off (minutes per call).
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+
+
+def write_artifacts(summary: dict[str, Any], folder: Path) -> Path:
+    """The per-trial artifact files, written into `folder`."""
+    from tracking import plots
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "summary.json").write_text(json.dumps(summary, indent=1))
+    (folder / "config.yaml").write_text(yaml.safe_dump(summary["config"], sort_keys=False))
+    if summary.get("probes"):
+        plots.gradient_profile(summary, folder / "gradient_profile.png")
+        plots.gradient_heatmap(summary, folder / "gradient_heatmap.png")
+        plots.probe_table(summary, folder / "probes.csv")
+        plots.probe_scalars(summary, folder / "probe_scalars.csv")
+    return folder
+
+
+class MlflowReporter:
+    def __init__(self, tracking_uri: str, run_id: str, close_timeout_s: float = 30.0):
+        self.client, self.run_id = MlflowClient(tracking_uri=tracking_uri), run_id
+        self.close_timeout_s = close_timeout_s
+        self.history: list[tuple[str, float, int]] = []
+        self.logger = BatchLogger(lambda batch: self.client.log_batch(run_id, metrics=batch, synchronous=True))
+        self.result: dict[str, Any] = {"delivered": False, "artifacts": False, "undelivered": 0}
+
+    def _add(self, key: str, value: float, step: int) -> None:
+        self.history.append((key, value, step))
+        self.logger.add(key, value, step)
+
+    def on_start(self, info: dict[str, Any]) -> None:
+        pass
+
+    def on_step(self, step: int, metrics: dict[str, float]) -> None:
+        for key, value in metrics.items():
+            self._add(key, float(value), step)
+
+    def on_probe(self, probe: dict[str, Any]) -> None:
+        for key, value in names.probe_metrics(probe):
+            self._add(key, value, probe["step"])
+
+    def should_stop(self, step: int) -> bool:
+        return False
+
+    def on_end(self, summary: dict[str, Any]) -> None:
+        for key, value in names.final_metrics(summary["final"]):
+            self._add(key, value, summary["steps"])
+        left = self.logger.close(self.close_timeout_s)
+        self.result.update(delivered=not left, undelivered=len(left))
+        try:
+            with tempfile.TemporaryDirectory(prefix="gradstudy-artifacts-") as tmp:
+                self.client.log_artifacts(self.run_id, str(write_artifacts(summary, Path(tmp))))
+            self.result["artifacts"] = True
+        except Exception as exc:  # MLflow gone: the driver back-fills from the files it keeps
+            self.result["artifact_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"

@@ -1,0 +1,126 @@
+"""The MLflow layout of a study, kept by the driver.
+
+    experiment "gradstudy/<study>"
+      └─ parent run "<study>"        tag gradstudy.role=study: search space, sampler, pruner, objectives,
+         │                           git commit, resolved config (secrets masked), the study report
+         ├─ child run "trial-0000"   tags gradstudy.study/trial/state/health/cell, params = the trial's
+         ├─ child run "trial-0001"   resolved config with dotted keys, metrics, per-trial artifacts
+         └─ …
+
+The driver creates a trial's child run before the trial starts and closes it when the trial ends,
+whatever the end (completed, diverged, pruned, failed, lost with its worker and re-queued), so no
+trial is missing. `gradstudy.state` ∈ completed, pruned, diverged, failed, requeued, running. MLflow run
+status: FINISHED (completed, diverged), KILLED (pruned), FAILED (failed, requeued).
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+
+from tracking import names
+from tracking.reporter import write_artifacts
+from tracking.store import artifact_location, scrub
+
+STATUS = {"completed": "FINISHED", "diverged": "FINISHED", "pruned": "KILLED", "failed": "FAILED",
+          "requeued": "FAILED"}
+
+
+def _chunks(items: list, size: int) -> Iterable[list]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def experiment_name(study: str) -> str:
+    return f"gradstudy/{study}"
+
+
+class StudyRecorder:
+    def __init__(self, client: MlflowClient, uri: str, data_dir: Path, study: str):
+        self.client, self.uri, self.study = client, uri, study
+        name = experiment_name(study)
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            self.experiment_id = client.create_experiment(
+                name, artifact_location=artifact_location(uri, data_dir, study), tags={names.TAG_STUDY: study})
+        else:
+            if found.lifecycle_stage == "deleted":
+                client.restore_experiment(found.experiment_id)
+            self.experiment_id = found.experiment_id
+        self.parent_id = self._parent()
+
+    def _parent(self) -> str:
+        runs = self.client.search_runs([self.experiment_id],
+                                       filter_string=f"tags.`{names.TAG_ROLE}` = 'study'", max_results=1)
+        if runs:
+            return runs[0].info.run_id
+        run = self.client.create_run(self.experiment_id, run_name=self.study,
+                                     tags={names.TAG_ROLE: "study", names.TAG_STUDY: self.study})
+        return run.info.run_id
+
+    # --- the study ------------------------------------------------------------------------------------
+    def log_study(self, params: dict[str, str], config_yaml: str, tags: dict[str, str]) -> None:
+        existing = self.client.get_run(self.parent_id).data.params
+        new = [Param(k, scrub(str(v))[:6000]) for k, v in params.items() if k not in existing]
+        for batch in _chunks(new, 100):
+            self.client.log_batch(self.parent_id, params=batch)
+        for batch in _chunks([RunTag(k, scrub(str(v))) for k, v in tags.items()], 100):
+            self.client.log_batch(self.parent_id, tags=batch)
+        self.client.log_text(self.parent_id, scrub(config_yaml), "config.yaml")
+
+    def log_study_metrics(self, metrics: dict[str, float]) -> None:
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.parent_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
+
+    def log_report(self, folder: Path) -> None:
+        self.client.log_artifacts(self.parent_id, str(folder), "report")
+
+    def end_study(self, status: str = "FINISHED") -> None:
+        self.client.set_terminated(self.parent_id, status)
+
+    # --- trials ---------------------------------------------------------------------------------------
+    def start_trial(self, number: int, config: dict[str, Any], extra_tags: Optional[dict[str, str]] = None) -> str:
+        tags = {names.PARENT: self.parent_id, names.TAG_STUDY: self.study, names.TAG_TRIAL: str(number),
+                names.TAG_STATE: "running", names.TAG_CELL: str(config["model"]["cell"]), **(extra_tags or {})}
+        run = self.client.create_run(self.experiment_id, run_name=f"trial-{number:04d}", tags=tags)
+        params = [Param(k, v) for k, v in names.flatten(config).items()]
+        for batch in _chunks(params, 100):
+            self.client.log_batch(run.info.run_id, params=batch)
+        return run.info.run_id
+
+    def finish_trial(self, run_id: str, state: str, health: Optional[str] = None,
+                     reason: Optional[str] = None) -> None:
+        tags = [RunTag(names.TAG_STATE, state)]
+        if health:
+            tags.append(RunTag(names.TAG_HEALTH, health))
+        if reason:
+            tags.append(RunTag("gradstudy.fail_reason", scrub(reason)[:5000]))
+        self.client.log_batch(run_id, tags=tags)
+        self.client.set_terminated(run_id, STATUS.get(state, "FAILED"))
+
+    def backfill(self, number: int, summary: dict[str, Any], history: list, state: str,
+                 old_run_id: Optional[str] = None) -> str:
+        """Record a trial again from the files the driver kept (a fresh child run; the partial one is
+        deleted)."""
+        run_id = self.start_trial(number, summary["config"], {"gradstudy.backfilled": "true"})
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, int(s)) for k, v, s in history]
+        if not history:   # no step history kept: at least the probes and the final figures
+            for probe in summary.get("probes", []):
+                metrics += [Metric(k, v, now, probe["step"]) for k, v in names.probe_metrics(probe)]
+            metrics += [Metric(k, v, now, summary["steps"]) for k, v in names.final_metrics(summary["final"])]
+        for batch in _chunks(metrics, 1000):
+            self.client.log_batch(run_id, metrics=batch)
+        with tempfile.TemporaryDirectory(prefix="gradstudy-backfill-") as tmp:
+            self.client.log_artifacts(run_id, str(write_artifacts(summary, Path(tmp))))
+        self.finish_trial(run_id, state, summary.get("health"))
+        if old_run_id:
+            try:
+                self.client.delete_run(old_run_id)
+            except Exception:
+                pass
+        return run_id

@@ -1,0 +1,87 @@
+"""Where MLflow records go, and checking that they can go there.
+
+- `tracking.uri` empty: a local SQLite store `<data dir>/mlflow/mlflow.db` with artifacts in
+  `<data dir>/mlflow/artifacts`, absolute paths (never MLflow's default `./mlflow.db` or `./mlruns`
+  relative to wherever the command happens to run).
+- `tracking.uri` = `http(s)://host:port`: a shared `mlflow server`. Credentials come from the
+  environment only (`MLFLOW_TRACKING_USERNAME`, `MLFLOW_TRACKING_PASSWORD`, read by MLflow itself); a URI
+  with a password in it is refused, so no secret sits in a config file or in the records.
+`scrub()` masks any `://user:password@` in text that is about to be logged.
+"""
+from __future__ import annotations
+
+import os
+import re
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from mlflow import MlflowClient
+
+
+class TrackingError(RuntimeError):
+    """MLflow cannot be used as configured: names `tracking.uri`, the value and what is needed."""
+
+    def __init__(self, uri: str, valid: str):
+        self.key, self.value, self.valid = "tracking.uri", scrub(uri), valid
+        super().__init__(f"tracking.uri={self.value!r} is unusable; valid: {valid}")
+
+
+_USERINFO = re.compile(r"(://[^/:@\s]+):[^@/\s]*@")
+
+
+def scrub(text: str) -> str:
+    """Mask passwords of URLs in `text` (postgresql://u:secret@h → postgresql://u:***@h)."""
+    return _USERINFO.sub(r"\1:***@", text)
+
+
+def local_root(data_dir: Path) -> Path:
+    return Path(data_dir).resolve() / "mlflow"
+
+
+def resolve_uri(uri: str, data_dir: Path) -> str:
+    if uri:
+        if _USERINFO.search(uri):
+            raise TrackingError(uri, "a URI without credentials; set MLFLOW_TRACKING_USERNAME and "
+                                     "MLFLOW_TRACKING_PASSWORD in the environment instead")
+        return uri
+    root = local_root(data_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def artifact_location(uri: str, data_dir: Path, experiment: str) -> str | None:
+    """Artifact folder for a new experiment: under the data dir for the local store, the server's
+    choice (None) for a remote one."""
+    if uri.startswith("sqlite:") or uri.startswith("file:"):
+        return (local_root(data_dir) / "artifacts" / experiment).as_uri()
+    return None
+
+
+@contextmanager
+def quick_http() -> Iterator[None]:
+    """Fail fast instead of MLflow's default 7 retries with back-off (minutes) for a check."""
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "5"
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def connect(uri: str, data_dir: Path) -> MlflowClient:
+    """A client for the resolved store, checked to answer now; TrackingError otherwise."""
+    resolved = resolve_uri(uri, data_dir)
+    client = MlflowClient(tracking_uri=resolved)
+    try:
+        with quick_http():
+            client.search_experiments(max_results=1)
+    except Exception as exc:
+        reason = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        raise TrackingError(uri or resolved, f"a reachable MLflow tracking server or store ({reason[:300]})") from None
+    return client
