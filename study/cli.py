@@ -5,6 +5,8 @@
     gradstudy resume NAME            finish a study that was interrupted, as it was started
     gradstudy status NAME [--json]   counts by state, best so far, health mix
     gradstudy list                   the studies in the storage
+    gradstudy report NAME            back-fill MLflow, rewrite the study report on the parent run
+    gradstudy ui [--port 5000]       the MLflow UI on the local store, bound to 127.0.0.1
 
 Overrides are Hydra's (`model.cell=lstm task=copy_memory task.seq_len=100`). A bad configuration is
 one line on stderr naming the key, the value and what is valid, exit code 2, and nothing is written.
@@ -17,6 +19,7 @@ import sys
 from rich.console import Console
 
 from study.lock import StudyLocked
+from tracking.store import TrackingError
 from workers.config import ConfigError
 
 EXIT_CONFIG = 2
@@ -128,6 +131,39 @@ def _trial(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from study.compose import compose_root
+    from study.runner import load_for_resume, trial_dir
+    from study.tracking_hooks import StudyTracking
+
+    study = _load(args.name, args.storage)
+    composed = compose_root(load_for_resume(args.name, args.storage) + [f"study.name={args.name}"])
+    uri = args.tracking_uri if args.tracking_uri is not None else composed.root.tracking.uri
+    tracking = StudyTracking(uri, args.name)
+    tracking.start(composed, study.user_attrs.get("gradstudy.search", {}))
+    filled = tracking.backfill(study, trial_dir)
+    html = tracking.report(study, trial_dir)
+    print(f"back-filled {filled} trial(s) into MLflow; report: {html}")
+    return 0
+
+
+def _ui(args: argparse.Namespace) -> int:
+    import os
+    import shutil
+
+    from study.paths import data_dir
+    from tracking.store import local_root, resolve_uri
+
+    uri = resolve_uri("", data_dir())
+    url = f"http://127.0.0.1:{args.port}"
+    print(f"MLflow UI on {uri}: {url}  (Ctrl-C to stop)", flush=True)
+    mlflow = shutil.which("mlflow") or os.path.join(os.path.dirname(sys.executable), "mlflow")
+    os.execv(mlflow, [mlflow, "ui", "--backend-store-uri", uri, "--default-artifact-root",
+                      (local_root(data_dir()) / "artifacts").as_uri(), "--host", "127.0.0.1",
+                      "--port", str(args.port)])
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gradstudy", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -150,6 +186,14 @@ def parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("list", help="the studies in the storage")
     lst.add_argument("--storage", default="", help=storage_help)
     lst.set_defaults(run=_list)
+    report = sub.add_parser("report", help="back-fill MLflow and rewrite the study report")
+    report.add_argument("name")
+    report.add_argument("--storage", default="", help=storage_help)
+    report.add_argument("--tracking-uri", default=None, help="MLflow URI (default: the study's tracking.uri)")
+    report.set_defaults(run=_report)
+    ui = sub.add_parser("ui", help="the MLflow UI on the local store (loopback only)")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(run=_ui)
     return p
 
 
@@ -159,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except ConfigError as exc:
         print(f"gradstudy: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except TrackingError as exc:
+        print(f"gradstudy: tracking error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except StudyLocked as exc:
         print(f"gradstudy: {exc}", file=sys.stderr)

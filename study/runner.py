@@ -214,10 +214,10 @@ class StudyRunner:
     # --- the loop -------------------------------------------------------------------------------------
     def run(self) -> Outcome:
         self.validate()
-        open_storage(self.storage_url)            # unreachable storage or Ray: an error before
-        placement.connect(self.root.cluster)      # anything is written
-        plan = placement.plan(self.root.cluster)
+        open_storage(self.storage_url)            # unreachable storage, MLflow or Ray: an error
         tracking = StudyTracking(self.root.tracking.uri, self.name) if self.root.tracking.enabled else None
+        placement.connect(self.root.cluster)      # before anything is written
+        plan = placement.plan(self.root.cluster)
         with study_lock(self.name, self.storage_url):
             study = self.open_study()
             if tracking is not None:
