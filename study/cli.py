@@ -45,6 +45,10 @@ def _run_study(overrides: list[str]) -> int:
     where = f" --storage '{storage}'" if storage else ""
     out.print(f"Results: `gradstudy status {name}{where}`; trial summaries under "
               f"{_studies_dir() / name / 'trials'}")
+    if composed.root.tracking.enabled:
+        report = _studies_dir() / name / "report" / "report.html"
+        ui = "`gradstudy ui`, then http://127.0.0.1:5000" if not composed.root.tracking.uri else composed.root.tracking.uri
+        out.print(f"In MLflow: {ui} → experiment gradstudy/{name}; study report: {report}")
     if outcome.timed_out:
         err.print(f"study.timeout_s reached: the study is not finished; `gradstudy resume {name}` continues it")
         return EXIT_BUDGET

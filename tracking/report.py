@@ -514,7 +514,8 @@ def write_study_report(study: optuna.Study, folder: Path, summaries: Optional[di
     # header and counts
     parts.append(f"<h1>Study {_e(study.study_name)}</h1>")
     objectives = ", ".join(f"{d} {n}" for d, n in zip(directions, names))
-    meta = [("study", study.study_name), ("objectives", objectives), ("generated", generated + " (UTC)")]
+    meta = [("study", study.study_name), ("directions", ", ".join(directions)), ("objectives", objectives),
+            ("generated", generated + " (UTC)")]
     if study.user_attrs.get("gradstudy.n_trials") is not None:
         meta.insert(2, ("target trials", study.user_attrs["gradstudy.n_trials"]))
     parts.append("<table class=\"meta\">" + "".join(

@@ -1,0 +1,319 @@
+"""The tracking artifacts: per-trial figures and CSVs (`tracking/plots.py`) and the study report
+(`tracking/report.py`). Real matplotlib output, real Optuna studies (in memory), and one real trial summary
+from `workers.trial.run_trial` on a tiny config (CPU). No mocks."""
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import re
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.trial import TrialState, create_trial
+
+from tracking import plots
+from tracking.report import FILES, best_per_cell, state_counts, write_study_report
+from workers.config import Device, Init, TaskName, TrialConfig
+from workers.trial import run_trial
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+GAIN = FloatDistribution(0.25, 4.0, log=True)
+ACT = CategoricalDistribution(("tanh", "relu", "linear"))
+CELL = CategoricalDistribution(("rnn", "lstm", "gru"))
+LR = FloatDistribution(1e-4, 1e-1, log=True)
+
+
+def assert_png(path: Path) -> None:
+    path = Path(path)
+    assert path.is_file(), path
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC, path
+    assert len(data) > 1024, (path, len(data))
+
+
+def html_links(page: str) -> tuple[set[str], set[str]]:
+    """(every href/src in the page, the src of every <img>)."""
+    links = set(re.findall(r'(?:href|src)="([^"]+)"', page))
+    images = set(re.findall(r'<img [^>]*src="([^"]+)"', page))
+    return links, images
+
+
+def check_report(folder: Path, page_path: Path) -> str:
+    """Every linked file exists; every linked PNG is shown by an <img> and is a real PNG; links are relative."""
+    assert page_path == folder / "report.html" and page_path.is_file()
+    page = page_path.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    links, images = html_links(page)
+    for link in links:
+        assert not link.startswith(("/", "file:", "http")), link
+        assert (folder / link).is_file(), link
+    pngs = {link for link in links if link.endswith(".png")}
+    assert pngs == images
+    for png in pngs:
+        assert_png(folder / png)
+    return page
+
+
+# --- a real summary ---------------------------------------------------------------------------------------
+def tiny_cfg(layers: int = 2) -> TrialConfig:
+    cfg = TrialConfig()
+    cfg.task.name = TaskName("adding")
+    cfg.task.seq_len = 12
+    cfg.task.test_size, cfg.task.val_size = 64, 32
+    cfg.model.hidden_size, cfg.model.layers = 8, layers
+    cfg.model.init, cfg.model.init_gain = Init.scaled, 0.8
+    cfg.train.steps, cfg.train.batch_size = 12, 8
+    cfg.train.probe_every, cfg.train.log_every = 5, 5
+    cfg.train.device = Device.cpu
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def summary() -> dict:
+    return run_trial(tiny_cfg())
+
+
+def test_summary_shape(summary):
+    assert [p["step"] for p in summary["probes"]] == [0, 5, 10, 11]
+    assert all(len(p["grad_h_norms"]) == 2 and len(p["grad_h_norms"][0]) == 12 for p in summary["probes"])
+
+
+# --- per-trial figures and tables -------------------------------------------------------------------------
+def test_figures_from_a_real_summary(summary, tmp_path):
+    profile = plots.gradient_profile(summary, tmp_path / "profile.png")
+    heatmap = plots.gradient_heatmap(summary, tmp_path / "sub" / "heatmap.png")
+    assert profile == tmp_path / "profile.png" and heatmap == tmp_path / "sub" / "heatmap.png"
+    assert_png(profile)
+    assert_png(heatmap)
+    assert not plots.plt.get_fignums(), "figures left open"
+
+
+def test_probe_table_is_long_format(summary, tmp_path):
+    path = plots.probe_table(summary, tmp_path / "probes.csv")
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    probes, layers, length = len(summary["probes"]), 2, 12
+    assert len(rows) == probes * layers * length
+    assert list(rows[0]) == ["step", "layer", "t", "grad_h_norm"]
+    assert {r["layer"] for r in rows} == {"0", "1"}
+    assert {int(r["t"]) for r in rows} == set(range(1, length + 1))
+    assert {int(r["step"]) for r in rows} == {p["step"] for p in summary["probes"]}
+    last = summary["probes"][-1]
+    top_t1 = next(r for r in rows if int(r["step"]) == last["step"] and r["layer"] == "1" and r["t"] == "1")
+    assert float(top_t1["grad_h_norm"]) == pytest.approx(last["grad_h_norms"][1][0])
+
+
+def test_probe_scalars(summary, tmp_path):
+    path = plots.probe_scalars(summary, tmp_path / "scalars.csv")
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(summary["probes"])
+    assert list(rows[0]) == ["step", "vanishing_ratio", "horizon", "global_norm", "clipped", "health", "val_loss",
+                             "lambda1_0", "lambda1_1", "spectral_radius_0", "spectral_radius_1"]
+    for row, probe in zip(rows, summary["probes"]):
+        assert int(row["step"]) == probe["step"]
+        assert row["health"] == probe["health"]
+        assert float(row["lambda1_1"]) == pytest.approx(probe["lambda1"][1])
+        assert float(row["vanishing_ratio"]) == pytest.approx(probe["vanishing_ratio"])
+        assert row["clipped"] in ("0", "1")
+    assert float(rows[0]["lambda1_0"]) == pytest.approx(0.8, rel=1e-6)   # scaled init: λ1 = init_gain
+
+
+def test_degenerate_summaries(summary, tmp_path):
+    """Nulls, zeros, infinities, a single probe and no probes at all: files still come out."""
+    broken = copy.deepcopy(summary)
+    broken["probes"] = broken["probes"][:2]
+    top = broken["probes"][0]["grad_h_norms"][-1]
+    top[0], top[1], top[2] = None, 0.0, -1.0
+    broken["probes"][1]["grad_h_norms"][-1] = [None] * len(top)     # underflow/overflow everywhere
+    broken["probes"][1]["lambda1"] = [None]                         # shorter than the layers
+    broken["probes"][1]["vanishing_ratio"] = None
+    broken["health"] = "diverged"
+    for name, s in {"broken": broken,
+                    "single": {**summary, "probes": summary["probes"][-1:]},
+                    "empty": {**summary, "probes": []},
+                    "bare": {"health": "healthy"},
+                    "inf": {**summary, "probes": [{**summary["probes"][0],
+                                                   "grad_h_norms": [[math.inf, math.nan, 1.0]]}]}}.items():
+        assert_png(plots.gradient_profile(s, tmp_path / f"{name}_profile.png"))
+        assert_png(plots.gradient_heatmap(s, tmp_path / f"{name}_heatmap.png"))
+        plots.probe_table(s, tmp_path / f"{name}.csv")
+        plots.probe_scalars(s, tmp_path / f"{name}_scalars.csv")
+    with (tmp_path / "broken.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * 2 * 12
+    assert rows[12]["grad_h_norm"] == ""            # probe 0, top layer, t = 1 was null
+    with (tmp_path / "broken_scalars.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert rows[1]["vanishing_ratio"] == "" and rows[1]["lambda1_0"] == "" and rows[1]["lambda1_1"] == ""
+    with (tmp_path / "empty.csv").open() as f:
+        assert list(csv.reader(f)) == [["step", "layer", "t", "grad_h_norm"]]
+    assert not plots.plt.get_fignums()
+
+
+# --- studies --------------------------------------------------------------------------------------------
+def attrs(health: str, cell: str = "rnn", ratio: float | None = 0.0, loss: float | None = 0.2,
+          **extra) -> dict:
+    return {"gradstudy.health": health, "gradstudy.cell": cell, "gradstudy.vanishing_ratio": ratio,
+            "gradstudy.status": "completed", **extra,
+            "gradstudy.final": {"test_loss": loss, "baseline_loss": 0.167}}
+
+
+def phase_study() -> optuna.Study:
+    """The wrec_phase picture: λ1 × activation, with diverged (+inf), pruned, failed and requeued trials."""
+    study = optuna.create_study(study_name="phase <&>", direction="minimize")
+    study.set_user_attr("gradstudy.objectives", ["final.test_loss"])
+    study.set_user_attr("gradstudy.search", {"model.init": "scaled",
+                                             "model.init_gain": "tag(log, interval(0.25, 4.0))",
+                                             "model.activation": "choice(tanh, relu, linear)"})
+    dists = {"model.init_gain": GAIN, "model.activation": ACT}
+    rows = [(0.3, "tanh", 0.17, -8.0, "vanishing"), (1.0, "tanh", 0.12, -1.0, "healthy"),
+            (3.0, "tanh", 0.16, 0.5, "healthy"), (0.5, "relu", 0.17, -5.0, "vanishing"),
+            (2.5, "relu", math.inf, None, "diverged"), (0.4, "linear", 0.2, -12.0, "vanishing"),
+            (3.5, "linear", 4e13, 9.0, "exploding"), (1.2, "linear", 0.15, 0.7, "healthy")]
+    for gain, act, value, ratio, health in rows:
+        study.add_trial(create_trial(params={"model.init_gain": gain, "model.activation": act}, distributions=dists,
+                                     value=value, user_attrs=attrs(health, ratio=ratio,
+                                                                   loss=value if math.isfinite(value) else None)))
+    study.add_trial(create_trial(params={"model.init_gain": 0.7, "model.activation": "relu"}, distributions=dists,
+                                 state=TrialState.PRUNED, user_attrs=attrs("vanishing", ratio=-4.0, loss=0.18)))
+    study.add_trial(create_trial(params={"model.init_gain": 0.9, "model.activation": "tanh"}, distributions=dists,
+                                 state=TrialState.FAIL, user_attrs={"gradstudy.requeued": True}))
+    study.add_trial(create_trial(params={"model.init_gain": 0.9, "model.activation": "tanh"}, distributions=dists,
+                                 state=TrialState.FAIL, user_attrs={"gradstudy.fail_reason": "<oom>"}))
+    return study
+
+
+def cells_study() -> optuna.Study:
+    """Three cells with conditional params; the best per cell is known."""
+    study = optuna.create_study(study_name="cells", direction="minimize")
+    values = [("rnn", 0.30), ("lstm", 0.10), ("gru", 0.25), ("rnn", 0.20), ("lstm", 0.05), ("gru", math.inf),
+              ("rnn", math.inf), ("gru", 0.25), ("lstm", 0.07)]
+    for i, (cell, value) in enumerate(values):
+        params = {"model.cell": cell, "train.lr": 10 ** (-3 + 0.2 * i)}
+        dists = {"model.cell": CELL, "train.lr": LR}
+        if cell == "rnn":
+            params["model.activation"], dists["model.activation"] = ("tanh", "relu")[i % 2], ACT
+        study.add_trial(create_trial(params=params, distributions=dists, value=value,
+                                     user_attrs=attrs("diverged" if math.isinf(value) else "healthy", cell=cell)))
+    return study
+
+
+EXPECTED_BEST = {"gru": 2, "lstm": 4, "rnn": 3}   # gru: 0.25 at trials 2 and 7 -> the first
+
+
+def best_rows(page: str) -> dict[str, int]:
+    rows = re.findall(r'<tr class="best" data-cell="([^"]*)" data-trial="(\d+)">', page)
+    cells = [c for c, _ in rows]
+    assert len(cells) == len(set(cells)), "a cell listed twice"
+    return {c: int(n) for c, n in rows}
+
+
+def test_phase_study_report(tmp_path):
+    study = phase_study()
+    page = check_report(tmp_path, write_study_report(study, tmp_path))
+    for key in ("health", "history", "importances", "phase"):
+        assert f'<img src="{FILES[key]}"' in page, key
+    assert "phase &lt;&amp;&gt;" in page and "phase <&>" not in page
+    assert best_rows(page) == {"rnn": 1}
+    counts = state_counts(study.trials)
+    assert counts == {"COMPLETE": 8, "PRUNED": 1, "FAIL": 1, "REQUEUED": 1, "RUNNING": 0, "WAITING": 0}
+    for state, n in counts.items():
+        assert f'data-state="{state}">{n}<' in page
+    assert not plots.plt.get_fignums()
+
+
+def test_best_per_cell(tmp_path):
+    study = cells_study()
+    assert {c: t.number for c, t in best_per_cell(study).items()} == EXPECTED_BEST
+    page = check_report(tmp_path, write_study_report(study, tmp_path))
+    assert best_rows(page) == EXPECTED_BEST
+    # no λ1 in this study: the "phase" figure falls back to the two leading parameters
+    assert f'<img src="{FILES["phase"]}"' in page and "λ1" not in page.split("Phase diagram")[1]
+
+
+def test_maximize_ranks_the_other_way(tmp_path):
+    study = optuna.create_study(direction="maximize")
+    for value in (0.5, 0.9, -math.inf, 0.7):
+        study.add_trial(create_trial(params={"train.lr": 0.01}, distributions={"train.lr": LR}, value=value,
+                                     user_attrs=attrs("healthy")))
+    assert best_per_cell(study)["rnn"].number == 1
+    assert best_rows(check_report(tmp_path, write_study_report(study, tmp_path))) == {"rnn": 1}
+
+
+def test_report_with_a_real_summary(summary, tmp_path):
+    """A study whose one trial is the real run: the phase diagram reads λ1 from the summary's config
+    (init_gain is not a param), and the best trial's gradient profile is drawn from the summary."""
+    study = optuna.create_study(study_name="real", direction="minimize")
+    last = summary["probes"][-1]
+    study.add_trial(create_trial(
+        params={"train.lr": 1e-3}, distributions={"train.lr": LR}, value=summary["final"]["test_loss"],
+        user_attrs={"gradstudy.health": summary["health"], "gradstudy.cell": summary["config"]["model"]["cell"],
+                    "gradstudy.final": summary["final"], "gradstudy.status": summary["status"],
+                    "gradstudy.vanishing_ratio": last["vanishing_ratio"]}))
+    page = check_report(tmp_path, write_study_report(study, tmp_path, summaries={0: summary}))
+    assert f'<img src="{FILES["phase"]}"' in page
+    assert '<img src="profile_rnn_00000.png"' in page
+    assert "importances not available" in page      # one trial: a note, not a figure
+    assert not (tmp_path / FILES["importances"]).exists()
+
+
+@pytest.mark.parametrize("kind", ["empty", "pruned_failed", "single_param", "all_inf", "no_params",
+                                  "multi_objective", "constant", "running"])
+def test_edge_studies(kind, tmp_path):
+    dists = {"model.init_gain": GAIN}
+    if kind == "multi_objective":
+        study = optuna.create_study(directions=["minimize", "maximize"])
+        study.set_user_attr("gradstudy.objectives", ["final.test_loss", "final.accuracy"])
+    else:
+        study = optuna.create_study(direction="minimize")
+    if kind == "pruned_failed":
+        study.add_trial(create_trial(params={"model.init_gain": 0.5}, distributions=dists, state=TrialState.PRUNED,
+                                     user_attrs=attrs("vanishing", ratio=None, loss=None)))
+        study.add_trial(create_trial(state=TrialState.FAIL))
+    elif kind == "single_param":
+        for i, v in enumerate((0.3, 0.2, math.inf)):
+            study.add_trial(create_trial(params={"train.lr": 10 ** (-3 + i)}, distributions={"train.lr": LR},
+                                         value=v, user_attrs=attrs("healthy")))
+    elif kind == "all_inf":
+        for gain in (2.0, 3.0):
+            study.add_trial(create_trial(params={"model.init_gain": gain}, distributions=dists, value=math.inf,
+                                         user_attrs=attrs("diverged", ratio=None, loss=None)))
+    elif kind == "no_params":
+        for v in (0.3, 0.2):
+            study.add_trial(create_trial(value=v))
+    elif kind == "multi_objective":
+        for i, gain in enumerate((0.5, 1.0, 2.0)):
+            study.add_trial(create_trial(params={"model.init_gain": gain, "model.activation": "tanh"},
+                                         distributions={**dists, "model.activation": ACT},
+                                         values=[0.2 + i / 10, math.inf if i == 2 else 0.5],
+                                         user_attrs=attrs("healthy")))
+    elif kind == "constant":
+        for v in (0.3, 0.2):
+            study.add_trial(create_trial(params={"train.lr": 0.01}, distributions={"train.lr": LR}, value=v))
+    elif kind == "running":
+        study.add_trial(create_trial(params={"train.lr": 0.01}, distributions={"train.lr": LR},
+                                     state=TrialState.RUNNING))
+    page = check_report(tmp_path, write_study_report(study, tmp_path))
+    if kind in ("empty", "pruned_failed", "all_inf", "no_params", "constant", "running"):
+        assert "importances not available" in page
+    if kind == "empty":
+        assert "<img" not in page and "no complete trials yet" in page
+    if kind == "multi_objective":
+        assert best_rows(page) == {"rnn": 0} and "Pareto" in page
+        assert f'<img src="{FILES["history"]}"' in page and f'<img src="{FILES["phase"]}"' in page
+    if kind == "single_param":
+        assert f'<img src="{FILES["phase"]}"' in page
+    assert not plots.plt.get_fignums()
+
+
+def test_rewrite_drops_stale_figures(tmp_path):
+    check_report(tmp_path, write_study_report(phase_study(), tmp_path))
+    assert (tmp_path / FILES["importances"]).exists()
+    check_report(tmp_path, write_study_report(optuna.create_study(), tmp_path))
+    assert not any(tmp_path.glob("*.png"))
