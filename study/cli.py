@@ -5,6 +5,7 @@
     gradstudy resume NAME            finish a study that was interrupted, as it was started
     gradstudy status NAME [--json]   counts by state, best so far, health mix
     gradstudy list                   the studies in the storage
+    gradstudy nightly [--date D] [overrides…]   the nightly study `nightly-<date>`; exit 5 on a regression
     gradstudy report NAME            back-fill MLflow, rewrite the study report on the parent run
     gradstudy ui [--port 5000]       the MLflow UI on the local store, bound to 127.0.0.1
 
@@ -27,7 +28,9 @@ EXIT_LOCKED = 3
 EXIT_BUDGET = 4     # the wall-clock budget ran out before study.n_trials were finished
 
 
-def _run_study(overrides: list[str]) -> int:
+def _run_study(overrides: list[str], after=None) -> int:
+    """Run a study with a live display and the end tables; `after(runner, outcome)` may return an
+    exit code (the nightly comparison)."""
     from study.compose import compose_root
     from study.console import StudyDisplay, best_per_cell_table, trials_table
     from study.runner import StudyRunner
@@ -35,8 +38,10 @@ def _run_study(overrides: list[str]) -> int:
     composed = compose_root(overrides)
     err, out = Console(stderr=True), Console()
     name = composed.root.study.name
+    runner = StudyRunner(composed)
     with StudyDisplay(err, name) as display:
-        outcome = StudyRunner(composed, on_progress=display.update).run()
+        runner.on_progress = display.update
+        outcome = runner.run()
     every = trials_table(outcome.study)
     if every is not None:
         out.print(every)
@@ -49,10 +54,53 @@ def _run_study(overrides: list[str]) -> int:
         report = _studies_dir() / name / "report" / "report.html"
         ui = "`gradstudy ui`, then http://127.0.0.1:5000" if not composed.root.tracking.uri else composed.root.tracking.uri
         out.print(f"In MLflow: {ui} → experiment gradstudy/{name}; study report: {report}")
+    code = after(runner, outcome) if after is not None else None
     if outcome.timed_out:
         err.print(f"study.timeout_s reached: the study is not finished; `gradstudy resume {name}` continues it")
-        return EXIT_BUDGET
-    return 0
+    return code or (EXIT_BUDGET if outcome.timed_out else 0)
+
+
+def _nightly(args: argparse.Namespace) -> int:
+    import json
+    from datetime import datetime
+
+    import optuna
+
+    from study import nightly
+    from study.compose import compose_root
+    from study.runner import trial_dir
+    from study.storage import open_storage
+    from workers.summary import write_atomic
+
+    try:
+        day = datetime.strptime(args.date, nightly.DATE_FORMAT).date() if args.date else nightly.today_utc()
+    except ValueError:
+        raise ConfigError("--date", args.date, "a date as YYYY-MM-DD") from None
+    overrides = ["experiment=nightly", *args.overrides]
+    prefix = compose_root(overrides).root.study.name
+    name = nightly.nightly_name(prefix, day)
+
+    def after(runner, outcome) -> int | None:
+        out = Console()
+        storage = open_storage(runner.storage_url)
+        previous = nightly.previous_night(storage, prefix, day)
+        if previous is None:
+            out.print(f"No night before {name} in the storage: nothing to compare with.")
+            return None
+        comparison = nightly.compare(optuna.load_study(study_name=previous, storage=storage),
+                                     outcome.study, runner.root.nightly)
+        outcome.study.set_user_attr("gradstudy.nightly", comparison)
+        write_atomic(_studies_dir() / name / "comparison.json", json.dumps(comparison, indent=1))
+        if runner.tracking is not None:
+            runner.tracking.log_comparison(comparison)
+            runner.tracking._safely(runner.tracking.report, outcome.study, trial_dir)
+        verdict = "REGRESSION" if comparison["regressed"] else "no regression"
+        out.print(f"Compared with {previous}: {verdict}")
+        for line in comparison["regressions"]:
+            out.print(f"  - {line}")
+        return nightly.EXIT_REGRESSION if comparison["regressed"] else None
+
+    return _run_study(overrides + [f"study.name={name}"], after)
 
 
 def _studies_dir():
@@ -190,6 +238,10 @@ def parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("list", help="the studies in the storage")
     lst.add_argument("--storage", default="", help=storage_help)
     lst.set_defaults(run=_list)
+    night = sub.add_parser("nightly", help="the nightly study of a date, compared with the night before")
+    night.add_argument("--date", default="", help="YYYY-MM-DD (default: today, UTC)")
+    night.add_argument("overrides", nargs="*", help="Hydra overrides on top of experiment=nightly")
+    night.set_defaults(run=_nightly)
     report = sub.add_parser("report", help="back-fill MLflow and rewrite the study report")
     report.add_argument("name")
     report.add_argument("--storage", default="", help=storage_help)

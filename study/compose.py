@@ -32,7 +32,7 @@ from hydra import compose, initialize_config_module
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override, OverrideType
+from hydra.core.override_parser.types import Override, OverrideType, Sweep
 from hydra.errors import (
     ConfigCompositionException,
     HydraException,
@@ -274,6 +274,13 @@ def _parse_overrides(overrides: list[str]) -> list[Override]:
                 ov.key_or_group, line, "a single value",
                 f"override {line!r} is a sweep; a config takes one value per key "
                 "(sweeps such as choice(...), range(...) and a,b belong in a search space)")
+        inner = _nested_sweep(ov.value()) if ov.type != OverrideType.DEL else None
+        if inner is not None:  # `++search.params={k: choice(1,2)}`: Hydra reads an unquoted sweep object
+            key = f"{ov.key_or_group}.{inner}" if not inner.startswith("[") else ov.key_or_group + inner
+            raise ConfigError(
+                key, line, "a quoted string",
+                f"override {line!r}: {key} is a sweep inside {{...}} or [...], which Hydra does not read as a "
+                "value; quote the expression as a string, e.g. '++search.params={train.lr: \"choice(1e-3, 1e-2)\"}'")
         if ov.type == OverrideType.ADD and ov.key_or_group in _config_groups():
             # every group is in conf/config.yaml's defaults list, so Hydra's `+group=x` cannot add it
             value = ov.value()
@@ -285,6 +292,23 @@ def _parse_overrides(overrides: list[str]) -> list[Override]:
             raise ConfigError(ov.key_or_group, None, "one of " + ", ".join(options))
         parsed.append(ov)
     return parsed
+
+
+def _nested_sweep(value: Any, path: str = "") -> Optional[str]:
+    """The dotted path of the first sweep (choice(...), range(...), …) inside a dict or list value."""
+    if isinstance(value, Sweep):
+        return path
+    if isinstance(value, dict):
+        items = [(f"{path}.{k}" if path else str(k), v) for k, v in value.items()]
+    elif isinstance(value, list):
+        items = [(f"{path}[{i}]", v) for i, v in enumerate(value)]
+    else:
+        return None
+    for where, v in items:
+        found = _nested_sweep(v, where)
+        if found is not None:
+            return found
+    return None
 
 
 # ----------------------------------------------------------------------------------------------------

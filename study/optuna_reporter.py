@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 import socket
-from typing import Any
+from typing import Any, Optional
 
 import optuna
 
@@ -23,9 +23,13 @@ def intermediate_key(metric: str) -> str:
 
 
 class OptunaReporter:
-    def __init__(self, storage_url: str, study_name: str, trial_id: int, metric: str, prune: bool):
+    def __init__(self, storage_url: str, study_name: str, trial_id: int, metric: str, prune: bool,
+                 pruner: Optional[optuna.pruners.BasePruner] = None):
         self.storage = open_storage(storage_url)
-        self.study = optuna.load_study(study_name=study_name, storage=self.storage)
+        # The pruner is not kept in the storage: without it load_study gives Optuna's default
+        # MedianPruner (5 startup trials), not the study's.
+        self.study = optuna.load_study(study_name=study_name, storage=self.storage,
+                                       pruner=pruner if pruner is not None else optuna.pruners.NopPruner())
         self.trial = optuna.Trial(self.study, trial_id)
         self.key, self.prune = intermediate_key(metric), prune
         self.last_step = None

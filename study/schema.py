@@ -91,6 +91,14 @@ class TrackingConfig:
 
 
 @dataclass
+class NightlyConfig:
+    # a regression (exit 5) is: a cell's best objective worse by more than tolerance × |previous|,
+    tolerance: float = 0.10
+    failure_tolerance: int = 0            # or more new final failures than this,
+    diverged_tolerance: float = 0.20      # or the diverged fraction up by more than this (absolute)
+
+
+@dataclass
 class RootConfig:
     task: TaskConfig = field(default_factory=TaskConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -99,3 +107,4 @@ class RootConfig:
     study: StudyConfig = field(default_factory=StudyConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    nightly: NightlyConfig = field(default_factory=NightlyConfig)

@@ -107,9 +107,19 @@ class StudyTracking:
                 summaries[t.number] = json.loads(path.read_text())
         folder = self.data_dir / "studies" / study.study_name / "report"
         folder.mkdir(parents=True, exist_ok=True)
-        html = write_study_report(study, folder, summaries)
+        html = write_study_report(study, folder, summaries, study.user_attrs.get("gradstudy.nightly"))
         self.recorder.log_report(folder)
         return html
+
+    def log_comparison(self, comparison: dict[str, Any]) -> None:
+        """The nightly comparison on the parent run: an artifact and a few metrics."""
+        self._safely(self.recorder.client.log_dict, self.recorder.parent_id, comparison,
+                     "nightly/comparison.json")
+        self._safely(self.recorder.log_study_metrics, {
+            "nightly/regressed": float(comparison["regressed"]),
+            "nightly/regressions": float(len(comparison["regressions"])),
+            "nightly/failures": float(comparison["failures"]["current"]),
+            "nightly/diverged_fraction": float(comparison["diverged_fraction"]["current"])})
 
     def backfill(self, study: optuna.Study, trial_dir) -> int:
         """Record every finished trial whose MLflow record is incomplete; returns how many."""

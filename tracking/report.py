@@ -496,7 +496,29 @@ def _importance_order(importances: Optional[dict[str, float]], trials: list[Froz
     return ranked + [k for k in seen if k not in ranked]
 
 
-def write_study_report(study: optuna.Study, folder: Path, summaries: Optional[dict[int, dict]] = None) -> Path:
+def _comparison_html(c: dict[str, Any]) -> list[str]:
+    """The nightly comparison with the previous night (study/nightly.py builds the dict)."""
+    verdict = "REGRESSION" if c.get("regressed") else "no regression"
+    parts = [f"<h2>Compared with {_e(c.get('previous'))}: {_e(verdict)}</h2>"]
+    if c.get("regressions"):
+        parts.append('<ul class="regressions">' + "".join(f"<li>{_e(r)}</li>" for r in c["regressions"])
+                     + "</ul>")
+    rows = "".join(f'<tr data-cell="{_e(cell)}"><td>{_e(cell)}</td><td class="num">{_e(_fmt(e.get("previous")))}'
+                   f'</td><td class="num">{_e(_fmt(e.get("current")))}</td>'
+                   f'<td>{"regressed" if e.get("regressed") else "ok"}</td></tr>'
+                   for cell, e in (c.get("cells") or {}).items())
+    parts.append("<table class=\"comparison\"><tr><th>cell</th><th>previous best</th><th>tonight</th>"
+                 f"<th></th></tr>{rows}</table>")
+    for key in ("failures", "diverged_fraction"):
+        pair = c.get(key) or {}
+        parts.append(_note(f"{key}: {_fmt(pair.get('previous'))} → {_fmt(pair.get('current'))}"))
+    health = c.get("health") or {}
+    parts.append(_note(f"health mix: {_e(health.get('previous'))} → {_e(health.get('current'))}"))
+    return parts
+
+
+def write_study_report(study: optuna.Study, folder: Path, summaries: Optional[dict[int, dict]] = None,
+                       comparison: Optional[dict[str, Any]] = None) -> Path:
     """Write the study's figures and `report.html` into `folder`; return the HTML's path."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -527,6 +549,9 @@ def write_study_report(study: optuna.Study, folder: Path, summaries: Optional[di
                  + "</tr></table>")
     parts.append(_note("REQUEUED: failed trials whose configuration was queued again (lost worker or "
                        "driver); they are not counted under FAIL and not towards the study's size."))
+
+    if comparison:
+        parts.extend(_comparison_html(comparison))
 
     # best per cell
     parts.append("<h2>Best trial per cell type</h2>")

@@ -77,8 +77,14 @@ def quick_http() -> Iterator[None]:
 def connect(uri: str, data_dir: Path) -> MlflowClient:
     """A client for the resolved store, checked to answer now; TrackingError otherwise."""
     resolved = resolve_uri(uri, data_dir)
-    client = MlflowClient(tracking_uri=resolved)
     try:
+        if not uri:
+            # Create the local store's tables with an artifact root under the data dir: MLflow makes
+            # its "Default" experiment with the tables and would point it at ./mlruns of the cwd.
+            from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+            SqlAlchemyStore(resolved, (local_root(data_dir) / "artifacts").as_uri())
+        client = MlflowClient(tracking_uri=resolved)
         with quick_http():
             client.search_experiments(max_results=1)
     except Exception as exc:
