@@ -1,9 +1,10 @@
-# gradstudy: GNU make. `make setup` builds .venv (once), `make test`, `make study`, `make bench`.
+# gradstudy: GNU make. `make setup` builds .venv (once), `make test`, `make study`, `make bench`,
+# `make browser` (Debian's chromium for the MLflow UI test; apt-get, as root or with sudo).
 PY ?= python3
 VENV = .venv
 VPY = $(VENV)/bin/python
 
-.PHONY: setup study test bench clean distclean
+.PHONY: setup browser study test bench clean distclean
 
 setup: $(VENV)/.installed
 
@@ -23,7 +24,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt | $(VPY)
 study: setup
 	$(VENV)/bin/gradstudy run experiment=demo
 
-test: setup
+# The browser that tests/test_ui_browser.py drives (Playwright on the system Chromium, no browser download):
+# installed only when /usr/bin/chromium is missing.
+browser:
+	scripts/install-browser
+
+test: setup browser
 	$(VPY) -m pytest -q
 
 bench: setup
