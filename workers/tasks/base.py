@@ -12,6 +12,22 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
+from torch.nn import functional as F
+
+SPLIT_OFFSETS = {"val": 1, "test": 2}   # held-out sets are drawn from seed·1000 + offset
+
+
+def squared_error(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Regression: pred [..., 1] or [...] against y [...]."""
+    if pred.dim() > y.dim():
+        pred = pred.squeeze(-1)
+    return (pred - y) ** 2
+
+
+def cross_entropy(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Classification: logits [..., C] against class indices [...], per element."""
+    flat = F.cross_entropy(pred.reshape(-1, pred.shape[-1]), y.reshape(-1), reduction="none")
+    return flat.reshape(y.shape)
 
 
 @dataclass
@@ -37,9 +53,20 @@ class Task(ABC):
     def batch(self, size: int, generator: torch.Generator) -> Batch:
         """Fresh random sequences (synthetic tasks) or a random draw from the training split."""
 
-    @abstractmethod
     def held_out(self, split: str, size: int) -> Batch:
-        """A fixed set, `split` ∈ {'val', 'test'}, never used for training, the same for a given seed."""
+        """A fixed set, `split` ∈ {'val', 'test'}, never used for training, the same for a given seed
+        (drawn once by `draw_held_out`, then cached)."""
+        if split not in SPLIT_OFFSETS:
+            raise ValueError(f"unknown split {split!r}; valid: 'val', 'test'")
+        cache = self.__dict__.setdefault("_held", {})
+        if (split, size) not in cache:
+            g = torch.Generator().manual_seed(self.seed * 1000 + SPLIT_OFFSETS[split])
+            cache[split, size] = self.draw_held_out(split, size, g)
+        return cache[split, size]
+
+    def draw_held_out(self, split: str, size: int, generator: torch.Generator) -> Batch:
+        """Synthetic tasks draw held-out sequences like training ones, from their own generator."""
+        return self.batch(size, generator)
 
     def outputs(self, out: torch.Tensor) -> torch.Tensor:
         """The part of the output sequence that the targets score."""

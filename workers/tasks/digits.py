@@ -21,11 +21,10 @@ import math
 from functools import lru_cache
 
 import torch
-import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
 from ..config import TaskConfig
-from .base import Batch, Task
+from .base import Batch, Task, cross_entropy
 
 N_PIXELS = 64
 MAX_TEST, MAX_VAL = 300, 200
@@ -75,8 +74,7 @@ class Digits(Task):
         return self._splits[split]
 
     def pointwise(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        flat = F.cross_entropy(pred.reshape(-1, pred.shape[-1]), y.reshape(-1), reduction="none")
-        return flat.reshape(y.shape)
+        return cross_entropy(pred, y)
 
     def solved(self, scores: dict) -> bool:
         return scores["accuracy"] is not None and scores["accuracy"] >= 0.9

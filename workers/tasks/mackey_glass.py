@@ -25,9 +25,8 @@ import numpy as np
 import torch
 
 from ..config import TaskConfig
-from .base import Batch, Task
+from .base import Batch, Task, squared_error
 
-SPLIT_OFFSETS = {"val": 1, "test": 2}
 SUBSTEPS = 10          # Euler steps per time unit (dt = 0.1)
 TRANSIENT = 1000       # samples discarded at the start
 MIN_SAMPLES = 20000
@@ -69,7 +68,6 @@ class MackeyGlass(Task):
         self.per_step = True
         self.baseline_accuracy = None
         self.seed = seed
-        self._held: dict = {}
 
         n = max(MIN_SAMPLES, 20 * (self.length + self.horizon))
         raw = mackey_glass_series(n, cfg.tau, seed)
@@ -90,18 +88,11 @@ class MackeyGlass(Task):
     def batch(self, size: int, generator: torch.Generator) -> Batch:
         return self._windows("train", size, generator)
 
-    def held_out(self, split: str, size: int) -> Batch:
-        if split not in SPLIT_OFFSETS:
-            raise ValueError(f"unknown split {split!r}; valid: 'val', 'test'")
-        if (split, size) not in self._held:
-            g = torch.Generator().manual_seed(self.seed * 1000 + SPLIT_OFFSETS[split])
-            self._held[split, size] = self._windows(split, size, g)
-        return self._held[split, size]
+    def draw_held_out(self, split: str, size: int, generator: torch.Generator) -> Batch:
+        return self._windows(split, size, generator)
 
     def pointwise(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if pred.dim() > y.dim():
-            pred = pred.squeeze(-1)
-        return (pred - y) ** 2
+        return squared_error(pred, y)
 
     def evaluate(self, out: torch.Tensor, y: torch.Tensor) -> dict:
         scores = super().evaluate(out, y)
