@@ -39,9 +39,9 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from tracking import plots
+from tracking.trials import REQUEUED, best_per_cell, counts_towards_total as _finished, state_counts
 from tracking.plots import HEALTH_COLOURS, HEALTH_ORDER, finite_number, health_colour, plt, save_figure
 
-REQUEUED = "gradstudy.requeued"
 LAMBDA1_INITS = ("scaled", "orthogonal", "identity")   # init schemes whose init_gain is λ1 of W_rec
 GATED = ("lstm", "gru")
 ACTIVATION_ORDER = ["tanh", "sigmoid", "relu", "linear"]
@@ -56,44 +56,9 @@ FILES = {
 
 
 # --- reading the study ----------------------------------------------------------------------------------
-def _finished(t: FrozenTrial) -> bool:
-    if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
-        return True
-    return t.state == TrialState.FAIL and not t.user_attrs.get(REQUEUED)
-
-
-def state_counts(trials: list[FrozenTrial]) -> dict[str, int]:
-    counts = Counter()
-    for t in trials:
-        if t.state == TrialState.FAIL and t.user_attrs.get(REQUEUED):
-            counts["REQUEUED"] += 1
-        else:
-            counts[t.state.name] += 1
-    return {k: counts.get(k, 0) for k in ("COMPLETE", "PRUNED", "FAIL", "REQUEUED", "RUNNING", "WAITING")}
-
-
 def _objective(t: FrozenTrial) -> Optional[float]:
     """The first objective value (may be ±inf), None where the trial has none."""
-    values = t.values
-    return float(values[0]) if values else None
-
-
-def _rank_key(direction: StudyDirection, t: FrozenTrial) -> tuple[float, int]:
-    value = _objective(t)
-    if value is None or not math.isfinite(value):
-        return math.inf, t.number
-    return (value if direction == StudyDirection.MINIMIZE else -value), t.number
-
-
-def best_per_cell(study: optuna.Study, trials: Optional[list[FrozenTrial]] = None) -> dict[str, FrozenTrial]:
-    """The best COMPLETE trial of each `gradstudy.cell` by the first objective (non-finite values lose;
-    ties go to the lower trial number)."""
-    direction = study.directions[0]
-    by_cell: dict[str, list[FrozenTrial]] = {}
-    for t in trials if trials is not None else study.get_trials(deepcopy=False):
-        if t.state == TrialState.COMPLETE:
-            by_cell.setdefault(str(t.user_attrs.get("gradstudy.cell", "?")), []).append(t)
-    return {cell: min(ts, key=lambda t: _rank_key(direction, t)) for cell, ts in sorted(by_cell.items())}
+    return float(t.values[0]) if t.values else None
 
 
 def _objective_names(study: optuna.Study) -> list[str]:

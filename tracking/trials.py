@@ -1,0 +1,55 @@
+"""Reading an Optuna study's trials the way gradstudy counts them (shared by the CLI, the nightly
+comparison and the report).
+
+A trial that was lost with its worker or driver is FAIL with `gradstudy.requeued` set: its configuration
+was queued again, so it does not count towards `study.n_trials` and is counted apart as REQUEUED.
+The best trial is the best COMPLETE one by the first objective; a non-finite value (a diverged trial)
+loses, and ties go to the lower trial number.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Optional
+
+import optuna
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+REQUEUED = "gradstudy.requeued"
+STATES = ("COMPLETE", "PRUNED", "FAIL", "REQUEUED", "RUNNING", "WAITING")
+
+
+def counts_towards_total(t: FrozenTrial) -> bool:
+    if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
+        return True
+    return t.state == TrialState.FAIL and not t.user_attrs.get(REQUEUED)
+
+
+def state_counts(trials: list[FrozenTrial]) -> dict[str, int]:
+    counts: Counter = Counter()
+    for t in trials:
+        counts["REQUEUED" if t.state == TrialState.FAIL and t.user_attrs.get(REQUEUED) else t.state.name] += 1
+    return {k: counts.get(k, 0) for k in STATES}
+
+
+def rank_key(direction: StudyDirection, t: FrozenTrial) -> tuple[float, int]:
+    value = float(t.values[0]) if t.values else None
+    if value is None or not math.isfinite(value):
+        return math.inf, t.number
+    return (value if direction == StudyDirection.MINIMIZE else -value), t.number
+
+
+def best_trial(study: optuna.Study, trials: Optional[list[FrozenTrial]] = None) -> Optional[FrozenTrial]:
+    done = [t for t in (trials if trials is not None else study.get_trials(deepcopy=False))
+            if t.state == TrialState.COMPLETE]
+    return min(done, key=lambda t: rank_key(study.directions[0], t)) if done else None
+
+
+def best_per_cell(study: optuna.Study, trials: Optional[list[FrozenTrial]] = None) -> dict[str, FrozenTrial]:
+    """The best COMPLETE trial of each `gradstudy.cell`."""
+    by_cell: dict[str, list[FrozenTrial]] = {}
+    for t in trials if trials is not None else study.get_trials(deepcopy=False):
+        if t.state == TrialState.COMPLETE:
+            by_cell.setdefault(str(t.user_attrs.get("gradstudy.cell", "?")), []).append(t)
+    return {cell: best_trial(study, ts) for cell, ts in sorted(by_cell.items())}
