@@ -164,13 +164,15 @@ class StudyRunner:
         """Mark a lost trial FAIL and queue its parameters again (or leave it a final FAIL)."""
         attempts = frozen.user_attrs.get(ATTR + "attempt", 0) + (1 if counts_attempt else 0)
         storage = study._storage
+        again = attempts <= self.root.cluster.max_requeues
         storage.set_trial_user_attr(trial_id, ATTR + "fail_reason", reason)
+        if again:   # before FAIL: Optuna refuses attributes on a finished trial (UpdateFinishedTrialError)
+            storage.set_trial_user_attr(trial_id, results.REQUEUED, True)
         if frozen.state == TrialState.RUNNING:
             storage.set_trial_state_values(trial_id, TrialState.FAIL)
-        if attempts > self.root.cluster.max_requeues:
+        if not again:
             self._mlflow_closed(study, trial_id, "failed", reason)
             return
-        storage.set_trial_user_attr(trial_id, results.REQUEUED, True)
         self._mlflow_closed(study, trial_id, "requeued", reason)
         study.enqueue_trial(frozen.params, user_attrs={ATTR + "attempt": attempts,
                                                        ATTR + "requeue_of": frozen.number},
@@ -215,10 +217,11 @@ class StudyRunner:
     def run(self) -> Outcome:
         self.validate()
         open_storage(self.storage_url)            # unreachable storage, MLflow or Ray: an error
-        tracking = StudyTracking(self.root.tracking.uri, self.name) if self.root.tracking.enabled else None
-        placement.connect(self.root.cluster)      # before anything is written
-        plan = placement.plan(self.root.cluster)
+        # The lock first: a second driver of the study stops at once, without starting Ray.
         with study_lock(self.name, self.storage_url):
+            tracking = StudyTracking(self.root.tracking.uri, self.name) if self.root.tracking.enabled else None
+            placement.connect(self.root.cluster)      # before anything is written
+            plan = placement.plan(self.root.cluster)
             study = self.open_study()
             if tracking is not None:
                 tracking.start(self.composed, self.space.describe())

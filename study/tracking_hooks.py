@@ -7,6 +7,9 @@ MLflow is the record for analysis; the Optuna study stays the source of truth. S
   the Optuna trial, and the driver keeps the trial's summary.json and history.json in the data directory.
   At the end of the run (if MLflow is back) and on `gradstudy report NAME`, pending trials are
   back-filled into fresh child runs. No trial result is lost.
+- A finished Optuna trial cannot be changed (UpdateFinishedTrialError), so a back-fill is recorded on
+  the study: user attr `gradstudy.mlflow_backfill.<trial number>` = the run that now holds the trial;
+  `mlflow_record()` reads both.
 """
 from __future__ import annotations
 
@@ -23,6 +26,16 @@ from tracking.runs import StudyRecorder
 from tracking.store import TrackingError, connect, resolve_uri
 
 ATTR_RUN, ATTR_SYNC = "gradstudy.mlflow_run", "gradstudy.mlflow"
+ATTR_BACKFILL = "gradstudy.mlflow_backfill."     # + trial number: a study user attr
+
+
+def mlflow_record(study_attrs: dict[str, Any], trial) -> tuple[Optional[str], Optional[str]]:
+    """(sync state, run id) of a trial's MLflow record: `synced` and the back-filled run once
+    back-filled (`study_attrs` = the study's user attrs), else what the trial itself says."""
+    key = f"{ATTR_BACKFILL}{trial.number}"
+    if key in study_attrs:
+        return "synced", study_attrs[key] or None
+    return trial.user_attrs.get(ATTR_SYNC), trial.user_attrs.get(ATTR_RUN)
 
 
 def git_commit() -> str:
@@ -84,18 +97,25 @@ class StudyTracking:
 
     def finish(self, study: optuna.Study, trial_dir) -> None:
         """End of a run: back-fill what MLflow missed, then the study report and counts on the parent."""
+        self._safely(self.backfill, study, trial_dir)
+        reported, _ = self._safely(self.report, study, trial_dir)
+        if not reported:                 # report() logs the counts once the report is attached
+            self._safely(self.log_counts, study)
+        self._safely(self.recorder.end_study)
+
+    def log_counts(self, study: optuna.Study) -> None:
+        """Trial counts by state and health mix, as metrics of the parent run."""
         from study import results
 
-        self._safely(self.backfill, study, trial_dir)
         status = results.status(study)
         metrics = {f"study/{k.lower()}": v for k, v in status["states"].items()}
         metrics.update({f"study/health/{k}": v for k, v in status["health"].items()})
-        self._safely(self.recorder.log_study_metrics, metrics)
-        self._safely(self.report, study, trial_dir)
-        self._safely(self.recorder.end_study)
+        self.recorder.log_study_metrics(metrics)
 
     def report(self, study: optuna.Study, trial_dir) -> Path:
-        """(Re)write the study report (PNGs + report.html) and attach it to the parent run."""
+        """(Re)write the study report (PNGs + report.html) and attach it to the parent run with the
+        counts; the parent run is ended if no trial is running or waiting (`gradstudy report` after
+        MLflow was lost at the end of a run: the driver could not end it)."""
         import tempfile
 
         from tracking.report import write_study_report
@@ -109,6 +129,10 @@ class StudyTracking:
         folder.mkdir(parents=True, exist_ok=True)
         html = write_study_report(study, folder, summaries, study.user_attrs.get("gradstudy.nightly"))
         self.recorder.log_report(folder)
+        self.log_counts(study)
+        if not any(t.state in (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
+                   for t in study.get_trials(deepcopy=False)):
+            self.recorder.end_study()
         return html
 
     def log_comparison(self, comparison: dict[str, Any]) -> None:
@@ -124,27 +148,26 @@ class StudyTracking:
     def backfill(self, study: optuna.Study, trial_dir) -> int:
         """Record every finished trial whose MLflow record is incomplete; returns how many."""
         count = 0
+        attrs = study.user_attrs
         for t in finished(study.get_trials(deepcopy=False)):
-            if t.user_attrs.get(ATTR_SYNC) == "synced":
+            state, old = mlflow_record(attrs, t)
+            if state == "synced":
                 continue
             folder = trial_dir(study.study_name, t.number)
             summary_path = folder / "summary.json"
             if not summary_path.exists():
-                old = t.user_attrs.get(ATTR_RUN)
                 if old:
                     self._safely(self.recorder.finish_trial, old, "failed", None,
                                  t.user_attrs.get("gradstudy.fail_reason", "failed"))
-                    study._storage.set_trial_user_attr(t._trial_id, ATTR_SYNC, "synced")
+                    study.set_user_attr(f"{ATTR_BACKFILL}{t.number}", old)
                 continue
             summary = json.loads(summary_path.read_text())
             history_path = folder / "history.json"
             history = json.loads(history_path.read_text()) if history_path.exists() else []
-            run_id = self.recorder.backfill(t.number, summary, history, trial_state(summary),
-                                            t.user_attrs.get(ATTR_RUN))
-            study._storage.set_trial_user_attr(t._trial_id, ATTR_RUN, run_id)
-            study._storage.set_trial_user_attr(t._trial_id, ATTR_SYNC, "synced")
+            run_id = self.recorder.backfill(t.number, summary, history, trial_state(summary), old)
+            study.set_user_attr(f"{ATTR_BACKFILL}{t.number}", run_id)
             count += 1
         return count
 
 
-__all__ = ["StudyTracking", "TrackingError", "ATTR_RUN", "ATTR_SYNC"]
+__all__ = ["StudyTracking", "TrackingError", "ATTR_RUN", "ATTR_SYNC", "ATTR_BACKFILL", "mlflow_record"]

@@ -38,7 +38,7 @@ def execute(job: TrialJob) -> dict[str, Any]:
     reporters: list = [OptunaReporter(job.storage_url, job.study_name, job.trial_id, job.metric, job.prune,
                                       job.pruner)]
     mlflow_reporter = None
-    if job.run_id:
+    if job.tracking_uri:   # without a run_id (MLflow down at launch) it only keeps the history for the back-fill
         from tracking.reporter import MlflowReporter
 
         mlflow_reporter = MlflowReporter(job.tracking_uri, job.run_id)

@@ -41,16 +41,21 @@ def write_artifacts(summary: dict[str, Any], folder: Path) -> Path:
 
 
 class MlflowReporter:
+    """An empty `run_id` (the driver could not create the run: MLflow down at launch) sends nothing and
+    only keeps `history`, for the back-fill."""
+
     def __init__(self, tracking_uri: str, run_id: str, close_timeout_s: float = 30.0):
-        self.client, self.run_id = MlflowClient(tracking_uri=tracking_uri), run_id
+        self.client, self.run_id = (MlflowClient(tracking_uri=tracking_uri) if run_id else None), run_id
         self.close_timeout_s = close_timeout_s
         self.history: list[tuple[str, float, int]] = []
-        self.logger = BatchLogger(lambda batch: self.client.log_batch(run_id, metrics=batch, synchronous=True))
+        self.logger = (BatchLogger(lambda batch: self.client.log_batch(run_id, metrics=batch, synchronous=True))
+                       if run_id else None)
         self.result: dict[str, Any] = {"delivered": False, "artifacts": False, "undelivered": 0}
 
     def _add(self, key: str, value: float, step: int) -> None:
         self.history.append((key, value, step))
-        self.logger.add(key, value, step)
+        if self.logger is not None:
+            self.logger.add(key, value, step)
 
     def on_start(self, info: dict[str, Any]) -> None:
         pass
@@ -69,6 +74,8 @@ class MlflowReporter:
     def on_end(self, summary: dict[str, Any]) -> None:
         for key, value in names.final_metrics(summary["final"]):
             self._add(key, value, summary["steps"])
+        if self.logger is None:
+            return
         left = self.logger.close(self.close_timeout_s)
         self.result.update(delivered=not left, undelivered=len(left))
         try:

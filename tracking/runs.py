@@ -118,9 +118,12 @@ class StudyRecorder:
         with tempfile.TemporaryDirectory(prefix="gradstudy-backfill-") as tmp:
             self.client.log_artifacts(run_id, str(write_artifacts(summary, Path(tmp))))
         self.finish_trial(run_id, state, summary.get("health"))
-        if old_run_id:
+        # the partial run, and any run of an earlier back-fill of this trial that was cut short
+        stale = {r.info.run_id for r in self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.`{names.TAG_TRIAL}` = '{number}'", max_results=1000)}
+        for old in (stale | ({old_run_id} if old_run_id else set())) - {run_id}:
             try:
-                self.client.delete_run(old_run_id)
+                self.client.delete_run(old)
             except Exception:
                 pass
         return run_id
