@@ -89,6 +89,10 @@ def _nightly(args: argparse.Namespace) -> int:
             return None
         comparison = nightly.compare(optuna.load_study(study_name=previous, storage=storage),
                                      outcome.study, runner.root.nightly)
+        if outcome.timed_out:   # a partial night: cells not reached yet are not regressions (exit 4)
+            comparison["partial"] = True
+            comparison["regressions"] = [r for r in comparison["regressions"] if "no complete trial" not in r]
+            comparison["regressed"] = bool(comparison["regressions"])
         outcome.study.set_user_attr("gradstudy.nightly", comparison)
         write_atomic(_studies_dir() / name / "comparison.json", json.dumps(comparison, indent=1))
         if runner.tracking is not None:

@@ -31,6 +31,7 @@ from optuna.trial import TrialState
 
 from study import results
 from study.schema import NightlyConfig
+from workers.summary import json_safe
 
 EXIT_REGRESSION = 5
 DATE_FORMAT = "%Y-%m-%d"
@@ -69,7 +70,8 @@ def _profile(study: optuna.Study) -> dict[str, Any]:
 
 
 def compare(previous: optuna.Study, current: optuna.Study, cfg: NightlyConfig) -> dict[str, Any]:
-    """The comparison of two nights and the regressions found, as a JSON-ready dict."""
+    """The comparison of two nights and the regressions found, as a JSON-ready dict (a best that is
+    ±inf, a cell whose every trial diverged, is null there, as in summary.json)."""
     before, now = _profile(previous), _profile(current)
     minimize = current.directions[0] == StudyDirection.MINIMIZE
     regressions, cells = [], {}
@@ -94,10 +96,10 @@ def compare(previous: optuna.Study, current: optuna.Study, cfg: NightlyConfig) -
     if rise > cfg.diverged_tolerance:
         regressions.append(f"diverged fraction {now['diverged_fraction']:.0%} vs "
                            f"{before['diverged_fraction']:.0%} (tolerance +{cfg.diverged_tolerance:.0%})")
-    return {"previous": before["name"], "current": now["name"], "cells": cells,
-            "health": {"previous": before["health"], "current": now["health"]},
-            "failures": {"previous": before["failures"], "current": now["failures"]},
-            "diverged_fraction": {"previous": before["diverged_fraction"], "current": now["diverged_fraction"]},
-            "regressions": regressions, "regressed": bool(regressions),
-            "tolerances": {"tolerance": cfg.tolerance, "failure_tolerance": cfg.failure_tolerance,
-                           "diverged_tolerance": cfg.diverged_tolerance}}
+    return json_safe({"previous": before["name"], "current": now["name"], "cells": cells,
+                      "health": {"previous": before["health"], "current": now["health"]},
+                      "failures": {"previous": before["failures"], "current": now["failures"]},
+                      "diverged_fraction": {"previous": before["diverged_fraction"], "current": now["diverged_fraction"]},
+                      "regressions": regressions, "regressed": bool(regressions),
+                      "tolerances": {"tolerance": cfg.tolerance, "failure_tolerance": cfg.failure_tolerance,
+                                     "diverged_tolerance": cfg.diverged_tolerance}})
