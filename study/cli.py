@@ -34,6 +34,7 @@ def _run_study(overrides: list[str], after=None) -> int:
     from study.compose import compose_root
     from study.console import StudyDisplay, best_per_cell_table, trials_table
     from study.runner import StudyRunner
+    from study.storage import describe
 
     composed = compose_root(overrides)
     err, out = Console(stderr=True), Console()
@@ -47,7 +48,7 @@ def _run_study(overrides: list[str], after=None) -> int:
         out.print(every)
     out.print(best_per_cell_table(outcome.study, list(composed.root.search.params)))
     storage = composed.root.study.storage
-    where = f" --storage '{storage}'" if storage else ""
+    where = f" --storage '{describe(storage)}'" if storage else ""   # a password shows as ***
     out.print(f"Results: `gradstudy status {name}{where}`; trial summaries under "
               f"{_studies_dir() / name / 'trials'}")
     if composed.root.tracking.enabled:
@@ -214,9 +215,10 @@ def _ui(args: argparse.Namespace) -> int:
     url = f"http://127.0.0.1:{args.port}"
     print(f"MLflow UI on {uri}: {url}  (Ctrl-C to stop)", flush=True)
     mlflow = shutil.which("mlflow") or os.path.join(os.path.dirname(sys.executable), "mlflow")
+    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")   # no background job runners
     os.execv(mlflow, [mlflow, "ui", "--backend-store-uri", uri, "--default-artifact-root",
                       (local_root(data_dir()) / "artifacts").as_uri(), "--host", "127.0.0.1",
-                      "--port", str(args.port)])
+                      "--port", str(args.port), "--workers", "1"])
     return 0
 
 
