@@ -329,7 +329,9 @@ def test_omega_penalty(cell):
     plain, _ = run(make_cfg(model__cell=cell, train__steps=15, train__lr=1e-2))
     assert summary["final"]["test_loss"] != plain["final"]["test_loss"]   # Ω changed the updates
     # the probe at step 0 is taken before any update: identical with or without Ω
-    assert summary["probes"][0]["grad_h_norms"] == plain["probes"][0]["grad_h_norms"]
+    # (equal up to float rounding: the two runs read ∂L/∂h_t through different backward calls)
+    for got, want in zip(summary["probes"][0]["grad_h_norms"], plain["probes"][0]["grad_h_norms"]):
+        assert got == pytest.approx(want, rel=1e-5)
 
 
 def test_omega_penalty_two_layers():

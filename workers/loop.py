@@ -107,6 +107,14 @@ class Trainer:
         """Exact ‖∂L_T/∂h_t‖ from the unrolled pass; with `train`, also the training gradient from it."""
         output = self.net(batch.x, unrolled=True)
         loss = self.task.loss(output.out, batch.y)
+        if train and not self.task.per_step and not self.unrolled_always:
+            # L_T is the loss itself: one backward gives the training gradient and every ∂L/∂h_t
+            flat = [h for layer in output.hs for h in layer]
+            for h in flat:
+                h.retain_grad()
+            loss.backward()
+            self._backward_penalties()
+            return probes.profile_from_grads([h.grad for h in flat], output.hs), loss.detach()
         final = self.task.final_step_loss(output.out, batch.y)
         norms = probes.hidden_gradient_norms(final, output.hs, retain_graph=train)
         if not train:

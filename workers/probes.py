@@ -32,7 +32,12 @@ def hidden_gradient_norms(loss_final: torch.Tensor, hs: list[list[torch.Tensor]]
     """‖∂L_T/∂h_t‖ for t = 1..T, per layer (bottom first)."""
     flat = [h for layer in hs for h in layer]
     grads = torch.autograd.grad(loss_final, flat, retain_graph=retain_graph, allow_unused=True)
-    norms = torch.stack([g.norm() if g is not None else flat[0].new_zeros(()) for g in grads])
+    return profile_from_grads(list(grads), hs)
+
+
+def profile_from_grads(grads: list[torch.Tensor | None], hs: list[list[torch.Tensor]]) -> list[list[float]]:
+    """The per-layer profile from gradients already computed for the flattened states (None = 0)."""
+    norms = torch.stack([g.norm() if g is not None else hs[0][0].new_zeros(()) for g in grads])
     values = norms.double().cpu().tolist()
     steps = len(hs[0])
     return [values[i * steps:(i + 1) * steps] for i in range(len(hs))]
