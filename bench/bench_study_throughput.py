@@ -1,6 +1,6 @@
 """Study throughput with 1 vs 2 Ray workers, and the framework's overhead per trial.
 
-    .venv/bin/python bench/bench_study_throughput.py [--trials 8] [--steps 300]
+    .venv/bin/python bench/bench_study_throughput.py [--trials 8] [--steps 300] [--tracking]
 
 Equal trials (adding T=50, rnn, hidden 64, one CPU thread each) are run three ways in one process on
 this machine, after a warm-up study that starts Ray and its two worker processes:
@@ -8,7 +8,8 @@ this machine, after a warm-up study that starts Ray and its two worker processes
   B. a study with cluster.max_concurrent=1;
   C. a study with cluster.max_concurrent=2.
 Prints B/C (goal ≥ 1.8 on 2 cores) and (B − A)/trials, the overhead per trial (goal ≤ 1 s): Optuna
-ask/tell on the journal file, Hydra composition, Ray scheduling, result transfer, summary writing.
+ask/tell on the journal file, Hydra composition, Ray scheduling, result transfer, summary writing
+(and with --tracking: MLflow runs, batched metrics, per-trial plots and the study report).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=8)
     ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--tracking", action="store_true", help="with MLflow records (local SQLite store)")
     args = ap.parse_args()
     os.environ["GRADSTUDY_HOME"] = tempfile.mkdtemp(prefix="gradstudy-bench-")
 
@@ -34,7 +36,7 @@ def main() -> None:
 
     base = ["task.seq_len=50", "model.cell=rnn", "model.hidden_size=64", f"train.steps={args.steps}",
             "train.probe_every=100", "study.sampler=random", "study.pruner=none", "cluster.num_cpus=2",
-            "train.device=cpu"]
+            "train.device=cpu", f"tracking.enabled={str(args.tracking).lower()}"]
 
     def study(name: str, n: int, concurrent: int) -> float:
         composed = compose_root(base + [f"study.name={name}", f"study.n_trials={n}",
