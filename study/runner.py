@@ -152,9 +152,9 @@ class StudyRunner:
     def identity(self) -> str:
         """The part of the configuration that makes two runs the same study (not counts or placement)."""
         root = yaml.safe_load(self.composed.yaml)
-        for section in ("cluster", "tracking"):
+        for section in ("cluster", "tracking", "nightly"):
             root.pop(section, None)
-        for key in ("n_trials", "timeout_s"):
+        for key in ("n_trials", "timeout_s", "storage"):
             root.get("study", {}).pop(key, None)
         return yaml.safe_dump(root, sort_keys=True)
 
