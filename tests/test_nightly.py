@@ -391,7 +391,8 @@ def test_previous_night_is_the_latest_earlier_date():
 # ----------------------------------------------------------------------------------------------------
 # 4. The wall-clock budget
 
-BUDGET_LONG = ["train.steps=2000", "train.probe_every=1000", "task.seq_len=10", "model.hidden_size=8",
+# each trial takes several seconds even on warm Ray workers, so a 2 s budget always stops them
+BUDGET_LONG = ["train.steps=4000", "train.probe_every=1000", "task.seq_len=30", "model.hidden_size=32",
                "cluster.num_cpus=2", "tracking.enabled=false", "study.n_trials=2", "study.sampler=random"]
 
 
@@ -400,7 +401,7 @@ BUDGET_LONG = ["train.steps=2000", "train.probe_every=1000", "task.seq_len=10", 
 def test_budget_exit_4_requeues_in_flight_trials_and_a_rerun_finishes(run_nightly, home):
     day = "2026-11-26"
     name = f"nightly-{day}"
-    code, out, err = run_nightly(day, *BUDGET_LONG, "study.timeout_s=3")
+    code, out, err = run_nightly(day, *BUDGET_LONG, "study.timeout_s=2")
     assert code == cli.EXIT_BUDGET == 4, out + err
     assert "study.timeout_s reached" in err, err
 
@@ -412,7 +413,7 @@ def test_budget_exit_4_requeues_in_flight_trials_and_a_rerun_finishes(run_nightl
     for t in stopped:                       # recorded, not lost
         assert t.user_attrs["gradstudy.fail_reason"] == "budget", t.user_attrs
         assert t.user_attrs[results.REQUEUED] is True
-    # budget FAILs do not count (a trial that beat the 3 s budget would)
+    # budget FAILs do not count (a trial that beat the 2 s budget would)
     assert len(results.finished(trials)) == sum(t.state == TrialState.COMPLETE for t in trials) < 2
     # every stopped trial's parameters are queued again, once
     assert sorted(t.system_attrs["fixed_params"]["model.cell"] for t in waiting) == \
