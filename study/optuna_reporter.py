@@ -32,6 +32,7 @@ class OptunaReporter:
                                        pruner=pruner if pruner is not None else optuna.pruners.NopPruner())
         self.trial = optuna.Trial(self.study, trial_id)
         self.key, self.prune = intermediate_key(metric), prune
+        self.single_objective = len(self.study.directions) == 1   # Optuna: no report() with several
         self.last_step = None
 
     def on_start(self, info: dict[str, Any]) -> None:
@@ -43,7 +44,7 @@ class OptunaReporter:
 
     def on_probe(self, probe: dict[str, Any]) -> None:
         value = probe.get(self.key)
-        if value is not None and math.isfinite(value):
+        if self.single_objective and value is not None and math.isfinite(value):
             self.trial.report(value, probe["step"])
             self.last_step = probe["step"]
 
