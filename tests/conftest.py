@@ -64,6 +64,18 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str, inter
         time.sleep(interval)
 
 
+
+def kill_process_group(proc: subprocess.Popen) -> None:
+    """SIGKILL a process started with start_new_session, and everything in its group; reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pass
+
 class Driver:
     """A `gradstudy …` subprocess in its own session (so its process group holds it and the Ray
     head processes it starts); stdout and stderr go to files, so a chatty driver never blocks."""
@@ -106,14 +118,7 @@ class Driver:
 
     def kill_group(self) -> None:
         """SIGKILL the driver's whole process group (the driver, Ray's GCS, raylet, agents…)."""
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
+        kill_process_group(self.proc)
 
 
 @pytest.fixture(scope="session")
@@ -245,14 +250,7 @@ class MlflowServer:
         """SIGKILL the server's whole process group (as if its machine died)."""
         if self.proc is None:
             return
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
+        kill_process_group(self.proc)
         deadline = time.monotonic() + 10          # the port is free again before a restart
         while http_ok(f"{self.url}/health", timeout=0.5) and time.monotonic() < deadline:
             time.sleep(0.2)
