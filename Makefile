@@ -16,8 +16,8 @@ $(VPY):
 # torch first, pinned by the constraints, so pip takes the local CPU wheel (PIP_FIND_LINKS) and the
 # second install finds it already satisfied instead of resolving a bigger build from an index.
 $(VENV)/.installed: pyproject.toml constraints.txt | $(VPY)
-	$(VPY) -m pip install -c constraints.txt torch==2.13.0
-	$(VPY) -m pip install -c constraints.txt -e '.[test]'
+	$(VPY) -m pip install -q -c constraints.txt torch==2.13.0
+	$(VPY) -m pip install -q -c constraints.txt -e '.[test]'
 	touch $@
 
 # The demo study: 9 small trials on a local Ray, vanishing vs healthy vs exploding side by side.
