@@ -190,11 +190,20 @@ def _trial(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from study.compose import compose_root
-    from study.runner import load_for_resume, trial_dir
-    from study.tracking_hooks import StudyTracking
+    from study.lock import study_lock
+    from study.runner import load_for_resume
+    from study.storage import resolve_url
 
     study = _load(args.name, args.storage)
     composed = compose_root(load_for_resume(args.name, args.storage) + [f"study.name={args.name}"])
+    with study_lock(args.name, resolve_url(args.storage)):   # not while a driver runs the study
+        return _write_report(args, study, composed)
+
+
+def _write_report(args: argparse.Namespace, study, composed) -> int:
+    from study.runner import trial_dir
+    from study.tracking_hooks import StudyTracking
+
     uri = args.tracking_uri if args.tracking_uri is not None else composed.root.tracking.uri
     tracking = StudyTracking(uri, args.name)
     tracking.start(composed, study.user_attrs.get("gradstudy.search", {}))

@@ -66,7 +66,7 @@ def _profile(study: optuna.Study) -> dict[str, Any]:
     return {"name": study.study_name, "best": best, "health": health,
             "failures": sum(t.state == TrialState.FAIL for t in done),
             "finished": len(done),
-            "diverged_fraction": health.get("diverged", 0) / len(done) if done else 0.0}
+            "diverged_fraction": health.get("diverged", 0) / sum(health.values()) if health else 0.0}
 
 
 def compare(previous: optuna.Study, current: optuna.Study, cfg: NightlyConfig) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,7 +125,7 @@ class StudyRunner:
     def validate(self) -> None:
         """Every search key and value composes: caught here, before any trial runs."""
         validate_keys(self.space, lambda extra: compose_trial(self.base + list(self.root.study.fixed) + extra))
-        if not is_local_file(self.storage_url) or not self.root.cluster.address:
+        if not is_local_file(self.storage_url) or not (self.root.cluster.address or os.environ.get("RAY_ADDRESS")):
             return
         raise ConfigError("study.storage", "(the local journal file)",
                           "a database URL (postgresql://…) when cluster.address joins a Ray cluster: "
@@ -168,15 +169,17 @@ class StudyRunner:
         storage.set_trial_user_attr(trial_id, ATTR + "fail_reason", reason)
         if again:   # before FAIL: Optuna refuses attributes on a finished trial (UpdateFinishedTrialError)
             storage.set_trial_user_attr(trial_id, results.REQUEUED, True)
+            # queued again before it is marked FAIL: a driver dying in between leaves a RUNNING trial,
+            # which the next driver recovers, never a lost configuration
+            already = any(t.state == TrialState.WAITING and t.user_attrs.get(ATTR + "requeue_of") == frozen.number
+                          for t in study.get_trials(deepcopy=False))
+            if not already:
+                study.enqueue_trial(frozen.params, user_attrs={ATTR + "attempt": attempts,
+                                                               ATTR + "requeue_of": frozen.number},
+                                    skip_if_exists=False)
         if frozen.state == TrialState.RUNNING:
             storage.set_trial_state_values(trial_id, TrialState.FAIL)
-        if not again:
-            self._mlflow_closed(study, trial_id, "failed", reason)
-            return
-        self._mlflow_closed(study, trial_id, "requeued", reason)
-        study.enqueue_trial(frozen.params, user_attrs={ATTR + "attempt": attempts,
-                                                       ATTR + "requeue_of": frozen.number},
-                            skip_if_exists=False)
+        self._mlflow_closed(study, trial_id, "requeued" if again else "failed", reason)
 
     def recover_orphans(self, study: optuna.Study) -> int:
         orphans = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
@@ -285,7 +288,10 @@ class StudyRunner:
                        pruner=study.pruner,
                        tracking_uri=self.tracking.uri if self.tracking is not None else "", run_id=run_id or "",
                        threads=max(1, int(plan.cpu)))
-        in_flight[plan.submit(job)] = trial
+        try:
+            in_flight[plan.submit(job)] = trial
+        except Exception as exc:   # not placed at all: a final FAIL, never a trial left RUNNING
+            self.fail(study, trial, "submit", f"{type(exc).__name__}: {exc}")
 
     def _collect(self, study: optuna.Study, ref: ray.ObjectRef, trial: optuna.Trial) -> None:
         try:
@@ -302,10 +308,20 @@ class StudyRunner:
             else:
                 self.fail(study, trial, "error", str(exc.cause if exc.cause is not None else exc))
             return
+        except ray.exceptions.RayError as exc:   # killed for memory, unschedulable, raylet gone…
+            frozen = study._storage.get_trial(trial._trial_id)
+            self.requeue(study, trial._trial_id, frozen, f"worker_lost: {type(exc).__name__}",
+                         counts_attempt=True)
+            return
         self.record(study, trial, result)
 
     def _stop_in_flight(self, study: optuna.Study, in_flight: dict, reason: str) -> None:
-        """Budget spent or driver interrupted: cancel what runs and queue it again for the next run."""
+        """Budget spent or driver interrupted: keep what has already finished, cancel what runs and
+        queue it again for the next run."""
+        if in_flight:
+            ready, _ = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=0)
+            for ref in ready:
+                self._collect(study, ref, in_flight.pop(ref))
         for ref, trial in list(in_flight.items()):
             try:
                 ray.cancel(ref, force=True)

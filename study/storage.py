@@ -10,7 +10,6 @@
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import optuna
@@ -18,6 +17,7 @@ from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
 from study.paths import data_dir
+from tracking.store import scrub
 from workers.config import ConfigError
 
 RDB_SCHEMES = ("postgresql", "postgres", "mysql", "sqlite")
@@ -33,7 +33,7 @@ def resolve_url(url: str) -> str:
 
 
 def describe(url: str) -> str:
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+    return scrub(url)
 
 
 def is_local_file(url: str) -> bool:

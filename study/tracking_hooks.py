@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -59,6 +60,9 @@ class StudyTracking:
         self.client = connect(uri, self.data_dir)          # raises TrackingError: before any trial
         self.uri = resolve_uri(uri, self.data_dir)
         self.recorder: Optional[StudyRecorder] = None        # made by start(), under the study lock
+        self._retry_at = 0.0
+
+    RETRY_S = 60.0     # after an MLflow failure, per-trial calls are skipped this long (marked pending)
 
     @staticmethod
     def _safely(fn, *args) -> tuple[bool, Any]:
@@ -66,6 +70,17 @@ class StudyTracking:
             return True, fn(*args)
         except Exception:
             return False, None
+
+    def _live(self, fn, *args) -> tuple[bool, Any]:
+        """A per-trial MLflow call from the driver loop. Once one fails, the next ones are skipped
+        for RETRY_S seconds instead of each waiting on timeouts: the trials go on, their records are
+        pending, and the back-fill writes them later."""
+        if time.monotonic() < self._retry_at:
+            return False, None
+        ok, value = self._safely(fn, *args)
+        if not ok:
+            self._retry_at = time.monotonic() + self.RETRY_S
+        return ok, value
 
     def start(self, composed, space_description: dict[str, str]) -> None:
         self.recorder = StudyRecorder(self.client, self.uri, self.data_dir, composed.root.study.name)
@@ -78,22 +93,22 @@ class StudyTracking:
         self.recorder.log_study(params, composed.yaml, tags)
 
     def launch(self, trial: optuna.Trial, config: dict[str, Any]) -> Optional[str]:
-        _, run_id = self._safely(self.recorder.start_trial, trial.number, config)
+        _, run_id = self._live(self.recorder.start_trial, trial.number, config)
         trial.set_user_attr(ATTR_RUN, run_id)
         trial.set_user_attr(ATTR_SYNC, "running" if run_id else "pending")
         return run_id
 
     def result(self, trial: optuna.Trial, summary: dict[str, Any], delivery: dict[str, Any]) -> None:
         run_id = trial.user_attrs.get(ATTR_RUN)
-        closed = bool(run_id) and self._safely(self.recorder.finish_trial, run_id, trial_state(summary),
-                                               summary["health"])[0]
+        closed = bool(run_id) and self._live(self.recorder.finish_trial, run_id, trial_state(summary),
+                                             summary["health"])[0]
         ok = closed and delivery.get("delivered") and delivery.get("artifacts")
         trial.set_user_attr(ATTR_SYNC, "synced" if ok else "pending")
 
     def ended_without_result(self, storage, trial_id: int, state: str, reason: str) -> None:
         run_id = storage.get_trial(trial_id).user_attrs.get(ATTR_RUN)
         if run_id:
-            self._safely(self.recorder.finish_trial, run_id, state, None, reason)
+            self._live(self.recorder.finish_trial, run_id, state, None, reason)
 
     def finish(self, study: optuna.Study, trial_dir) -> None:
         """End of a run: back-fill what MLflow missed, then the study report and counts on the parent."""

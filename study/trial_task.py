@@ -43,7 +43,12 @@ def execute(job: TrialJob) -> dict[str, Any]:
 
         mlflow_reporter = MlflowReporter(job.tracking_uri, job.run_id)
         reporters.append(mlflow_reporter)
-    summary = run_trial(job.config, FanOut(*reporters))
+    try:
+        summary = run_trial(job.config, FanOut(*reporters))
+    except BaseException:
+        if mlflow_reporter is not None and mlflow_reporter.logger is not None:
+            mlflow_reporter.logger.close(0)      # stop its thread: this worker process lives on
+        raise
     if mlflow_reporter is None:
         return {"summary": summary, "tracking": {"delivered": not job.run_id, "artifacts": not job.run_id},
                 "history": []}

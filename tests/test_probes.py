@@ -132,3 +132,8 @@ def test_small_and_large_recurrent_scale_give_vanishing_and_exploding():
         cfg.train.steps, cfg.train.device = 1, cfg.train.device.cpu
         verdicts[gain] = run_trial(cfg)["probes"][0]["health"]
     assert verdicts == {0.3: "vanishing", 3.0: "exploding"}
+
+
+def test_an_overflowing_profile_with_a_finite_loss_is_exploding():
+    assert health.probe_verdict(None, 0, True, profile_finite=False) == "exploding"
+    assert health.probe_verdict(None, 1, True, profile_finite=False) == "diverged"

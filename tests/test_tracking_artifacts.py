@@ -317,3 +317,15 @@ def test_rewrite_drops_stale_figures(tmp_path):
     assert (tmp_path / FILES["importances"]).exists()
     check_report(tmp_path, write_study_report(optuna.create_study(), tmp_path))
     assert not any(tmp_path.glob("*.png"))
+
+
+@pytest.mark.parametrize("url", ["postgresql://u:pa/ss@h/db", "postgresql://:secret@h/db",
+                                 "postgresql://u:p@ss@h/db", "http://u:pw@127.0.0.1:1"])
+def test_scrub_masks_every_password_form(url):
+    from tracking.store import scrub
+
+    masked = scrub(f"study.storage='{url}' and more")
+    assert ":***@" in masked
+    for secret in ("pa/ss", "secret", "p@ss", ":pw@"):
+        if secret in url:
+            assert secret not in masked

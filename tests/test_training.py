@@ -444,3 +444,9 @@ def test_from_dict_names_bad_keys():
 def test_valid_config_passes_validation():
     cfg = make_cfg()
     assert validate(cfg) is cfg
+
+
+def test_attention_needs_full_bptt():
+    cfg = make_cfg(model__attention=True, train__tbptt=5)
+    with pytest.raises(ConfigError, match="train.tbptt"):
+        validate(cfg)

@@ -27,7 +27,8 @@ class TrackingError(RuntimeError):
         super().__init__(f"tracking.uri={self.value!r} is unusable; valid: {valid}")
 
 
-_USERINFO = re.compile(r"(://[^/:@\s]+):[^@/\s]*@")
+# user (possibly empty) ":" password (which may hold "/" or "@") "@": masking too much is harmless
+_USERINFO = re.compile(r"(://[^/:@\s'\"]*):[^\s'\"]*@")
 
 
 def scrub(text: str) -> str:

@@ -246,6 +246,8 @@ def validate(cfg: TrialConfig) -> TrialConfig:
         _check(math.isfinite(tr.clip.threshold) and tr.clip.threshold > 0, "train.clip.threshold",
                tr.clip.threshold, "a number > 0")
     _check(tr.tbptt >= 0, "train.tbptt", tr.tbptt, "0 (full BPTT) or a truncation length ≥ 1")
+    if m.attention:   # attention trained on k-step chunks would be scored over all T steps
+        _check(tr.tbptt == 0, "train.tbptt", tr.tbptt, "0 (full BPTT) when model.attention is true")
     _check(tr.penalty.l2 >= 0, "train.penalty.l2", tr.penalty.l2, "a number ≥ 0")
     _check(tr.penalty.omega >= 0, "train.penalty.omega", tr.penalty.omega, "a number ≥ 0")
     if tr.penalty.omega > 0:

@@ -5,7 +5,8 @@ A probe is
 - `vanishing` if the gradient shrinks by at least 10^3 going back through time:
               vanishing_ratio = log10(‖∂L_T/∂h_1‖ / ‖∂L_T/∂h_T‖) ≤ −3 (equivalently horizon < T when
               the decay is monotone);
-- `exploding` if it grows by at least 10^3 going back: vanishing_ratio ≥ +3;
+- `exploding` if it grows by at least 10^3 going back: vanishing_ratio ≥ +3, or overflows to Inf/NaN
+              while the loss stays finite (possible on the full profile under truncated BPTT);
 - `healthy`   otherwise.
 The ratio is read on the top layer, for the loss at the final step (see `workers/probes.py`).
 Three decades is the threshold: long enough that a smooth decay over T steps is not flagged for short
@@ -22,9 +23,11 @@ DECADES = 3.0
 SEVERITY = ["healthy", "vanishing", "exploding", "diverged"]
 
 
-def probe_verdict(ratio: float | None, nonfinite: int, loss_finite: bool) -> str:
+def probe_verdict(ratio: float | None, nonfinite: int, loss_finite: bool, profile_finite: bool = True) -> str:
     if nonfinite > 0 or not loss_finite:
         return "diverged"
+    if not profile_finite:   # ∂L/∂h_t overflowed going back while the loss stayed finite
+        return "exploding"
     if ratio is None:   # finite values but no gradient at all reaches the final step's state
         return "vanishing"
     if ratio <= -DECADES:

@@ -175,7 +175,8 @@ def _probe_record(step: int, fields: dict, loss: float, val: dict) -> dict[str, 
     }
     loss_finite = math.isfinite(loss) and record["global_norm"] is not None and math.isfinite(
         record["global_norm"])
-    record["health"] = health.probe_verdict(ratio, record["nonfinite"], loss_finite)
+    profile_finite = all(math.isfinite(v) for layer in fields["grad_h_norms"] for v in layer)
+    record["health"] = health.probe_verdict(ratio, record["nonfinite"], loss_finite, profile_finite)
     return record
 
 
