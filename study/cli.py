@@ -28,9 +28,10 @@ EXIT_LOCKED = 3
 EXIT_BUDGET = 4     # the wall-clock budget ran out before study.n_trials were finished
 
 
-def _run_study(overrides: list[str], after=None) -> int:
-    """Run a study with a live display and the end tables; `after(runner, outcome)` may return an
-    exit code (the nightly comparison)."""
+def _run_study(overrides: list[str], after=None, epilogue: list[str] | None = None) -> int:
+    """Run a study with a live display and the end tables. `after(runner, outcome)` runs while the
+    study is still locked and may return an exit code (the nightly comparison); `epilogue` lines it
+    fills are printed after the tables."""
     from study.compose import compose_root
     from study.console import StudyDisplay, best_per_cell_table, trials_table
     from study.runner import StudyRunner
@@ -42,7 +43,7 @@ def _run_study(overrides: list[str], after=None) -> int:
     runner = StudyRunner(composed)
     with StudyDisplay(err, name) as display:
         runner.on_progress = display.update
-        outcome = runner.run()
+        outcome = runner.run(after)
     every = trials_table(outcome.study)
     if every is not None:
         out.print(every)
@@ -55,7 +56,9 @@ def _run_study(overrides: list[str], after=None) -> int:
         report = _studies_dir() / name / "report" / "report.html"
         ui = "`gradstudy ui`, then http://127.0.0.1:5000" if not composed.root.tracking.uri else composed.root.tracking.uri
         out.print(f"In MLflow: {ui} → experiment gradstudy/{name}; study report: {report}")
-    code = after(runner, outcome) if after is not None else None
+    for line in epilogue or []:
+        out.print(line)
+    code = outcome.code
     if outcome.timed_out:
         err.print(f"study.timeout_s reached: the study is not finished; `gradstudy resume {name}` continues it")
     return code or (EXIT_BUDGET if outcome.timed_out else 0)
@@ -81,12 +84,13 @@ def _nightly(args: argparse.Namespace) -> int:
     prefix = compose_root(overrides).root.study.name
     name = nightly.nightly_name(prefix, day)
 
+    messages: list[str] = []
+
     def after(runner, outcome) -> int | None:
-        out = Console()
         storage = open_storage(runner.storage_url)
         previous = nightly.previous_night(storage, prefix, day)
         if previous is None:
-            out.print(f"No night before {name} in the storage: nothing to compare with.")
+            messages.append(f"No night before {name} in the storage: nothing to compare with.")
             return None
         comparison = nightly.compare(optuna.load_study(study_name=previous, storage=storage),
                                      outcome.study, runner.root.nightly)
@@ -100,12 +104,11 @@ def _nightly(args: argparse.Namespace) -> int:
             runner.tracking.log_comparison(comparison)
             runner.tracking._safely(runner.tracking.report, outcome.study, trial_dir)
         verdict = "REGRESSION" if comparison["regressed"] else "no regression"
-        out.print(f"Compared with {previous}: {verdict}")
-        for line in comparison["regressions"]:
-            out.print(f"  - {line}")
+        messages.append(f"Compared with {previous}: {verdict}")
+        messages.extend(f"  - {line}" for line in comparison["regressions"])
         return nightly.EXIT_REGRESSION if comparison["regressed"] else None
 
-    return _run_study(overrides + [f"study.name={name}"], after)
+    return _run_study(overrides + [f"study.name={name}"], after, messages)
 
 
 def _studies_dir():

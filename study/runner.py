@@ -67,6 +67,7 @@ class Progress:
 class Outcome:
     study: optuna.Study
     timed_out: bool = False
+    code: Optional[int] = None      # what an `after` hook asked the command to exit with
 
 
 def lookup(cfg: TrialConfig, key: str) -> Any:
@@ -217,7 +218,9 @@ class StudyRunner:
         self._mlflow_closed(study, trial._trial_id, "failed", f"{reason}: {error[-500:]}")
 
     # --- the loop -------------------------------------------------------------------------------------
-    def run(self) -> Outcome:
+    def run(self, after: Optional[Callable[["StudyRunner", Outcome], Optional[int]]] = None) -> Outcome:
+        """Run the study to `study.n_trials` (or the budget); `after(runner, outcome)` runs while the
+        study lock is still held (the nightly comparison) and its return value lands in `outcome.code`."""
         self.validate()
         open_storage(self.storage_url)            # unreachable storage, MLflow or Ray: an error
         # The lock first: a second driver of the study stops at once, without starting Ray.
@@ -233,6 +236,8 @@ class StudyRunner:
             outcome = self._loop(study, plan)
             if tracking is not None:
                 tracking.finish(study, trial_dir)
+            if after is not None:
+                outcome.code = after(self, outcome)
             return outcome
 
     def _progress(self, study: optuna.Study, progress: Progress, running: int) -> None:
