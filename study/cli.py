@@ -34,6 +34,7 @@ def _run_study(overrides: list[str], after=None, epilogue: list[str] | None = No
     fills are printed after the tables."""
     from study.compose import compose_root
     from study.console import StudyDisplay, best_per_cell_table, trials_table
+    from study.paths import study_dir
     from study.runner import StudyRunner
     from study.storage import describe
 
@@ -51,9 +52,9 @@ def _run_study(overrides: list[str], after=None, epilogue: list[str] | None = No
     storage = composed.root.study.storage
     where = f" --storage '{describe(storage)}'" if storage else ""   # a password shows as ***
     out.print(f"Results: `gradstudy status {name}{where}`; trial summaries under "
-              f"{_studies_dir() / name / 'trials'}")
+              f"{study_dir(name) / 'trials'}")
     if composed.root.tracking.enabled:
-        report = _studies_dir() / name / "report" / "report.html"
+        report = study_dir(name) / "report" / "report.html"
         ui = "`gradstudy ui`, then http://127.0.0.1:5000" if not composed.root.tracking.uri else composed.root.tracking.uri
         out.print(f"In MLflow: {ui} → experiment gradstudy/{name}; study report: {report}")
     for line in epilogue or []:
@@ -72,7 +73,7 @@ def _nightly(args: argparse.Namespace) -> int:
 
     from study import nightly
     from study.compose import compose_root
-    from study.runner import trial_dir
+    from study.paths import study_dir
     from study.storage import open_storage
     from workers.summary import write_atomic
 
@@ -99,10 +100,10 @@ def _nightly(args: argparse.Namespace) -> int:
             comparison["regressions"] = [r for r in comparison["regressions"] if "no complete trial" not in r]
             comparison["regressed"] = bool(comparison["regressions"])
         outcome.study.set_user_attr("gradstudy.nightly", comparison)
-        write_atomic(_studies_dir() / name / "comparison.json", json.dumps(comparison, indent=1))
+        write_atomic(study_dir(name) / "comparison.json", json.dumps(comparison, indent=1))
         if runner.tracking is not None:
             runner.tracking.log_comparison(comparison)
-            runner.tracking._safely(runner.tracking.report, outcome.study, trial_dir)
+            runner.tracking._safely(runner.tracking.report, outcome.study)
         verdict = "REGRESSION" if comparison["regressed"] else "no regression"
         messages.append(f"Compared with {previous}: {verdict}")
         messages.extend(f"  - {line}" for line in comparison["regressions"])
@@ -111,32 +112,16 @@ def _nightly(args: argparse.Namespace) -> int:
     return _run_study(overrides + [f"study.name={name}"], after, messages)
 
 
-def _studies_dir():
-    from study.paths import data_dir
-
-    return data_dir() / "studies"
-
-
 def _run(args: argparse.Namespace) -> int:
     return _run_study(args.overrides)
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from study.runner import load_for_resume
+    from study.runner import started_with
+    from study.storage import load_study
 
-    overrides = load_for_resume(args.name, args.storage)
+    overrides = started_with(load_study(args.name, args.storage))
     return _run_study(overrides + [f"study.name={args.name}"] + ([f"study.storage={args.storage}"] if args.storage else []))
-
-
-def _load(name: str, storage: str):
-    import optuna
-
-    from study.storage import open_storage
-
-    try:
-        return optuna.load_study(study_name=name, storage=open_storage(storage))
-    except KeyError:
-        raise ConfigError("NAME", name, "the name of an existing study (see `gradstudy list`)") from None
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -144,8 +129,9 @@ def _status(args: argparse.Namespace) -> int:
 
     from study import results
     from study.console import status_table
+    from study.storage import load_study
 
-    status = results.status(_load(args.name, args.storage))
+    status = results.status(load_study(args.name, args.storage))
     if args.json:
         print(json.dumps(status, default=str))
     else:
@@ -194,24 +180,24 @@ def _trial(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from study.compose import compose_root
     from study.lock import study_lock
-    from study.runner import load_for_resume
+    from study.runner import started_with
+    from study.storage import load_study
     from study.storage import resolve_url
 
-    study = _load(args.name, args.storage)
-    composed = compose_root(load_for_resume(args.name, args.storage) + [f"study.name={args.name}"])
+    study = load_study(args.name, args.storage)
+    composed = compose_root(started_with(study) + [f"study.name={args.name}"])
     with study_lock(args.name, resolve_url(args.storage)):   # not while a driver runs the study
         return _write_report(args, study, composed)
 
 
 def _write_report(args: argparse.Namespace, study, composed) -> int:
-    from study.runner import trial_dir
     from study.tracking_hooks import StudyTracking
 
     uri = args.tracking_uri if args.tracking_uri is not None else composed.root.tracking.uri
     tracking = StudyTracking(uri, args.name)
     tracking.start(composed, study.user_attrs.get("gradstudy.search", {}))
-    filled = tracking.backfill(study, trial_dir)
-    html = tracking.report(study, trial_dir)
+    filled = tracking.backfill(study)
+    html = tracking.report(study)
     print(f"back-filled {filled} trial(s) into MLflow; report: {html}")
     return 0
 

@@ -16,6 +16,16 @@ def data_dir() -> Path:
     return Path(os.environ.get("GRADSTUDY_HOME") or Path.home() / ".gradstudy").expanduser().resolve()
 
 
+def study_dir(study: str) -> Path:
+    """A study's folder: its trials' files, its report, the nightly comparison."""
+    return data_dir() / "studies" / study
+
+
+def trial_dir(study: str, number: int) -> Path:
+    """Where the driver keeps a study trial's summary.json, history.json and config.yaml."""
+    return study_dir(study) / "trials" / f"{number:05d}"
+
+
 def new_trial_dir(task: str, cell: str) -> Path:
     """A fresh, unique folder for one `gradstudy trial` run (not created here)."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())

@@ -30,10 +30,10 @@ from optuna.trial import TrialState
 from study import placement, results
 from study.compose import Composed, compose_trial
 from study.lock import study_lock
-from study.paths import data_dir
+from study.paths import trial_dir
 from study.samplers import make_pruner, make_sampler
 from study.space import SearchSpace, validate_keys
-from study.storage import describe, is_local_file, open_storage, resolve_url
+from study.storage import is_local_file, open_storage, resolve_url
 from study.trial_task import TrialJob
 from study.tracking_hooks import StudyTracking
 from workers.config import ConfigError, TrialConfig, to_dict
@@ -76,10 +76,6 @@ def lookup(cfg: TrialConfig, key: str) -> Any:
     for part in key.split("."):
         node = getattr(node, part)
     return getattr(node, "value", node)
-
-
-def trial_dir(study_name: str, number: int) -> Path:
-    return data_dir() / "studies" / study_name / "trials" / f"{number:05d}"
 
 
 def objective_values(summary: dict, metrics: list[str], directions: list[str]) -> list[float]:
@@ -132,8 +128,7 @@ class StudyRunner:
                           "a database URL (postgresql://…) when cluster.address joins a Ray cluster: "
                           "workers on other machines cannot reach a local file")
 
-    def open_study(self) -> optuna.Study:
-        storage = open_storage(self.storage_url)
+    def open_study(self, storage: optuna.storages.BaseStorage) -> optuna.Study:
         sampler = make_sampler(self.root.study, self.space)
         study = optuna.create_study(study_name=self.name, storage=storage, sampler=sampler,
                                     pruner=make_pruner(self.root.study), directions=self.directions,
@@ -222,33 +217,34 @@ class StudyRunner:
         """Run the study to `study.n_trials` (or the budget); `after(runner, outcome)` runs while the
         study lock is still held (the nightly comparison) and its return value lands in `outcome.code`."""
         self.validate()
-        open_storage(self.storage_url)            # unreachable storage, MLflow or Ray: an error
+        storage = open_storage(self.storage_url)  # unreachable storage, MLflow or Ray: an error
         # The lock first: a second driver of the study stops at once, without starting Ray.
         with study_lock(self.name, self.storage_url):
             tracking = StudyTracking(self.root.tracking.uri, self.name) if self.root.tracking.enabled else None
             placement.connect(self.root.cluster)      # before anything is written
             plan = placement.plan(self.root.cluster)
-            study = self.open_study()
+            study = self.open_study(storage)
             if tracking is not None:
                 tracking.start(self.composed, self.space.describe())
                 self.tracking = tracking
             self.recover_orphans(study)
             outcome = self._loop(study, plan)
             if tracking is not None:
-                tracking.finish(study, trial_dir)
+                tracking.finish(study)
             if after is not None:
                 outcome.code = after(self, outcome)
             return outcome
 
-    def _progress(self, study: optuna.Study, progress: Progress, running: int) -> None:
-        trials = study.get_trials(deepcopy=False)
-        done = results.finished(trials)
+    def _progress(self, study: optuna.Study, progress: Progress, running: int) -> int:
+        """Update the display from the storage; returns how many trials count as finished."""
+        done = results.finished(study.get_trials(deepcopy=False))
         progress.done, progress.running = len(done), running
         progress.pruned = sum(t.state == TrialState.PRUNED for t in done)
         progress.failed = sum(t.state == TrialState.FAIL for t in done)
         best = results.best_trial(study, done)
         progress.best = best.values[0] if best else None
         self.on_progress(progress)
+        return len(done)
 
     def _loop(self, study: optuna.Study, plan: placement.Placement) -> Outcome:
         total, budget = self.root.study.n_trials, self.root.study.timeout_s
@@ -257,17 +253,16 @@ class StudyRunner:
         progress = Progress(total=total)
         try:
             while True:
-                done = len(results.finished(study.get_trials(deepcopy=False)))
+                done = self._progress(study, progress, len(in_flight))
                 if time.monotonic() >= deadline:
                     self._stop_in_flight(study, in_flight, "budget")
                     self._progress(study, progress, 0)
                     return Outcome(study, timed_out=True)
                 while len(in_flight) < plan.max_concurrent and done + len(in_flight) < total:
-                    self._launch(study, plan, in_flight)
-                    done = len(results.finished(study.get_trials(deepcopy=False)))
+                    if not self._launch(study, plan, in_flight):
+                        done += 1                  # failed before it was placed: a final FAIL
                 if not in_flight and done >= total:
                     break
-                self._progress(study, progress, len(in_flight))
                 wait = max(0.05, min(1.0, deadline - time.monotonic()))
                 ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=wait)
                 for ref in ready:
@@ -279,14 +274,15 @@ class StudyRunner:
         self._progress(study, progress, 0)
         return Outcome(study)
 
-    def _launch(self, study: optuna.Study, plan: placement.Placement, in_flight: dict) -> None:
+    def _launch(self, study: optuna.Study, plan: placement.Placement, in_flight: dict) -> bool:
+        """Ask for a trial and place it; False when it failed first (bad sampled config, submit)."""
         trial = study.ask()
         try:
             values = self.space.sample(trial, lambda key: lookup(self.base_config, key))
             cfg = self.trial_config(values)
         except ConfigError as exc:
             self.fail(study, trial, "config", str(exc))
-            return
+            return False
         prune = self.root.study.pruner.value != "none" and len(self.metrics) == 1
         run_id = self.tracking.launch(trial, to_dict(cfg)) if self.tracking is not None else None
         job = TrialJob(self.storage_url, self.name, trial._trial_id, trial.number, cfg, self.metrics[0], prune,
@@ -295,8 +291,10 @@ class StudyRunner:
                        threads=max(1, int(plan.cpu)))
         try:
             in_flight[plan.submit(job)] = trial
+            return True
         except Exception as exc:   # not placed at all: a final FAIL, never a trial left RUNNING
             self.fail(study, trial, "submit", f"{type(exc).__name__}: {exc}")
+            return False
 
     def _collect(self, study: optuna.Study, ref: ray.ObjectRef, trial: optuna.Trial) -> None:
         try:
@@ -338,13 +336,9 @@ class StudyRunner:
         in_flight.clear()
 
 
-def load_for_resume(name: str, storage: str) -> list[str]:
+def started_with(study: optuna.Study) -> list[str]:
     """The overrides a study was started with, to run it again as it was."""
-    try:
-        study = optuna.load_study(study_name=name, storage=open_storage(storage))
-    except KeyError:
-        raise ConfigError("NAME", name, "the name of an existing study (see `gradstudy list`)") from None
     return list(study.user_attrs.get(ATTR + "overrides", []))
 
 
-__all__ = ["StudyRunner", "Progress", "Outcome", "load_for_resume", "describe"]
+__all__ = ["StudyRunner", "Progress", "Outcome", "started_with"]

@@ -76,3 +76,11 @@ def _engine_kwargs(scheme: str) -> dict:
     if scheme == "postgresql":
         return {"connect_args": {"connect_timeout": 5}, "pool_pre_ping": True}
     return {}
+
+
+def load_study(name: str, url: str) -> optuna.Study:
+    """An existing study; a ConfigError naming it when the storage has no such study."""
+    try:
+        return optuna.load_study(study_name=name, storage=open_storage(url))
+    except KeyError:
+        raise ConfigError("NAME", name, "the name of an existing study (see `gradstudy list`)") from None

@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 import optuna
 
-from study.paths import data_dir
+from study.paths import data_dir, study_dir, trial_dir
 from study.results import finished
 from tracking.runs import StudyRecorder
 from tracking.store import TrackingError, connect, resolve_uri
@@ -110,10 +110,10 @@ class StudyTracking:
         if run_id:
             self._live(self.recorder.finish_trial, run_id, state, None, reason)
 
-    def finish(self, study: optuna.Study, trial_dir) -> None:
+    def finish(self, study: optuna.Study) -> None:
         """End of a run: back-fill what MLflow missed, then the study report and counts on the parent."""
-        self._safely(self.backfill, study, trial_dir)
-        reported, _ = self._safely(self.report, study, trial_dir)
+        self._safely(self.backfill, study)
+        reported, _ = self._safely(self.report, study)
         if not reported:                 # report() logs the counts once the report is attached
             self._safely(self.log_counts, study)
         self._safely(self.recorder.end_study)
@@ -127,7 +127,7 @@ class StudyTracking:
         metrics.update({f"study/health/{k}": v for k, v in status["health"].items()})
         self.recorder.log_study_metrics(metrics)
 
-    def report(self, study: optuna.Study, trial_dir) -> Path:
+    def report(self, study: optuna.Study) -> Path:
         """(Re)write the study report (PNGs + report.html) and attach it to the parent run with the
         counts; the parent run is ended if no trial is running or waiting (`gradstudy report` after
         MLflow was lost at the end of a run: the driver could not end it)."""
@@ -140,7 +140,7 @@ class StudyTracking:
             path = trial_dir(study.study_name, t.number) / "summary.json"
             if path.exists():
                 summaries[t.number] = json.loads(path.read_text())
-        folder = self.data_dir / "studies" / study.study_name / "report"
+        folder = study_dir(study.study_name) / "report"
         folder.mkdir(parents=True, exist_ok=True)
         html = write_study_report(study, folder, summaries, study.user_attrs.get("gradstudy.nightly"))
         self.recorder.log_report(folder)
@@ -160,7 +160,7 @@ class StudyTracking:
             "nightly/failures": float(comparison["failures"]["current"]),
             "nightly/diverged_fraction": float(comparison["diverged_fraction"]["current"])})
 
-    def backfill(self, study: optuna.Study, trial_dir) -> int:
+    def backfill(self, study: optuna.Study) -> int:
         """Record every finished trial whose MLflow record is incomplete; returns how many."""
         count = 0
         attrs = study.user_attrs

@@ -64,15 +64,18 @@ class Trainer:
         if pen.l2 > 0:
             (pen.l2 * penalties.l2(self.params)).backward()
 
-    def _backward_full(self, batch: Batch) -> torch.Tensor:
-        output = self.net(batch.x, unrolled=self.unrolled_always)
-        loss = self.task.loss(output.out, batch.y)
+    def _backward_loss(self, output, loss: torch.Tensor) -> torch.Tensor:
+        """The loss's gradient plus the penalties' (Ω reads ∂L/∂h_t first, while the graph lives)."""
         if self.unrolled_always:
             self._backward_penalties(output, loss)
         loss.backward()
         if not self.unrolled_always:
             self._backward_penalties()
         return loss.detach()
+
+    def _backward_full(self, batch: Batch) -> torch.Tensor:
+        output = self.net(batch.x, unrolled=self.unrolled_always)
+        return self._backward_loss(output, self.task.loss(output.out, batch.y))
 
     def _backward_truncated(self, batch: Batch) -> torch.Tensor:
         k, length = self.cfg.tbptt, batch.x.shape[1]
@@ -97,10 +100,11 @@ class Trainer:
         self._backward_penalties()
         return total
 
+    def truncates(self, batch: Batch) -> bool:
+        return bool(self.cfg.tbptt) and self.cfg.tbptt < batch.x.shape[1]
+
     def backward(self, batch: Batch) -> torch.Tensor:
-        if self.cfg.tbptt and self.cfg.tbptt < batch.x.shape[1]:
-            return self._backward_truncated(batch)
-        return self._backward_full(batch)
+        return self._backward_truncated(batch) if self.truncates(batch) else self._backward_full(batch)
 
     # --- probes ---------------------------------------------------------------------------------------
     def probe_pass(self, batch: Batch, train: bool) -> tuple[list[list[float]], Optional[torch.Tensor]]:
@@ -117,14 +121,12 @@ class Trainer:
             return probes.profile_from_grads([h.grad for h in flat], output.hs), loss.detach()
         final = self.task.final_step_loss(output.out, batch.y)
         norms = probes.hidden_gradient_norms(final, output.hs, retain_graph=train)
-        if not train:
-            return norms, None
-        if self.unrolled_always:
-            self._backward_penalties(output, loss)
-        loss.backward()
-        if not self.unrolled_always:
-            self._backward_penalties()
-        return norms, loss.detach()
+        return norms, (self._backward_loss(output, loss) if train else None)
+
+    def profile_fields(self, norms: list[list[float]]) -> dict[str, Any]:
+        """The temporal profile with the recurrent matrices' λ1 and spectral radius."""
+        lambda1, radius = probes.weight_spectra(self.net)
+        return {"grad_h_norms": norms, "lambda1": lambda1, "spectral_radius": radius}
 
     def step(self, step: int, batch: Batch, probing: bool) -> tuple[float, Optional[float], bool, dict]:
         """One update; returns (loss, global norm or None, clipped, probe fields or {})."""
@@ -132,11 +134,8 @@ class Trainer:
         fields: dict[str, Any] = {}
         loss = None
         if probing:
-            truncated = bool(self.cfg.tbptt) and self.cfg.tbptt < batch.x.shape[1]
-            norms, loss = self.probe_pass(batch, train=not truncated)
-            fields["grad_h_norms"] = norms
-            lambda1, radius = probes.weight_spectra(self.net)
-            fields.update(lambda1=lambda1, spectral_radius=radius)
+            norms, loss = self.probe_pass(batch, train=not self.truncates(batch))
+            fields.update(self.profile_fields(norms))
         if loss is None:
             loss = self.backward(batch)
         if probing:
@@ -218,9 +217,8 @@ def train(net: RecurrentNet, task: Task, cfg: TrialConfig, reporter: Reporter,
         finite = math.isfinite(loss) and (norm is None or math.isfinite(norm))
         if not finite and not probing:   # measure the state it diverged in
             norms, _ = trainer.probe_pass(batch, train=False)
-            lambda1, radius = probes.weight_spectra(net)
-            fields = dict(grad_h_norms=norms, lambda1=lambda1, spectral_radius=radius,
-                          global_norm=norm if norm is not None else math.nan, nonfinite=1)
+            fields = dict(trainer.profile_fields(norms), nonfinite=1,
+                          global_norm=norm if norm is not None else math.nan)
             val_scores = evaluate(net, task, val)
             probing = True
         window.add(loss, norm, clipped)
