@@ -1,4 +1,5 @@
 """The gradient probes are exact, obey Pascanu et al. (2013)'s bound, and their verdicts follow the rule."""
+import copy
 import math
 
 import pytest
@@ -6,8 +7,11 @@ import torch
 from torch import nn
 
 from workers import health, probes
-from workers.config import Activation, Cell, Init, ModelConfig, TrialConfig
+from workers.config import (Activation, Cell, Device, Init, ModelConfig, Norm, TaskConfig, TaskName,
+                            TrialConfig)
+from workers.log_profile import log_profile
 from workers.model.network import RecurrentNet
+from workers.tasks import Batch, make_task
 from workers.trial import run_trial
 
 REFERENCE_CELLS = {Cell.rnn: nn.RNNCell, Cell.lstm: nn.LSTMCell, Cell.gru: nn.GRUCell}
@@ -20,10 +24,10 @@ def reference_profile(net: RecurrentNet, x: torch.Tensor, y: torch.Tensor) -> li
     for layer in net.layers:
         ref = REFERENCE_CELLS[layer.cell](layer.core.input_size, layer.hidden_size,
                                           **({"nonlinearity": layer.activation.value}
-                                             if layer.cell == Cell.rnn else {}))
+                                             if layer.cell == Cell.rnn else {})).to(x.dtype)
         for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
             getattr(ref, name).data.copy_(getattr(layer.core, name + "_l0").data)
-        h = torch.zeros(x.shape[0], layer.hidden_size)
+        h = torch.zeros(x.shape[0], layer.hidden_size, dtype=x.dtype)
         c = torch.zeros_like(h)
         hs = []
         for t in range(inp.shape[1]):
@@ -40,26 +44,109 @@ def reference_profile(net: RecurrentNet, x: torch.Tensor, y: torch.Tensor) -> li
     return [[h.grad.norm().item() for h in hs] for hs in hs_all]
 
 
+def log10_or_none(values: list[float]) -> list[float | None]:
+    return [math.log10(v) if v > 1e-300 else None for v in values]
+
+
+def assert_log_close(got: list[list[float]], want: list[list[float | None]], tol: float = 1e-4) -> int:
+    """|got − want| ≤ tol (log10) wherever the reference did not underflow; returns how many were compared."""
+    compared = 0
+    assert len(got) == len(want)
+    for g_layer, w_layer in zip(got, want):
+        assert len(g_layer) == len(w_layer)
+        for t, (g, w) in enumerate(zip(g_layer, w_layer)):
+            if w is not None:
+                assert abs(g - w) <= tol, (t, g, w)
+                compared += 1
+    return compared
+
+
+def autograd_reference(net: RecurrentNet, task, batch) -> list[list[float | None]]:
+    """log10 ‖∂L_T/∂h_t‖ by plain float64 autograd over the unrolled graph (None where it underflowed)."""
+    net64 = copy.deepcopy(net).double()
+    y = batch.y.double() if batch.y.is_floating_point() else batch.y
+    out = net64(batch.x.double(), unrolled=True)
+    flat = [h for layer in out.hs for h in layer]
+    grads = torch.autograd.grad(task.final_step_loss(out.out, y), flat, allow_unused=True)
+    norms = [g.norm().item() if g is not None else 0.0 for g in grads]
+    steps = len(out.hs[0])
+    return [log10_or_none(norms[i * steps:(i + 1) * steps]) for i in range(len(out.hs))]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("cell,activation", [(Cell.rnn, Activation.tanh), (Cell.rnn, Activation.relu),
                                              (Cell.lstm, Activation.tanh), (Cell.gru, Activation.tanh)])
 @pytest.mark.parametrize("layers", [1, 2])
-def test_probe_equals_independent_unrolled_reference(cell, activation, layers):
+def test_log_profile_equals_an_independent_float64_reference(cell, activation, layers, dtype):
     cfg = ModelConfig(cell=cell, activation=activation, hidden_size=12, layers=layers,
                       init=Init.orthogonal, init_gain=1.1)
     net = RecurrentNet(cfg, input_size=2, output_size=1, per_step=False, seed=3)
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(5, 15, 2, generator=g), torch.randn(5, generator=g)
 
-    out = net(x, unrolled=True)
-    loss_final = ((out.out[:, -1, 0] - y) ** 2).mean()
-    measured = probes.hidden_gradient_norms(loss_final, out.hs)
-    expected = reference_profile(net, x, y)
+    measured = log_profile(net, make_task(TaskConfig(seq_len=15), 0), Batch(x, y), dtype)
+    expected = [log10_or_none(p) for p in reference_profile(net.double(), x.double(), y.double())]
 
-    assert len(measured) == layers and all(len(p) == 15 for p in measured)
-    for got, want in zip(measured, expected):
-        assert got == pytest.approx(want, rel=1e-4, abs=1e-10)
+    assert assert_log_close(measured, expected) == 15 * layers
     # the profile is not flat: the probe sees the recurrence, not just the direct path
-    assert measured[-1][0] != pytest.approx(measured[-1][-1], rel=1e-2)
+    assert abs(measured[-1][0] - measured[-1][-1]) > 1e-2
+
+
+@pytest.mark.parametrize("task,seq_len,extra", [
+    ("adding", 60, {"cell": Cell.rnn, "layers": 2, "residual": True}),
+    ("adding", 60, {"cell": Cell.lstm, "layers": 2, "attention": True}),
+    ("adding", 60, {"cell": Cell.gru, "layers": 3, "residual": True, "norm": Norm.layer}),
+    ("adding", 60, {"cell": Cell.rnn, "layers": 2, "norm": Norm.batch}),
+    ("adding", 60, {"cell": Cell.esn, "leak": 0.5}),
+    ("adding", 60, {"cell": Cell.rnn, "activation": Activation.sigmoid}),
+    ("copy_memory", 30, {"cell": Cell.lstm, "layers": 2, "attention": True, "norm": Norm.layer}),
+    ("temporal_order", 60, {"cell": Cell.gru, "layers": 2, "norm": Norm.batch, "residual": True}),
+    ("mackey_glass", 60, {"cell": Cell.rnn, "layers": 2, "attention": True, "residual": True}),
+])
+def test_log_profile_equals_float64_autograd_for_every_architecture(task, seq_len, extra):
+    cfg = TrialConfig(task=TaskConfig(name=TaskName(task), seq_len=seq_len), model=ModelConfig(**extra))
+    t = make_task(cfg.task, 0)
+    net = RecurrentNet(cfg.model, t.input_size, t.output_size, t.per_step, seed=1)
+    batch = t.batch(8, torch.Generator().manual_seed(2))
+    want = autograd_reference(net, t, batch)
+    assert assert_log_close(log_profile(net, t, batch, torch.float64), want, tol=1e-9) >= seq_len
+    assert assert_log_close(log_profile(net, t, batch, torch.float32), want, tol=1e-4) >= seq_len
+
+
+def test_the_log_profile_is_exact_far_below_float64_where_autograd_underflows():
+    """A tanh RNN with λ1 = 0.5 at T = 2000: float64 autograd underflows to 0 within a few hundred steps,
+    the log profile stays finite and obeys Pascanu et al.'s bound (T−1)·log10(λ1·γ) ≈ −602."""
+    steps, lam = 2000, 0.5
+    cfg = TrialConfig(task=TaskConfig(seq_len=steps),
+                      model=ModelConfig(init=Init.scaled, init_gain=lam, hidden_size=32))
+    cfg.train.steps, cfg.train.device = 0, Device.cpu
+    probe = run_trial(cfg)["probes"][0]
+    log10 = probe["grad_h_log10"][0]
+    assert all(math.isfinite(v) for v in log10)
+    bound = (steps - 1) * math.log10(lam * 1.0)
+    assert bound == pytest.approx(-602.0, abs=0.5)
+    assert probe["vanishing_ratio"] <= bound + 1e-6
+    assert math.isfinite(probe["vanishing_ratio"])
+    assert probe["grad_h_norms"][0][0] == 0.0          # the plain norm is below the float range
+    assert probe["decay_rate"] <= math.log10(lam) + 1e-6
+    assert probe["health"] == "vanishing"
+
+
+def test_at_t1000_inits_and_cells_are_told_apart():
+    """The comparison a study exists for: at T = 1000 xavier, orthogonal and an LSTM no longer share the
+    float32 floor (−44.2) but give clearly different ratios."""
+    ratios = {}
+    for name, model in {"xavier": ModelConfig(init=Init.xavier_uniform),
+                        "orthogonal": ModelConfig(init=Init.orthogonal),
+                        "lstm": ModelConfig(cell=Cell.lstm)}.items():
+        cfg = TrialConfig(task=TaskConfig(seq_len=1000), model=model)
+        cfg.train.steps, cfg.train.device, cfg.train.batch_size = 0, Device.cpu, 16
+        probe = run_trial(cfg)["probes"][0]
+        assert probe["vanishing_ratio"] is not None and math.isfinite(probe["vanishing_ratio"])
+        ratios[name] = probe["vanishing_ratio"]
+    values = sorted(ratios.values())
+    assert all(b - a > 5.0 for a, b in zip(values, values[1:])), ratios
+    assert all(r < -44.2 or r > -44.0 for r in values)
 
 
 def test_fused_output_gradient_misses_the_recurrent_path():
@@ -89,23 +176,30 @@ def test_pascanu_bound_at_initialization(activation, gamma, contraction):
     probe = run_trial(cfg)["probes"][0]
     assert probe["step"] == 0
     assert probe["lambda1"][0] == pytest.approx(lam, rel=1e-5)
-    profile = probe["grad_h_norms"][0]
-    bound = (lam * gamma) ** (steps - 1)
-    assert profile[0] / profile[-1] <= bound * (1 + 1e-3)
+    log10 = probe["grad_h_log10"][0]
+    step_bound = math.log10(lam * gamma)
+    assert log10[0] - log10[-1] <= (steps - 1) * step_bound + 1e-4
     # and step by step: each step back shrinks the gradient by at least λ1·γ
-    for later, earlier in zip(profile[1:], profile[:-1]):
-        assert earlier <= later * lam * gamma * (1 + 1e-3)
+    for later, earlier in zip(log10[1:], log10[:-1]):
+        assert earlier <= later + step_bound + 1e-4
 
 
-def test_vanishing_ratio_and_horizon_from_a_profile():
-    profile = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]
-    assert probes.vanishing_ratio(profile) == pytest.approx(-6.0)
-    assert probes.horizon(profile) == 4            # 1, .1, .01, .001 are ≥ 1e-3 of the last
-    assert probes.horizon([5.0, 4.0, 3.0]) == 3    # never drops: the whole length
-    assert probes.vanishing_ratio([100.0, 1.0]) == pytest.approx(2.0)
-    assert probes.vanishing_ratio([0.0, 1.0]) == pytest.approx(math.log10(probes.UNDERFLOW))
+def test_ratio_horizon_and_decay_rate_from_a_log_profile():
+    log10 = [-6.0, -5.0, -4.0, -3.0, -2.0, -1.0, 0.0]
+    assert probes.vanishing_ratio(log10) == pytest.approx(-6.0)
+    assert probes.horizon(log10) == 4              # 0, −1, −2, −3 are within 3 decades of the last
+    assert probes.decay_rate(log10) == pytest.approx(-1.0)   # one decade per step back
+    assert probes.decay_rate(log10) * (len(log10) - 1) == pytest.approx(probes.vanishing_ratio(log10))
+    assert probes.horizon([0.7, 0.6, 0.5]) == 3    # never drops: the whole length
+    assert probes.vanishing_ratio([2.0, 0.0]) == pytest.approx(2.0)
+    assert probes.decay_rate([2.0, 0.0]) == pytest.approx(2.0)
+    assert probes.vanishing_ratio([-math.inf, 0.0]) is None        # an exactly zero gradient at t = 1
+    assert probes.decay_rate([-math.inf, -1.0, 0.0]) == pytest.approx(-1.0)   # left out of the fit
     assert probes.vanishing_ratio([math.nan, 1.0]) is None
     assert probes.horizon([1.0, math.inf]) is None
+    assert probes.decay_rate([0.0]) is None
+    assert probes.norms_from_log10([-400.0, 0.0, 2.0, 400.0]) == [0.0, 1.0, 100.0, math.inf]
+    assert probes.profile_finite([[-math.inf, 0.0]]) and not probes.profile_finite([[math.nan, 0.0]])
 
 
 @pytest.mark.parametrize("ratio,nonfinite,finite,verdict", [

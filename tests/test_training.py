@@ -405,7 +405,7 @@ def test_determinism(cell):
     (dict(model__cell=Cell.lstm, train__penalty__omega=0.1), "train.penalty.omega"),
     (dict(model__cell=Cell.esn, train__penalty__omega=0.1), "train.penalty.omega"),
     (dict(train__penalty__omega=0.1, train__tbptt=5), "train.tbptt"),
-    (dict(train__steps=0), "train.steps"),
+    (dict(train__steps=-1), "train.steps"),
     (dict(train__clip__mode=ClipMode.norm, train__clip__threshold=0.0), "train.clip.threshold"),
     (dict(model__init_gain=0.0), "model.init_gain"),
     (dict(model__forget_bias=1.0), "model.forget_bias"),
@@ -450,3 +450,24 @@ def test_attention_needs_full_bptt():
     cfg = make_cfg(model__attention=True, train__tbptt=5)
     with pytest.raises(ConfigError, match="train.tbptt"):
         validate(cfg)
+
+
+@pytest.mark.parametrize("cell", [Cell.rnn, Cell.lstm])
+def test_zero_steps_measures_the_network_at_initialization(cell):
+    """train.steps=0: one probe at step 0, no update, and the test score is the untrained net's."""
+    import torch
+
+    from workers.loop import evaluate
+    from workers.trial import build
+
+    cfg = make_cfg(model__cell=cell, train__steps=0)
+    summary = run_trial(cfg)
+    assert summary["steps"] == 0 and summary["status"] == "completed"
+    (probe,) = summary["probes"]
+    assert probe["step"] == 0 and probe["update_ratio"] == {}
+    assert probe["global_norm"] > 0 and set(probe["group_norms"]) >= {"recurrent", "readout"}
+    assert len(probe["grad_h_log10"][0]) == 20 and math.isfinite(probe["vanishing_ratio"])
+    assert summary["final"]["seq_per_s"] is None
+    task, net = build(cfg, torch.device("cpu"))
+    untrained = evaluate(net, task, task.held_out("test", cfg.task.test_size))
+    assert summary["final"]["test_loss"] == pytest.approx(untrained["loss"], rel=1e-6)

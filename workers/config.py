@@ -72,6 +72,11 @@ class ClipMode(str, Enum):
     value = "value"
 
 
+class ProbeDtype(str, Enum):
+    float32 = "float32"
+    float64 = "float64"
+
+
 class Device(str, Enum):
     auto = "auto"
     cpu = "cpu"
@@ -133,6 +138,7 @@ class TrainConfig:
     tbptt: int = 0                          # truncation length k; 0 = full BPTT
     penalty: PenaltyConfig = field(default_factory=PenaltyConfig)
     probe_every: int = 100
+    probe_dtype: ProbeDtype = ProbeDtype.float32   # dtype of the probe's trajectory (log scales are float64)
     log_every: int = 10
     seed: int = 0
     device: Device = Device.auto
@@ -236,7 +242,7 @@ def validate(cfg: TrialConfig) -> TrialConfig:
     _check(0 <= m.sparsity < 1, "model.sparsity", m.sparsity, "a number in [0, 1)")
     _check(m.input_scaling > 0, "model.input_scaling", m.input_scaling, "a number > 0")
 
-    _check(tr.steps >= 1, "train.steps", tr.steps, "an integer ≥ 1")
+    _check(tr.steps >= 0, "train.steps", tr.steps, "an integer ≥ 0 (0: one probe at initialization, no update)")
     _check(tr.batch_size >= 2 or m.norm != Norm.batch, "train.batch_size", tr.batch_size,
            "an integer ≥ 2 with model.norm=batch")
     _check(tr.batch_size >= 1, "train.batch_size", tr.batch_size, "an integer ≥ 1")

@@ -22,11 +22,15 @@ from typing import Any, Optional
 import torch
 
 from workers import health, penalties, probes
-from workers.config import TrialConfig
+from workers.config import ProbeDtype, TrialConfig
+from workers.log_profile import log_profile
 from workers.model.network import RecurrentNet
 from workers.optim import clip, make_optimizer
 from workers.reporter import Reporter
 from workers.tasks import Batch, Task
+
+
+PROBE_DTYPES = {ProbeDtype.float32: torch.float32, ProbeDtype.float64: torch.float64}
 
 
 @dataclass
@@ -107,37 +111,20 @@ class Trainer:
         return self._backward_truncated(batch) if self.truncates(batch) else self._backward_full(batch)
 
     # --- probes ---------------------------------------------------------------------------------------
-    def probe_pass(self, batch: Batch, train: bool) -> tuple[list[list[float]], Optional[torch.Tensor]]:
-        """Exact ‖∂L_T/∂h_t‖ from the unrolled pass; with `train`, also the training gradient from it."""
-        output = self.net(batch.x, unrolled=True)
-        loss = self.task.loss(output.out, batch.y)
-        if train and not self.task.per_step and not self.unrolled_always:
-            # L_T is the loss itself: one backward gives the training gradient and every ∂L/∂h_t
-            flat = [h for layer in output.hs for h in layer]
-            for h in flat:
-                h.retain_grad()
-            loss.backward()
-            self._backward_penalties()
-            return probes.profile_from_grads([h.grad for h in flat], output.hs), loss.detach()
-        final = self.task.final_step_loss(output.out, batch.y)
-        norms = probes.hidden_gradient_norms(final, output.hs, retain_graph=train)
-        return norms, (self._backward_loss(output, loss) if train else None)
-
-    def profile_fields(self, norms: list[list[float]]) -> dict[str, Any]:
-        """The temporal profile with the recurrent matrices' λ1 and spectral radius."""
+    def measure(self, batch: Batch) -> dict[str, Any]:
+        """The exact log profile of ∂L_T/∂h_t (`workers/log_profile.py`) with the recurrent matrices' λ1
+        and spectral radius, for the weights as they are now."""
+        log10 = log_profile(self.net, self.task, batch, PROBE_DTYPES[self.cfg.probe_dtype])
         lambda1, radius = probes.weight_spectra(self.net)
-        return {"grad_h_norms": norms, "lambda1": lambda1, "spectral_radius": radius}
+        return {"grad_h_log10": log10, "lambda1": lambda1, "spectral_radius": radius}
 
-    def step(self, step: int, batch: Batch, probing: bool) -> tuple[float, Optional[float], bool, dict]:
-        """One update; returns (loss, global norm or None, clipped, probe fields or {})."""
+    def step(self, step: int, batch: Batch, probing: bool,
+             update: bool = True) -> tuple[float, Optional[float], bool, dict]:
+        """One update (the gradient alone without `update`); returns (loss, global norm or None, clipped,
+        probe fields or {})."""
         self.optimizer.zero_grad(set_to_none=True)
-        fields: dict[str, Any] = {}
-        loss = None
-        if probing:
-            norms, loss = self.probe_pass(batch, train=not self.truncates(batch))
-            fields.update(self.profile_fields(norms))
-        if loss is None:
-            loss = self.backward(batch)
+        fields: dict[str, Any] = self.measure(batch) if probing else {}
+        loss = self.backward(batch)
         if probing:
             fields["group_norms"] = probes.group_norms(self.groups)
             fields["nonfinite"] = probes.nonfinite_count(self.params)
@@ -146,7 +133,7 @@ class Trainer:
         if probing:
             fields.update(global_norm=norm, clipped=clipped)
             before = probes.snapshot(self.groups)
-        if math.isfinite(loss_value) and (norm is None or math.isfinite(norm)):
+        if update and math.isfinite(loss_value) and (norm is None or math.isfinite(norm)):
             self.optimizer.step()
             if probing:
                 fields["update_ratio"] = probes.update_ratios(before, self.groups)
@@ -154,16 +141,18 @@ class Trainer:
 
 
 def _probe_record(step: int, fields: dict, loss: float, val: dict) -> dict[str, Any]:
-    top = fields["grad_h_norms"][-1]
-    ratio = probes.vanishing_ratio(top)
+    log10 = fields["grad_h_log10"]
+    ratio = probes.vanishing_ratio(log10[-1])
     record = {
         "step": step,
         "loss": loss,
         "val_loss": val["loss"],
         "val_accuracy": val.get("accuracy"),
-        "grad_h_norms": fields["grad_h_norms"],
+        "grad_h_log10": [[round(v, 6) if math.isfinite(v) else v for v in layer] for layer in log10],
+        "grad_h_norms": [probes.norms_from_log10(layer) for layer in log10],
         "vanishing_ratio": ratio,
-        "horizon": probes.horizon(top),
+        "horizon": probes.horizon(log10[-1]),
+        "decay_rate": probes.decay_rate(log10[-1]),
         "global_norm": fields.get("global_norm"),
         "clipped": fields.get("clipped", False),
         "group_norms": fields.get("group_norms", {}),
@@ -174,8 +163,8 @@ def _probe_record(step: int, fields: dict, loss: float, val: dict) -> dict[str, 
     }
     loss_finite = math.isfinite(loss) and record["global_norm"] is not None and math.isfinite(
         record["global_norm"])
-    profile_finite = all(math.isfinite(v) for layer in fields["grad_h_norms"] for v in layer)
-    record["health"] = health.probe_verdict(ratio, record["nonfinite"], loss_finite, profile_finite)
+    record["health"] = health.probe_verdict(ratio, record["nonfinite"], loss_finite,
+                                            probes.profile_finite(log10))
     return record
 
 
@@ -209,6 +198,15 @@ def train(net: RecurrentNet, task: Task, cfg: TrialConfig, reporter: Reporter,
     result, window = LoopResult(), Window()
     start = time.perf_counter()
     net.train()
+    if tc.steps == 0:   # measure at initialization: one probe, no update
+        batch = task.batch(tc.batch_size, generator).to(device)
+        val_scores = evaluate(net, task, val)
+        loss, _, _, fields = trainer.step(0, batch, probing=True, update=False)
+        record = _probe_record(0, fields, loss, val_scores)
+        result.probes.append(record)
+        reporter.on_probe(record)
+        reporter.on_step(0, {"train/loss": loss, "grad/clipped_fraction": 0.0})
+        result.status = "diverged" if record["health"] == "diverged" else "completed"
     for step in range(tc.steps):
         probing = step % tc.probe_every == 0 or step == tc.steps - 1
         batch = task.batch(tc.batch_size, generator).to(device)
@@ -216,8 +214,7 @@ def train(net: RecurrentNet, task: Task, cfg: TrialConfig, reporter: Reporter,
         loss, norm, clipped, fields = trainer.step(step, batch, probing)
         finite = math.isfinite(loss) and (norm is None or math.isfinite(norm))
         if not finite and not probing:   # measure the state it diverged in
-            norms, _ = trainer.probe_pass(batch, train=False)
-            fields = dict(trainer.profile_fields(norms), nonfinite=1,
+            fields = dict(trainer.measure(batch), nonfinite=1,
                           global_norm=norm if norm is not None else math.nan)
             val_scores = evaluate(net, task, val)
             probing = True

@@ -1,18 +1,22 @@
 """Gradient measurements taken on probe steps.
 
-The temporal profile is exact: the network is run unrolled with the same weights (see
-`workers/model/layer.py`), every hidden state h_t of every layer is an autograd node, and
+The temporal profile is exact and lives in log space: `workers/log_profile.py` walks the chain rule
+backwards with renormalized adjoints and gives, per layer and t = 1..T,
 
-    g_t = ∂L_T/∂h_t   (the total derivative, through the recurrence and the layers above)
+    grad_h_log10[t] = log10 ‖∂L_T/∂h_t‖   (the total derivative, through the recurrence and the layers above)
 
-is read with `torch.autograd.grad` for L_T, the loss at the final step. ‖g_t‖ is the Frobenius norm over
-the batch and hidden units of the batch-mean loss's gradient. For an LSTM, h_t is the output state;
-paths that run only through the cell state c_t do not pass through h_t and are not part of g_t.
+for L_T, the loss at the final step, at any T (no float underflow). ‖·‖ is the Frobenius norm over the
+batch and hidden units of the batch-mean loss's gradient. For an LSTM, h_t is the output state; paths
+that run only through the cell state c_t do not pass through h_t and are not part of the norm (they are
+walked, as ∂L/∂c_t, all the same). `grad_h_norms` = 10^grad_h_log10 (0 below the float range).
 
-Derived figures (top layer):
-- vanishing_ratio = log10(‖g_1‖ / ‖g_T‖) (g_1 that underflowed to 0 counts as 1e-45): −3 means the gradient reaching step 1 is 1000× weaker,
-  +3 that it is 1000× stronger (exploding).
+Derived figures, read from the log profile of the top layer:
+- vanishing_ratio = log10(‖g_1‖ / ‖g_T‖): −3 means the gradient reaching step 1 is 1000× weaker, +3 that it
+  is 1000× stronger (exploding). None where g_1 or g_T is exactly zero or not finite.
 - horizon = how many steps back from T the gradient stays ≥ 1e-3·‖g_T‖ (T means it never drops below).
+- decay_rate = the least-squares slope of log10 ‖g_{T−k}‖ against k = 0..T−1, in decades per step back
+  (negative when vanishing): it does not depend on T, and × (T − 1) it is the ratio of a pure geometric
+  decay, so studies that mix sequence lengths compare like with like.
 """
 from __future__ import annotations
 
@@ -23,49 +27,60 @@ import torch
 from workers.model.init import largest_singular_value, spectral_radius
 from workers.model.network import RecurrentNet
 
-HORIZON_FRACTION = 1e-3
-UNDERFLOW = 1e-45   # the smallest float32 magnitude: a gradient that underflowed to 0 counts as this
+HORIZON_DECADES = 3.0   # the horizon's fraction 1e-3, in decades
 
 
-def hidden_gradient_norms(loss_final: torch.Tensor, hs: list[list[torch.Tensor]],
-                          retain_graph: bool = True) -> list[list[float]]:
-    """‖∂L_T/∂h_t‖ for t = 1..T, per layer (bottom first)."""
-    flat = [h for layer in hs for h in layer]
-    grads = torch.autograd.grad(loss_final, flat, retain_graph=retain_graph, allow_unused=True)
-    return profile_from_grads(list(grads), hs)
+MAX_LOG10 = math.log10(torch.finfo(torch.float64).max)
 
 
-def profile_from_grads(grads: list[torch.Tensor | None], hs: list[list[torch.Tensor]]) -> list[list[float]]:
-    """The per-layer profile from gradients already computed for the flattened states (None = 0)."""
-    norms = torch.stack([g.norm() if g is not None else hs[0][0].new_zeros(()) for g in grads])
-    values = norms.double().cpu().tolist()
-    steps = len(hs[0])
-    return [values[i * steps:(i + 1) * steps] for i in range(len(hs))]
+def _power(v: float) -> float:
+    if math.isnan(v):
+        return math.nan
+    return math.inf if v > MAX_LOG10 else float(f"{10.0 ** v:.7g}")
 
 
-def _finite(v: float) -> bool:
-    return math.isfinite(v)
+def norms_from_log10(profile: list[float]) -> list[float]:
+    """10^v, to 7 significant digits (0 below the float64 range, inf above it)."""
+    return [_power(v) for v in profile]
 
 
-def vanishing_ratio(profile: list[float]) -> float | None:
-    """log10(‖g_1‖/‖g_T‖); None when the profile holds a non-finite value or g_T is zero."""
-    first, last = profile[0], profile[-1]
-    if not (_finite(first) and _finite(last)) or last <= 0.0:
+def vanishing_ratio(log10: list[float]) -> float | None:
+    """log10(‖g_1‖/‖g_T‖) from the log profile; None when either end is not a finite number."""
+    first, last = log10[0], log10[-1]
+    if not (math.isfinite(first) and math.isfinite(last)):
         return None
-    return math.log10(max(first, UNDERFLOW) / last)
+    return first - last
 
 
-def horizon(profile: list[float]) -> int | None:
+def horizon(log10: list[float]) -> int | None:
     """Steps back from T over which ‖g_t‖ ≥ 1e-3·‖g_T‖ holds without a break."""
-    last = profile[-1]
-    if not all(_finite(v) for v in profile) or last <= 0.0:
+    last = log10[-1]
+    if not math.isfinite(last) or any(math.isnan(v) or v == math.inf for v in log10):
         return None
     count = 0
-    for value in reversed(profile):
-        if value < HORIZON_FRACTION * last:
+    for value in reversed(log10):
+        if value < last - HORIZON_DECADES:
             break
         count += 1
     return count
+
+
+def decay_rate(log10: list[float]) -> float | None:
+    """Least-squares slope of log10 ‖g_{T−k}‖ over k (decades per step back); None under two finite points.
+    Steps whose gradient is exactly zero (−inf) are left out of the fit."""
+    points = [(k, v) for k, v in enumerate(reversed(log10)) if math.isfinite(v)]
+    if len(points) < 2 or any(math.isnan(v) or v == math.inf for v in log10):
+        return None
+    n = len(points)
+    mean_k = sum(k for k, _ in points) / n
+    mean_v = sum(v for _, v in points) / n
+    spread = sum((k - mean_k) ** 2 for k, _ in points)
+    return sum((k - mean_k) * (v - mean_v) for k, v in points) / spread
+
+
+def profile_finite(log10s: list[list[float]]) -> bool:
+    """No NaN and no +Inf (an exact zero, −inf, is a finite measurement)."""
+    return not any(math.isnan(v) or v == math.inf for layer in log10s for v in layer)
 
 
 def group_norms(groups: dict[str, list[torch.Tensor]]) -> dict[str, float]:

@@ -55,7 +55,8 @@ def run_trial(cfg: TrialConfig, reporter: Optional[Reporter] = None,
         "solved": bool(solved),
         "steps_to_solve": steps_to_solve,
         "wall_s": result.wall_s,
-        "seq_per_s": result.steps * cfg.train.batch_size / result.wall_s if result.wall_s > 0 else None,
+        "seq_per_s": (result.steps * cfg.train.batch_size / result.wall_s
+                      if result.wall_s > 0 and result.steps > 0 else None),
         **{k: v for k, v in test.items() if k not in ("loss", "accuracy")},
     }
     verdict = health.trial_verdict([p["health"] for p in result.probes], result.status == "diverged")

@@ -116,10 +116,9 @@ class RecurrentLayer(nn.Module):
 
     def unrolled(self, x: torch.Tensor, state: State) -> tuple[list[torch.Tensor], State]:
         """Every h_t (t = 1..T) as a separate tensor, and the last state."""
-        xp = self.input_projection(x)
         hs = []
-        for t in range(x.shape[1]):
-            state = self.step(xp[:, t], state)
+        for xp in self.input_projection(x).unbind(1):   # unbind: one backward for all steps (O(T))
+            state = self.step(xp, state)
             hs.append(state[0])
         return hs, state
 

@@ -19,7 +19,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from workers.config import Cell, ModelConfig, Norm
+from workers.config import ModelConfig, Norm
 from workers.model.init import initialize
 from workers.model.layer import RecurrentLayer, State
 
@@ -79,32 +79,43 @@ class RecurrentNet(nn.Module):
         self.readout = nn.Linear(hidden * (2 if cfg.attention else 1), output_size)
         initialize(list(self.layers), cfg, seed)
 
-    @property
-    def is_esn(self) -> bool:
-        return self.cfg.cell == Cell.esn
-
     def forward(self, x: torch.Tensor, states: Optional[list[State]] = None,
                 unrolled: bool = False) -> NetOutput:
-        """Run the stack; `unrolled=True` keeps every h_t of every layer for the gradient probes."""
+        """Run the stack; `unrolled=True` keeps every h_t of every layer (an autograd node each, for the
+        Ω penalty and for reference computations)."""
         if states is None:
             states = [layer.initial_state(x.shape[0], x) for layer in self.layers]
             if unrolled:   # make h_0 a graph leaf so that every h_t is a node even with frozen weights
                 states = [tuple(s.requires_grad_() for s in st) for st in states]
         h, new_states = x, []
         hs, inputs = ([], []) if unrolled else (None, None)
-        for i, (layer, norm) in enumerate(zip(self.layers, self.norms)):
+        for i, layer in enumerate(self.layers):
             out, steps, state = layer(h, states[i], unrolled=unrolled)
             new_states.append(state)
             if unrolled:
                 hs.append(steps)
                 inputs.append(h)
-            out = norm(out)
-            h = h + out if (self.cfg.residual and i > 0) else out
+            h = self.between(i, h, out)
+        return NetOutput(self.head(h), new_states, hs, inputs)
+
+    def between(self, i: int, inputs: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """The input of layer i + 1 (or of the head) from layer i's input and output sequences [B, T, ·]:
+        normalization, then the residual sum from the second layer on."""
+        out = self.norms[i](out)
+        return inputs + out if (self.cfg.residual and i > 0) else out
+
+    @property
+    def time_local(self) -> bool:
+        """Whether `between` at step t reads step t alone (batch norm pools its statistics over time)."""
+        return self.cfg.norm != Norm.batch
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        """The readout (after attention, if any) of the top sequence h [B, T, H]: [B, T or 1, output]."""
         last_only = not self.per_step
         top = h[:, -1:] if last_only else h
         if self.attention is not None:
             top = torch.cat([top, self.attention(h, last_only)], -1)
-        return NetOutput(self.readout(top), new_states, hs, inputs)
+        return self.readout(top)
 
     def parameter_groups(self) -> dict[str, list[torch.Tensor]]:
         """Trainable parameters by role: input, recurrent, bias, readout, other (attention, norms)."""

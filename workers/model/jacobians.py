@@ -1,0 +1,192 @@
+"""Each cell's transposed one-step Jacobian, for the log-space probe (`workers/log_profile.py`).
+
+`trajectory(layer, u)` runs a layer over its input sequence u [B, T, I] without an autograd graph and
+precomputes, for every step at once, the coefficients of the linear map that takes the adjoint of the
+state at step t back one step:
+
+    a_t = ∂L/∂state_t  ↦  (∂L/∂state_{t−1},  ∂L/∂p_t)        p_t = W_ih u_t + b_ih (the projected input)
+
+`back(t, a)` applies it: a few elementwise products and one product with W_hh, the whole per-step cost of
+the reverse pass. The state adjoint is one tensor [B, S]: S = H, or 2H for lstm ([∂L/∂h | ∂L/∂c]).
+Every tensor is time-major ([T, B, ·], contiguous), so step t is one contiguous slice.
+
+The states come from the fused kernel where one exists (nn.RNN tanh/relu, nn.LSTM, nn.GRU: the same
+equations as `RecurrentLayer.step`); the gates are then recomputed for all steps with one matrix product.
+
+Derivatives (⊙ elementwise; W = W_hh with its gate blocks; pre = p_t + W h_{t−1} + b_hh):
+- rnn / esn, h_t = (1−λ) h_{t−1} + λ f(pre):        ∂pre = λ f′(pre) ⊙ a;   a_{t−1} = (1−λ) a + ∂pre W
+  (λ = model.leak for esn, 1 otherwise).
+- lstm, c_t = f⊙c_{t−1} + i⊙g, h_t = o⊙tanh(c_t), a = [a_h | a_c]:
+      dc = a_c + a_h ⊙ o ⊙ (1 − tanh² c_t)
+      ∂pre = [dc⊙g⊙i(1−i), dc⊙c_{t−1}⊙f(1−f), dc⊙i⊙(1−g²), a_h⊙tanh(c_t)⊙o(1−o)]   (gates i, f, g, o)
+      a_{t−1} = [∂pre W | dc ⊙ f]
+- gru, n = tanh(p_n + r⊙(W_n h + b_n)), h_t = (1−z)⊙n + z⊙h_{t−1}:
+      ∂n_pre = (1−z)(1−n²) ⊙ a,  ∂r_pre = ∂n_pre ⊙ (W_n h + b_n) ⊙ r(1−r),  ∂z_pre = (h_{t−1} − n) ⊙ z(1−z) ⊙ a
+      a_{t−1} = z⊙a + [∂r_pre, ∂z_pre, ∂n_pre⊙r] W;   ∂p = [∂r_pre, ∂z_pre, ∂n_pre]
+"""
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from workers.config import Activation, Cell
+from workers.model.layer import RecurrentLayer
+
+
+def _derivative(activation: Activation, pre: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """f′(pre), given out = f(pre)."""
+    if activation == Activation.tanh:
+        return 1 - out * out
+    if activation == Activation.sigmoid:
+        return out * (1 - out)
+    if activation == Activation.relu:
+        return (pre > 0).to(pre.dtype)
+    if activation == Activation.leaky_relu:
+        return torch.where(pre > 0, 1.0, 0.01).to(pre.dtype)
+    return torch.ones_like(pre)
+
+
+def _states(layer: RecurrentLayer, u: torch.Tensor) -> torch.Tensor:
+    """h_1..h_T [B, T, H] of the layer from a zero state."""
+    state = layer.initial_state(u.shape[0], u)
+    if layer.has_fused_kernel:
+        return layer.fused(u, state)[0]
+    hs, _ = layer.unrolled(u, state)
+    return torch.stack(hs, 1)
+
+
+def _shifted(seq: torch.Tensor, t0: int, t1: int) -> torch.Tensor:
+    """Steps t0−1 .. t1−2 of a time-major sequence [T, B, ·] whose step −1 is zero: the previous states."""
+    if t0 > 0:
+        return seq[t0 - 1:t1 - 1]
+    return torch.cat([seq.new_zeros(1, *seq.shape[1:]), seq[:t1 - 1]])
+
+
+class Trajectory:
+    """One layer's run over one input sequence, ready to be walked backwards.
+
+    The coefficients of every step are computed at construction, CHUNK steps at a time (vectorized, so
+    the temporaries stay small) and kept: O(T·B·H) memory, a few numbers per hidden unit and step.
+    """
+
+    CHUNK = 256
+    state_size: int         # S, the width of the state adjoint
+    outputs: torch.Tensor   # h_1..h_T, [B, T, H] (batch-first, as the layer above reads them)
+
+    def __init__(self, layer: RecurrentLayer, u: torch.Tensor):
+        self.layer, self.hidden = layer, layer.hidden_size
+        self.w_hh = layer.w_hh.detach()
+        self.w_ih = layer.w_ih.detach()
+        self.outputs = _states(layer, u)
+        self.h = self.outputs.transpose(0, 1)                                 # [T, B, H], a view
+        self.steps = self.h.shape[0]
+
+    def projections(self, u: torch.Tensor, t0: int, t1: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(p_t, W_hh h_{t−1} + b_hh) for t in [t0, t1), time-major."""
+        xp = self.layer.input_projection(u[:, t0:t1]).transpose(0, 1)
+        hp = F.linear(_shifted(self.h, t0, t1), self.w_hh, self.layer.core.bias_hh_l0.detach())
+        return xp, hp
+
+    def chunks(self):
+        for t0 in range(0, self.steps, self.CHUNK):
+            yield t0, min(t0 + self.CHUNK, self.steps)
+
+    def back(self, t: int, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(adjoint of the state at t − 1, adjoint of p_t), both linear in `a`."""
+        raise NotImplementedError
+
+    def hidden_part(self, a: torch.Tensor) -> torch.Tensor:
+        """The ∂L/∂h part of a state adjoint (or of a stack of them)."""
+        return a
+
+
+class SimpleTrajectory(Trajectory):
+    def __init__(self, layer: RecurrentLayer, u: torch.Tensor):
+        super().__init__(layer, u)
+        self.state_size = self.hidden
+        self.leak = layer.leak if layer.cell == Cell.esn else 1.0
+        self.gain = torch.empty_like(self.h)
+        for t0, t1 in self.chunks():
+            pre = sum(self.projections(u, t0, t1))
+            # h_t = (1−λ) h_{t−1} + λ f(pre): with λ = 1, h_t is f(pre) itself
+            activated = self.h[t0:t1] if self.leak == 1.0 else layer.f(pre)
+            torch.mul(_derivative(layer.activation, pre, activated), self.leak, out=self.gain[t0:t1])
+
+    def back(self, t, a):
+        grad_pre = a * self.gain[t]
+        prev = grad_pre @ self.w_hh
+        if self.leak != 1.0:
+            prev = prev + (1 - self.leak) * a
+        return prev, grad_pre
+
+
+class LSTMTrajectory(Trajectory):
+    def __init__(self, layer: RecurrentLayer, u: torch.Tensor):
+        super().__init__(layer, u)
+        H = self.hidden
+        self.state_size = 2 * H
+        self.carry = torch.empty_like(self.h)                                # ∂c_t/∂c_{t−1} = f
+        self.cell_gain = torch.empty_like(self.h)                            # ∂h_t/∂c_t
+        self.gates = self.h.new_empty(self.steps, self.h.shape[1], 4 * H)   # onto W_hh's and W_ih's blocks
+        c = self.h.new_zeros(self.h.shape[1:])
+        for t0, t1 in self.chunks():
+            xp, hp = self.projections(u, t0, t1)
+            i, f, g, o = (xp + hp).chunk(4, -1)
+            i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+            ig = i * g
+            cs = []
+            for k in range(t1 - t0):   # c_t = f ⊙ c_{t−1} + i ⊙ g: one op per step
+                cs.append(c)
+                c = torch.addcmul(ig[k], f[k], c)
+            c_prev, c_now = torch.stack(cs), torch.stack(cs[1:] + [c])
+            tc = torch.tanh(c_now)
+            self.carry[t0:t1] = f
+            self.cell_gain[t0:t1] = o * (1 - tc * tc)
+            torch.cat([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g), tc * o * (1 - o)], -1,
+                      out=self.gates[t0:t1])
+
+    def back(self, t, a):
+        H = self.hidden
+        a_h, a_c = a[:, :H], a[:, H:]
+        dc = torch.addcmul(a_c, self.cell_gain[t], a_h)
+        grad_pre = torch.cat([dc, dc, dc, a_h], 1).mul_(self.gates[t])
+        return torch.cat([grad_pre @ self.w_hh, dc * self.carry[t]], 1), grad_pre
+
+    def hidden_part(self, a):
+        return a[..., :self.hidden]
+
+
+class GRUTrajectory(Trajectory):
+    def __init__(self, layer: RecurrentLayer, u: torch.Tensor):
+        super().__init__(layer, u)
+        H = self.hidden
+        self.state_size = H
+        self.keep = torch.empty_like(self.h)                                         # z
+        self.hidden_gates = self.h.new_empty(self.steps, self.h.shape[1], 3 * H)    # onto W_hh's blocks
+        self.input_gates = torch.empty_like(self.hidden_gates)                       # onto p_t
+        for t0, t1 in self.chunks():
+            xp, hp = self.projections(u, t0, t1)
+            r = torch.sigmoid(xp[..., :H] + hp[..., :H])
+            z = torch.sigmoid(xp[..., H:2 * H] + hp[..., H:2 * H])
+            n = torch.tanh(xp[..., 2 * H:] + r * hp[..., 2 * H:])
+            k_n = (1 - z) * (1 - n * n)
+            k_r = k_n * hp[..., 2 * H:] * r * (1 - r)
+            k_z = (_shifted(self.h, t0, t1) - n) * z * (1 - z)
+            self.keep[t0:t1] = z
+            torch.cat([k_r, k_z, k_n * r], -1, out=self.hidden_gates[t0:t1])
+            torch.cat([k_r, k_z, k_n], -1, out=self.input_gates[t0:t1])
+
+    def back(self, t, a):
+        tiled = a.repeat(1, 3)
+        prev = torch.addmm(a * self.keep[t], tiled * self.hidden_gates[t], self.w_hh)
+        return prev, tiled * self.input_gates[t]
+
+
+def trajectory(layer: RecurrentLayer, u: torch.Tensor) -> Trajectory:
+    """The layer run over u [B, T, I] (no autograd graph), ready for `back(t, a)` from t = T − 1 down."""
+    with torch.no_grad():
+        if layer.cell == Cell.lstm:
+            return LSTMTrajectory(layer, u)
+        if layer.cell == Cell.gru:
+            return GRUTrajectory(layer, u)
+        return SimpleTrajectory(layer, u)
