@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import optuna
+import numpy as np
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
@@ -99,13 +100,15 @@ def test_probe_table_is_long_format(summary, tmp_path):
         rows = list(csv.DictReader(f))
     probes, layers, length = len(summary["probes"]), 2, 12
     assert len(rows) == probes * layers * length
-    assert list(rows[0]) == ["step", "layer", "t", "grad_h_norm"]
+    assert list(rows[0]) == ["step", "layer", "t", "grad_h_log10", "grad_h_norm"]
     assert {r["layer"] for r in rows} == {"0", "1"}
     assert {int(r["t"]) for r in rows} == set(range(1, length + 1))
     assert {int(r["step"]) for r in rows} == {p["step"] for p in summary["probes"]}
     last = summary["probes"][-1]
     top_t1 = next(r for r in rows if int(r["step"]) == last["step"] and r["layer"] == "1" and r["t"] == "1")
     assert float(top_t1["grad_h_norm"]) == pytest.approx(last["grad_h_norms"][1][0])
+    assert float(top_t1["grad_h_log10"]) == pytest.approx(last["grad_h_log10"][1][0])
+    assert float(top_t1["grad_h_log10"]) == pytest.approx(math.log10(last["grad_h_norms"][1][0]), abs=1e-5)
 
 
 def test_probe_scalars(summary, tmp_path):
@@ -113,13 +116,15 @@ def test_probe_scalars(summary, tmp_path):
     with path.open() as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == len(summary["probes"])
-    assert list(rows[0]) == ["step", "vanishing_ratio", "horizon", "global_norm", "clipped", "health", "val_loss",
+    assert list(rows[0]) == ["step", "vanishing_ratio", "decay_rate", "horizon", "global_norm", "clipped", "health",
+                             "val_loss",
                              "lambda1_0", "lambda1_1", "spectral_radius_0", "spectral_radius_1"]
     for row, probe in zip(rows, summary["probes"]):
         assert int(row["step"]) == probe["step"]
         assert row["health"] == probe["health"]
         assert float(row["lambda1_1"]) == pytest.approx(probe["lambda1"][1])
         assert float(row["vanishing_ratio"]) == pytest.approx(probe["vanishing_ratio"])
+        assert float(row["decay_rate"]) == pytest.approx(probe["decay_rate"])
         assert row["clipped"] in ("0", "1")
     assert float(rows[0]["lambda1_0"]) == pytest.approx(0.8, rel=1e-6)   # scaled init: λ1 = init_gain
 
@@ -131,6 +136,8 @@ def test_degenerate_summaries(summary, tmp_path):
     top = broken["probes"][0]["grad_h_norms"][-1]
     top[0], top[1], top[2] = None, 0.0, -1.0
     broken["probes"][1]["grad_h_norms"][-1] = [None] * len(top)     # underflow/overflow everywhere
+    for probe in broken["probes"]:                                  # a summary from before grad_h_log10
+        probe.pop("grad_h_log10")
     broken["probes"][1]["lambda1"] = [None]                         # shorter than the layers
     broken["probes"][1]["vanishing_ratio"] = None
     broken["health"] = "diverged"
@@ -152,7 +159,23 @@ def test_degenerate_summaries(summary, tmp_path):
         rows = list(csv.DictReader(f))
     assert rows[1]["vanishing_ratio"] == "" and rows[1]["lambda1_0"] == "" and rows[1]["lambda1_1"] == ""
     with (tmp_path / "empty.csv").open() as f:
-        assert list(csv.reader(f)) == [["step", "layer", "t", "grad_h_norm"]]
+        assert list(csv.reader(f)) == [["step", "layer", "t", "grad_h_log10", "grad_h_norm"]]
+    assert not plots.plt.get_fignums()
+
+
+def test_a_5000_step_heatmap_is_binned_and_a_deep_profile_is_drawn(tmp_path):
+    """Long horizons: 5000 timesteps become at most MAX_COLUMNS bins; values far below the float range
+    (here down to −1500 decades) are drawn from grad_h_log10."""
+    length = 5000
+    probes = [{"step": s, "grad_h_log10": [[-0.3 * (length - t) * (1 + s / 100) for t in range(1, length + 1)]]}
+              for s in (0, 100, 200)]
+    summary = {"health": "vanishing", "probes": probes}
+    grid = np.array([p["grad_h_log10"][0] for p in probes])
+    binned, edges, width = plots._binned(grid)
+    assert width == 10 and binned.shape == (3, plots.MAX_COLUMNS) and edges[-1] == length + 0.5
+    assert binned[0, 0] == pytest.approx(np.mean(grid[0, :10]))
+    assert_png(plots.gradient_heatmap(summary, tmp_path / "long_heatmap.png"))
+    assert_png(plots.gradient_profile(summary, tmp_path / "long_profile.png"))
     assert not plots.plt.get_fignums()
 
 

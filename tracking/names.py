@@ -1,6 +1,6 @@
 """MLflow names (the public contract of DESIGN.md §3) and the mapping from a trial's reports to them.
 
-Metrics: `train/loss`; `grad/global_norm`, `grad/norm/<group>`, `grad/vanishing_ratio`, `grad/horizon`,
+Metrics: `train/loss`; `grad/global_norm`, `grad/norm/<group>`, `grad/vanishing_ratio`, `grad/decay_rate`, `grad/horizon`,
 `grad/clipped_fraction`, `weights/lambda1/<layer>`, `weights/spectral_radius/<layer>`, `val/loss`,
 `val/accuracy`; `final/test_loss`, `final/baseline_ratio`, `final/accuracy`, `final/solved`,
 `final/steps_to_solve`, `final/seq_per_s`. Tags: `gradstudy.study`, `gradstudy.trial`,
@@ -32,6 +32,7 @@ def probe_metrics(probe: dict[str, Any]) -> Iterator[tuple[str, float]]:
     pairs: list[tuple[str, Any]] = [
         ("grad/global_norm", probe.get("global_norm")),
         ("grad/vanishing_ratio", probe.get("vanishing_ratio")),
+        ("grad/decay_rate", probe.get("decay_rate")),
         ("grad/horizon", probe.get("horizon")),
         ("val/loss", probe.get("val_loss")),
         ("val/accuracy", probe.get("val_accuracy")),

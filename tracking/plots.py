@@ -1,13 +1,15 @@
 """Per-trial figures and tables drawn from a trial's `summary.json` (the contract in DESIGN.md §3).
 
-- `gradient_profile`: ‖∂L_T/∂h_t‖ against t, one curve per probe step (top layer, log scale).
-- `gradient_heatmap`: training step × timestep image of log10 ‖∂L_T/∂h_t‖ (top layer).
-- `probe_table`: every ‖∂L_T/∂h_t‖ as a long CSV: step, layer, t, grad_h_norm.
+- `gradient_profile`: log10 ‖∂L_T/∂h_t‖ against t, one curve per probe step (top layer).
+- `gradient_heatmap`: training step × timestep image of log10 ‖∂L_T/∂h_t‖ (top layer); beyond
+  MAX_COLUMNS timesteps, consecutive steps are averaged into bins so the image stays readable.
+- `probe_table`: every ‖∂L_T/∂h_t‖ as a long CSV: step, layer, t, grad_h_log10, grad_h_norm.
 - `probe_scalars`: one CSV row per probe: the scalar figures and λ1 / spectral radius per layer.
 
-Layers are numbered from 0 (bottom first, the order of `grad_h_norms`), timesteps from 1 to T. A value
-that is null in the summary (NaN or ±Inf when measured), zero or negative cannot be drawn on a log scale:
-the figures leave it out; the CSVs keep it (an empty cell for null).
+The figures read `grad_h_log10` (exact at any T, far below the float range: a vanishing gradient of
+1e-600 is drawn at −600), or the log of `grad_h_norms` for summaries written before it existed. Layers
+are numbered from 0 (bottom first), timesteps from 1 to T. A value that is null in the summary (NaN,
+±Inf, or an exactly zero gradient) is left out of the figures; the CSVs keep it (an empty cell).
 
 Every function writes one file and returns its Path; figures are drawn with the Agg backend and closed.
 Knows nothing of Ray, Optuna or the study driver: it reads plain dicts.
@@ -37,6 +39,7 @@ HEALTH_COLOURS = {
 }
 OTHER_COLOUR = "#7f7f7f"
 DPI = 110
+MAX_COLUMNS = 500   # heatmap columns; longer profiles are binned
 
 GRAD_LABEL = r"$\|\partial L_T / \partial h_t\|$"
 
@@ -84,9 +87,13 @@ def _probes(summary: dict) -> list[dict]:
     return [p for p in (summary.get("probes") or []) if isinstance(p, dict)]
 
 
-def _top_layer(probe: dict) -> list[Any]:
+def _top_layer(probe: dict) -> list[Optional[float]]:
+    """log10 ‖∂L_T/∂h_t‖ of the top layer, t = 1..T (None where there is no finite value)."""
+    layers = probe.get("grad_h_log10")
+    if layers:
+        return [finite_number(v) for v in layers[-1]]
     layers = probe.get("grad_h_norms") or []
-    return list(layers[-1]) if layers else []
+    return [math.log10(v) if (v := positive(x)) is not None else None for x in layers[-1]] if layers else []
 
 
 def _n_layers(summary: dict) -> int:
@@ -124,7 +131,7 @@ def gradient_profile(summary: dict, path: Path) -> Path:
     curves = []
     for i, probe in enumerate(probes):
         profile = _top_layer(probe)
-        points = [(t, v) for t, v in ((t, positive(x)) for t, x in enumerate(profile, start=1)) if v is not None]
+        points = [(t, v) for t, v in enumerate(profile, start=1) if v is not None]
         if points:
             curves.append((_step(probe, i), points))
     title = describe(summary)
@@ -139,12 +146,11 @@ def gradient_profile(summary: dict, path: Path) -> Path:
     for step, points in curves:
         ts, vs = zip(*points)
         ax.plot(ts, vs, color=cmap(norm(step)), lw=1.4, marker="o" if len(ts) == 1 else None, ms=3)
-    ax.set_yscale("log")
     length = max(len(_top_layer(p)) for p in probes)
     ax.set_xlim(0.5, length + 0.5)
     ax.set_xlabel(r"timestep $t$ (the loss $L_T$ is taken at $t = T$)")
     layers = _n_layers(summary)
-    ax.set_ylabel(GRAD_LABEL + (f"  (top layer, {layers} layers)" if layers > 1 else ""))
+    ax.set_ylabel(r"$\log_{10}$ " + GRAD_LABEL + (f"  (top layer, {layers} layers)" if layers > 1 else ""))
     ax.grid(True, which="major", alpha=0.3)
     ax.set_title(title, fontsize=10)
     bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax)
@@ -163,9 +169,8 @@ def gradient_heatmap(summary: dict, path: Path) -> Path:
     grid = np.full((len(probes), length), np.nan)
     for row, probe in enumerate(probes):
         for col, value in enumerate(_top_layer(probe)):
-            v = positive(value)
-            if v is not None:
-                grid[row, col] = math.log10(v)
+            if value is not None:
+                grid[row, col] = value
     if not np.isfinite(grid).any():
         return note_figure("no finite, positive gradient norms to draw", path, title=title, size=(8.0, 3.0))
 
@@ -179,11 +184,11 @@ def gradient_heatmap(summary: dict, path: Path) -> Path:
         y_edges = np.concatenate([[steps[0] - (mids[0] - steps[0])], mids,
                                   [steps[-1] + (steps[-1] - mids[-1])]])
         y_edges = np.maximum.accumulate(y_edges)
-    x_edges = np.arange(length + 1) + 0.5
+    grid, x_edges, width = _binned(grid)
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#d9d9d9")
     fig, ax = plt.subplots(figsize=(8.0, 4.8), layout="constrained")
     mesh = ax.pcolormesh(x_edges, y_edges, np.ma.masked_invalid(grid), cmap=cmap, shading="flat")
-    ax.set_xlabel(r"timestep $t$")
+    ax.set_xlabel(r"timestep $t$" + (f" (mean over bins of {width} steps)" if width > 1 else ""))
     ax.set_ylabel("training step of the probe")
     if len(steps) <= 12:
         ax.set_yticks(steps)
@@ -191,6 +196,24 @@ def gradient_heatmap(summary: dict, path: Path) -> Path:
     bar = fig.colorbar(mesh, ax=ax)
     bar.set_label(r"$\log_{10}$ " + GRAD_LABEL + " (top layer)")
     return save_figure(fig, path)
+
+
+def _binned(grid: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Columns averaged in bins of `width` timesteps so that at most MAX_COLUMNS remain (NaN left out of
+    each mean); returns the grid, the x edges in timesteps and the width."""
+    length = grid.shape[1]
+    width = max(1, math.ceil(length / MAX_COLUMNS))
+    if width == 1:
+        return grid, np.arange(length + 1) + 0.5, 1
+    columns = math.ceil(length / width)
+    padded = np.full((grid.shape[0], columns * width), np.nan)
+    padded[:, :length] = grid
+    blocks = padded.reshape(grid.shape[0], columns, width)
+    counts = np.isfinite(blocks).sum(-1)
+    sums = np.where(np.isfinite(blocks), blocks, 0.0).sum(-1)
+    means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    edges = np.minimum(np.arange(columns + 1) * width, length) + 0.5
+    return means, edges, width
 
 
 # --- tables ---------------------------------------------------------------------------------------------
@@ -219,17 +242,19 @@ def probe_table(summary: dict, path: Path) -> Path:
     def rows():
         for i, probe in enumerate(_probes(summary)):
             step = _step(probe, i)
-            for layer, profile in enumerate(probe.get("grad_h_norms") or []):
-                for t, value in enumerate(profile, start=1):
-                    yield [step, layer, t, value]
-    return _write_csv(path, ["step", "layer", "t", "grad_h_norm"], rows())
+            norms = probe.get("grad_h_norms") or []
+            logs = probe.get("grad_h_log10") or [[None] * len(layer) for layer in norms]
+            for layer, (profile, log10) in enumerate(zip(norms, logs)):
+                for t, (value, log_value) in enumerate(zip(profile, log10), start=1):
+                    yield [step, layer, t, log_value, value]
+    return _write_csv(path, ["step", "layer", "t", "grad_h_log10", "grad_h_norm"], rows())
 
 
 def probe_scalars(summary: dict, path: Path) -> Path:
     """CSV, one row per probe: step, vanishing_ratio, horizon, global_norm, clipped, health, val_loss,
     lambda1_<layer>, spectral_radius_<layer> (layers from 0, bottom first)."""
     layers = _n_layers(summary)
-    header = ["step", "vanishing_ratio", "horizon", "global_norm", "clipped", "health", "val_loss"]
+    header = ["step", "vanishing_ratio", "decay_rate", "horizon", "global_norm", "clipped", "health", "val_loss"]
     header += [f"lambda1_{i}" for i in range(layers)] + [f"spectral_radius_{i}" for i in range(layers)]
 
     def per_layer(probe: dict, key: str) -> list[Any]:
@@ -239,7 +264,8 @@ def probe_scalars(summary: dict, path: Path) -> Path:
     def rows():
         for i, probe in enumerate(_probes(summary)):
             clipped = probe.get("clipped")
-            yield ([_step(probe, i), probe.get("vanishing_ratio"), probe.get("horizon"), probe.get("global_norm"),
+            yield ([_step(probe, i), probe.get("vanishing_ratio"), probe.get("decay_rate"), probe.get("horizon"),
+                    probe.get("global_norm"),
                     "" if clipped is None else int(bool(clipped)), probe.get("health"), probe.get("val_loss")]
                    + per_layer(probe, "lambda1") + per_layer(probe, "spectral_radius"))
     return _write_csv(path, header, rows())

@@ -33,6 +33,19 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def dumps(value: Any, depth: int = 0) -> str:
+    """JSON with one key per line, but every list of plain values on one line: a long-horizon profile
+    (T = 5000 numbers per layer and probe) stays one line instead of T."""
+    pad = " " * (depth + 1)
+    if isinstance(value, dict) and value:
+        items = [f"{pad}{json.dumps(k)}: {dumps(v, depth + 1)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + " " * depth + "}"
+    if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        items = [pad + dumps(v, depth + 1) for v in value]
+        return "[\n" + ",\n".join(items) + "\n" + " " * depth + "]"
+    return json.dumps(value, separators=(",", ":") if isinstance(value, list) else None)
+
+
 def write_summary(summary: dict[str, Any], path: Path) -> Path:
-    write_atomic(path, json.dumps(json_safe(summary), indent=1))
+    write_atomic(path, dumps(json_safe(summary)))
     return path

@@ -128,22 +128,29 @@ class LSTMTrajectory(Trajectory):
         self.carry = torch.empty_like(self.h)                                # ∂c_t/∂c_{t−1} = f
         self.cell_gain = torch.empty_like(self.h)                            # ∂h_t/∂c_t
         self.gates = self.h.new_empty(self.steps, self.h.shape[1], 4 * H)   # onto W_hh's and W_ih's blocks
-        c = self.h.new_zeros(self.h.shape[1:])
+        cells = self.h.new_zeros(self.CHUNK + 1, *self.h.shape[1:])         # c_{t0−1} .. c_{t1−1}
         for t0, t1 in self.chunks():
+            n = t1 - t0
             xp, hp = self.projections(u, t0, t1)
-            i, f, g, o = (xp + hp).chunk(4, -1)
-            i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+            pre = xp.add_(hp)
+            pre[..., 2 * H:3 * H] *= 2
+            act = pre.sigmoid_()                    # i, f, o; and g = tanh(x) = 2σ(2x) − 1
+            i, f, o = act[..., :H], act[..., H:2 * H], act[..., 3 * H:]
+            g = act[..., 2 * H:3 * H].mul_(2).sub_(1)
+            slope = act * (1 - act)                 # σ′ (its g block is not used)
             ig = i * g
-            cs = []
-            for k in range(t1 - t0):   # c_t = f ⊙ c_{t−1} + i ⊙ g: one op per step
-                cs.append(c)
-                c = torch.addcmul(ig[k], f[k], c)
-            c_prev, c_now = torch.stack(cs), torch.stack(cs[1:] + [c])
+            for k in range(n):                      # c_t = f ⊙ c_{t−1} + i ⊙ g: one op per step
+                torch.addcmul(ig[k], f[k], cells[k], out=cells[k + 1])
+            c_prev, c_now = cells[:n], cells[1:n + 1]
             tc = torch.tanh(c_now)
+            out = self.gates[t0:t1]
+            torch.mul(slope[..., :H], g, out=out[..., :H])
+            torch.mul(slope[..., H:2 * H], c_prev, out=out[..., H:2 * H])
+            torch.mul(i, 1 - g * g, out=out[..., 2 * H:3 * H])
+            torch.mul(slope[..., 3 * H:], tc, out=out[..., 3 * H:])
             self.carry[t0:t1] = f
-            self.cell_gain[t0:t1] = o * (1 - tc * tc)
-            torch.cat([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g), tc * o * (1 - o)], -1,
-                      out=self.gates[t0:t1])
+            torch.mul(o, 1 - tc * tc, out=self.cell_gain[t0:t1])
+            cells[0] = cells[n]
 
     def back(self, t, a):
         H = self.hidden
