@@ -63,6 +63,8 @@ def results_table(summary: dict[str, Any]) -> Table:
         ("steps to solve", final["steps_to_solve"]),
         ("updates", summary["steps"]),
         ("vanishing ratio, step 0 → last", f"{_fmt(first['vanishing_ratio'])} → {_fmt(last['vanishing_ratio'])}"),
+        ("decay rate (decades/step), 0 → last",
+         f"{_fmt(first.get('decay_rate'))} → {_fmt(last.get('decay_rate'))}"),
         ("horizon, step 0 → last", f"{_fmt(first['horizon'])} → {_fmt(last['horizon'])}"),
         ("λ1(W_rec), last", last["lambda1"]),
         ("wall time (s)", final["wall_s"]),

@@ -199,7 +199,9 @@ class StudyRunner:
         for key, value in {"health": summary["health"], "status": summary["status"],
                            "cell": summary["config"]["model"]["cell"], "summary": str(path),
                            "final": summary["final"], "steps": summary["steps"],
-                           "vanishing_ratio": last.get("vanishing_ratio")}.items():
+                           "vanishing_ratio": last.get("vanishing_ratio"),
+                           "decay_rate": last.get("decay_rate"),
+                           "seq_len": summary["config"]["task"]["seq_len"]}.items():
             trial.set_user_attr(ATTR + key, value)
         if summary["status"] == "pruned":
             study.tell(trial, state=TrialState.PRUNED)

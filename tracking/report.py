@@ -13,8 +13,9 @@ Contents:
 - the optimization history and fANOVA parameter importances of the first objective (a note instead of
   the figure where they cannot be computed);
 - the phase diagram: when the trials carry λ1 of W_rec (`model.init_gain` with init scaled, orthogonal
-  or identity, from the params, the summaries' config or a fixed search value), final test loss and the
-  last probe's vanishing ratio against λ1, one row per activation, coloured by health; otherwise the two
+  or identity, from the params, the summaries' config or a fixed search value), final test loss, the
+  last probe's vanishing ratio and its decay rate (with Pascanu et al.'s per-step bound log10(λ1·γ))
+  against λ1, one row per activation, coloured by health, a marker per T; otherwise the two
   most important parameters against each other, coloured by the objective;
 - with summaries, the gradient profile of each cell's best trial.
 
@@ -95,6 +96,13 @@ def _fixed_search_value(study: optuna.Study, key: str) -> Optional[str]:
     if isinstance(spec, str) and not re.search(r"[()]|\bif\b", spec):
         return spec.strip()
     return None
+
+
+def _number_or_none(value: Any) -> Optional[float]:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _setting(t: FrozenTrial, key: str, summary: Optional[dict], fixed: Optional[str]) -> Any:
@@ -251,6 +259,7 @@ def _phase_records(study: optuna.Study, trials: list[FrozenTrial], summaries: di
     fixed_init = _fixed_search_value(study, "model.init")
     fixed_activation = _fixed_search_value(study, "model.activation")
     fixed_cell = _fixed_search_value(study, "model.cell")
+    fixed_length = _fixed_search_value(study, "task.seq_len")
     records = []
     for t in trials:
         if t.state not in (TrialState.COMPLETE, TrialState.PRUNED):
@@ -280,30 +289,43 @@ def _phase_records(study: optuna.Study, trials: list[FrozenTrial], summaries: di
         ratio = t.user_attrs.get("gradstudy.vanishing_ratio")
         if ratio is None and summary and summary.get("probes"):
             ratio = summary["probes"][-1].get("vanishing_ratio")
+        rate = t.user_attrs.get("gradstudy.decay_rate")
+        if rate is None and summary and summary.get("probes"):
+            rate = summary["probes"][-1].get("decay_rate")
+        length = t.user_attrs.get("gradstudy.seq_len") or _setting(t, "task.seq_len", summary, fixed_length)
         health = t.user_attrs.get("gradstudy.health") or (summary or {}).get("health")
         records.append({"number": t.number, "lambda1": gain, "series": series, "health": health,
                         "pruned": t.state == TrialState.PRUNED, "loss": finite_number(final.get("test_loss")),
                         "baseline": finite_number(final.get("baseline_loss")),
-                        "ratio": finite_number(ratio)})
+                        "ratio": finite_number(ratio), "rate": finite_number(rate),
+                        "T": int(length) if finite_number(_number_or_none(length)) else None})
     return records
 
 
+MARKERS = ["o", "s", "D", "^", "v", "P", "X"]   # one per sequence length T in the phase figure
+
+
 def _phase_figure(study: optuna.Study, records: list[dict], path: Path) -> Path:
+    """Rows: activation (gated cells: per cell). Columns: final test loss, vanishing ratio, decay rate
+    (decades per step back, with Pascanu et al.'s bound log10(λ1·γ) per step). Colour: health; marker:
+    sequence length T when the study mixes several."""
     order = ACTIVATION_ORDER + list(GATED)
     series = sorted({r["series"] for r in records}, key=lambda s: (order.index(s) if s in order else 99, s))
-    fig, axes = plt.subplots(len(series), 2, figsize=(11.0, 1.2 + 2.7 * len(series)), sharex=True,
+    lengths = sorted({r["T"] for r in records if r["T"] is not None})
+    marker = {length: MARKERS[i % len(MARKERS)] for i, length in enumerate(lengths)} if len(lengths) > 1 else {}
+    fig, axes = plt.subplots(len(series), 3, figsize=(15.0, 1.2 + 2.7 * len(series)), sharex=True,
                              squeeze=False, layout="constrained")
     gains = [r["lambda1"] for r in records]
     lo, hi = min(gains), max(gains)
     pad = max(hi / lo, 1.5) ** 0.06
     for row, name in enumerate(series):
         rs = [r for r in records if r["series"] == name]
-        ax_loss, ax_ratio = axes[row]
-        for ax, key in ((ax_loss, "loss"), (ax_ratio, "ratio")):
+        ax_loss, ax_ratio, ax_rate = axes[row]
+        for ax, key in ((ax_loss, "loss"), (ax_ratio, "ratio"), (ax_rate, "rate")):
             finite = [r for r in rs if r[key] is not None]
             for r in finite:
                 colour = health_colour(r["health"])
-                ax.scatter([r["lambda1"]], [r[key]], s=34, zorder=3, linewidths=1.2,
+                ax.scatter([r["lambda1"]], [r[key]], s=34, zorder=3, linewidths=1.2, marker=marker.get(r["T"], "o"),
                            facecolors="none" if r["pruned"] else colour, edgecolors=colour)
             if key == "loss":
                 losses = [r["loss"] for r in finite]
@@ -312,10 +334,15 @@ def _phase_figure(study: optuna.Study, records: list[dict], path: Path) -> Path:
                 baselines = [r["baseline"] for r in rs if r["baseline"] is not None]
                 if baselines:
                     ax.axhline(float(np.median(baselines)), color="grey", ls="--", lw=1, zorder=1)
-            else:
+            elif key == "ratio":
                 ax.axhline(3, color=HEALTH_COLOURS["exploding"], ls=":", lw=1)
                 ax.axhline(-3, color=HEALTH_COLOURS["vanishing"], ls=":", lw=1)
                 ax.axhline(0, color="grey", lw=0.6)
+            else:
+                ax.axhline(0, color="grey", lw=0.6)
+                if name in GAMMA:   # each step back shrinks the gradient by at least λ1·γ when λ1·γ < 1
+                    xs = np.geomspace(lo / pad, min(hi * pad, 1.0 / GAMMA[name]), 50)
+                    ax.plot(xs, np.log10(xs * GAMMA[name]), color="black", ls="--", lw=0.9, zorder=2)
             if not finite:
                 ax.set_ylim(0, 1) if key == "loss" else ax.set_ylim(-4, 4)
             missing = [r for r in rs if r[key] is None]
@@ -328,6 +355,7 @@ def _phase_figure(study: optuna.Study, records: list[dict], path: Path) -> Path:
             ax.grid(True, which="major", alpha=0.3)
         ax_loss.set_ylabel(f"{name}\nfinal test loss")
         ax_ratio.set_ylabel(f"{name}\nvanishing ratio (last probe)")
+        ax_rate.set_ylabel(f"{name}\ndecay rate (decades/step)")
     for ax in axes[-1]:
         ax.set_xscale("log")
         ax.set_xlim(lo / pad, hi * pad)
@@ -335,13 +363,17 @@ def _phase_figure(study: optuna.Study, records: list[dict], path: Path) -> Path:
         ax.set_xlabel(r"$\lambda_1$ of $W_{rec}$ (model.init_gain, log scale)")
     axes[0][0].set_title("final test loss")
     axes[0][1].set_title(r"vanishing ratio $\log_{10}(\|g_1\| / \|g_T\|)$")
+    axes[0][2].set_title("decay rate: slope of " + r"$\log_{10}\|g_{T-k}\|$ per step $k$")
     handles = [Line2D([], [], ls="", marker="o", color=HEALTH_COLOURS[v], label=v) for v in HEALTH_ORDER]
     handles += [Line2D([], [], ls="", marker="o", mfc="none", color="black", label="pruned"),
                 Line2D([], [], ls="", marker="^", color="black", label="non-finite (top edge)"),
                 Line2D([], [], ls="--", color="grey", label="baseline loss"),
                 Line2D([], [], ls="-.", color="black", label=r"$\lambda_1 = 1/\gamma$"),
-                Line2D([], [], ls=":", color="black", label=r"ratio $= \pm 3$")]
-    fig.legend(handles=handles, loc="outside lower center", ncol=5, fontsize=8)
+                Line2D([], [], ls=":", color="black", label=r"ratio $= \pm 3$"),
+                Line2D([], [], ls="--", color="black", label=r"bound $\log_{10}(\lambda_1\gamma)$")]
+    handles += [Line2D([], [], ls="", marker=m, mfc="none", color="black", label=f"T = {length}")
+                for length, m in marker.items()]
+    fig.legend(handles=handles, loc="outside lower center", ncol=6, fontsize=8)
     fig.suptitle(f"Phase diagram of study {study.study_name}: " + r"$\lambda_1$ × activation"
                  f" ({len(records)} trials)")
     return save_figure(fig, path)
@@ -570,9 +602,10 @@ def write_study_report(study: optuna.Study, folder: Path, summaries: Optional[di
     records = _phase_records(study, trials, summaries)
     if records:
         _phase_figure(study, records, folder / FILES["phase"])
-        parts.append(_figure(FILES["phase"], "final test loss and last-probe vanishing ratio against λ1 of "
+        parts.append(_figure(FILES["phase"], "final test loss, last-probe vanishing ratio and decay rate "
+                                             "(decades per step back: comparable across T) against λ1 of "
                                              "W_rec, one row per activation (gated cells: per cell), "
-                                             "coloured by health; hollow = pruned"))
+                                             "coloured by health, marker by T; hollow = pruned"))
     else:
         keys = _importance_order(importances, trials)[:2]
         file = _param_figure(study, trials, keys, name0, folder / FILES["phase"]) if keys else None
