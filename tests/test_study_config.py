@@ -49,8 +49,8 @@ def _sweep_values(expression: str) -> list:
 
 
 def test_groups_are_packages_with_options():
-    assert EXPERIMENTS == ["adding_cells", "copy_memory", "demo", "nightly", "wrec_phase"]
-    assert SEARCHES == ["cells", "clipping", "esn", "none", "wrec_scale"]
+    assert EXPERIMENTS == ["adding_cells", "copy_memory", "demo", "init_phase", "nightly", "wrec_phase"]
+    assert SEARCHES == ["cells", "clipping", "esn", "init_phase", "none", "wrec_scale"]
     for group in GROUPS:
         assert CONF.joinpath(group, "__init__.py").is_file(), group
         assert _options(group), group

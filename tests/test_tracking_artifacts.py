@@ -251,6 +251,31 @@ def test_phase_study_report(tmp_path):
     assert not plots.plt.get_fignums()
 
 
+def test_phase_diagram_of_an_init_phase_study_reads_decay_rates_and_lengths(tmp_path):
+    """The init_phase picture: λ1 × activation × T, with the decay rate that does not depend on T."""
+    from tracking.report import _phase_records
+    study = optuna.create_study(study_name="init_phase", direction="minimize")
+    study.set_user_attr("gradstudy.search", {"model.init": "scaled", "task.seq_len": "choice(100, 1000)",
+                                             "model.init_gain": "tag(log, interval(0.25, 4.0))",
+                                             "model.activation": "choice(tanh, relu, linear)"})
+    lengths = optuna.distributions.CategoricalDistribution([100, 1000])
+    dists = {"model.init_gain": GAIN, "model.activation": ACT, "task.seq_len": lengths}
+    for gain in (0.3, 0.6):
+        for length in (100, 1000):
+            rate = math.log10(gain) - 0.1
+            study.add_trial(create_trial(
+                params={"model.init_gain": gain, "model.activation": "tanh", "task.seq_len": length},
+                distributions=dists, value=0.2,
+                user_attrs=attrs("vanishing", ratio=rate * (length - 1), **{"gradstudy.decay_rate": rate})))
+    records = _phase_records(study, study.trials, {})
+    assert sorted((r["lambda1"], r["T"]) for r in records) == [(0.3, 100), (0.3, 1000), (0.6, 100), (0.6, 1000)]
+    assert all(r["rate"] == pytest.approx(math.log10(r["lambda1"]) - 0.1) for r in records)
+    assert all(r["ratio"] == pytest.approx(r["rate"] * (r["T"] - 1)) for r in records)
+    page = write_study_report(study, tmp_path).read_text()
+    assert "decay rate" in page
+    assert_png(tmp_path / FILES["phase"])
+
+
 def test_best_per_cell(tmp_path):
     study = cells_study()
     assert {c: t.number for c, t in best_per_cell(study).items()} == EXPECTED_BEST

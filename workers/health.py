@@ -8,7 +8,9 @@ A probe is
 - `exploding` if it grows by at least 10^3 going back: vanishing_ratio ≥ +3, or overflows to Inf/NaN
               while the loss stays finite (possible on the full profile under truncated BPTT);
 - `healthy`   otherwise.
-The ratio is read on the top layer, for the loss at the final step (see `workers/probes.py`).
+The ratio is read on the top layer's exact log profile, for the loss at the final step (see
+`workers/probes.py`): it is finite at any T, far below the float range. An exactly zero gradient at t = 1
+(ratio None) counts as vanishing; a profile that is NaN or +Inf (non-finite states) as exploding.
 Three decades is the threshold: long enough that a smooth decay over T steps is not flagged for short
 sequences, and it matches the 1e-3 fraction that defines the horizon.
 

@@ -3,9 +3,11 @@
 Every step draws a fresh batch, computes the gradient, clips it and takes an optimizer step. Ordinary
 steps use the fused kernels (and truncated BPTT when `train.tbptt` = k > 0: the sequence is cut into
 chunks of k steps, the state carried across chunks detached, the chunk gradients summed into one
-update). Probe steps — step 0, every `train.probe_every` steps and the last — also run the unrolled pass
-with the same weights and measure the full, untruncated ∂L_T/∂h_t (see `workers/probes.py`), the
-parameter-group norms, the clipping, λ1 and the size of the update, and score the validation set.
+update). Probe steps — step 0, every `train.probe_every` steps and the last — also measure, before the
+update and with the same weights, the full, untruncated log10 ‖∂L_T/∂h_t‖ in log space
+(`workers/log_profile.py`; see `workers/probes.py` for the figures read from it), the parameter-group
+norms, the clipping, λ1 and the size of the update, and score the validation set. `train.steps=0` is
+one probe at step 0 and no update: the network measured at initialization.
 
 `step` in every report is the number of updates done before it: the probe at step 0 sees the network at
 initialization. A non-finite loss, or a non-finite gradient norm where it is measured (clipping by

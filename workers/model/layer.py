@@ -1,10 +1,11 @@
 """One recurrent layer that runs two ways with the same weights.
 
 `fused()` calls PyTorch's fused kernel (cuDNN / oneDNN) for ordinary training steps. `unrolled()` runs the
-same equations one step at a time in Python and returns every hidden state h_t as its own autograd node,
-so that ∂L/∂h_t can be read exactly (the fused kernels only expose the top layer's outputs, whose gradient
-is the direct path alone). The weights always live in an `nn.RNN` / `nn.LSTM` / `nn.GRU` module, so both
-paths read the very same tensors.
+same equations one step at a time in Python and returns every hidden state h_t as its own autograd node
+(for Pascanu's Ω penalty, for cells without a fused kernel, and as the autograd reference of the tests;
+the fused kernels only expose the top layer's outputs, whose gradient is the direct path alone). The
+gradient probes walk the cells' one-step Jacobians instead (`workers/model/jacobians.py`). The weights
+always live in an `nn.RNN` / `nn.LSTM` / `nn.GRU` module, so every path reads the very same tensors.
 
 Cells (PyTorch's own equations, gates in PyTorch's order):
 - rnn:  h' = f(W_ih x + b_ih + W_hh h + b_hh), f = model.activation
