@@ -46,7 +46,7 @@ def measure(cell: str, length: int, reps: int, dtype: str) -> dict:
     cfg.model.cell, cfg.train.device, cfg.train.probe_dtype = Cell(cell), Device.cpu, ProbeDtype(dtype)
     device = torch.device("cpu")
     task, net = build(cfg, device)
-    trainer = Trainer(net, task, cfg, device)
+    trainer = Trainer(net, task, cfg)
     generator = torch.Generator().manual_seed(0)
     val = task.held_out("val", cfg.task.val_size)
     trainer.step(0, task.batch(64, generator), probing=False)   # warm-up

@@ -20,7 +20,8 @@ import sys
 from rich.console import Console
 
 from study.lock import StudyLocked
-from tracking.store import TrackingError
+from tracking.errors import TrackingError
+from tracking.urls import scrub
 from workers.config import ConfigError
 
 EXIT_CONFIG = 2
@@ -36,7 +37,6 @@ def _run_study(overrides: list[str], after=None, epilogue: list[str] | None = No
     from study.console import StudyDisplay, best_per_cell_table, trials_table
     from study.paths import study_dir
     from study.runner import StudyRunner
-    from study.storage import describe
 
     composed = compose_root(overrides)
     err, out = Console(stderr=True), Console()
@@ -50,7 +50,7 @@ def _run_study(overrides: list[str], after=None, epilogue: list[str] | None = No
         out.print(every)
     out.print(best_per_cell_table(outcome.study, list(composed.root.search.params)))
     storage = composed.root.study.storage
-    where = f" --storage '{describe(storage)}'" if storage else ""   # a password shows as ***
+    where = f" --storage '{scrub(storage)}'" if storage else ""   # a password shows as ***
     out.print(f"Results: `gradstudy status {name}{where}`; trial summaries under "
               f"{study_dir(name) / 'trials'}")
     if composed.root.tracking.enabled:
@@ -257,8 +257,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def quiet_libraries() -> None:
+    """The command's own output only: Optuna's per-study INFO lines off (set here, by the application,
+    not at the import of a library module)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    quiet_libraries()
     try:
         return args.run(args)
     except ConfigError as exc:

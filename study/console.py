@@ -7,9 +7,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from workers.reporter import Reporter
 
-class ProgressReporter:
-    """A `workers.reporter.Reporter` that draws a progress bar with the latest loss and health."""
+
+class ProgressReporter(Reporter):
+    """A reporter that draws a progress bar with the latest loss and health."""
 
     def __init__(self, console: Console, total: int):
         self.progress = Progress(TextColumn("[bold]trial"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -25,9 +27,6 @@ class ProgressReporter:
 
     def on_probe(self, probe: dict[str, Any]) -> None:
         self.progress.update(self.bar, health=probe["health"])
-
-    def should_stop(self, step: int) -> bool:
-        return False
 
     def on_end(self, summary: dict[str, Any]) -> None:
         self.progress.stop()

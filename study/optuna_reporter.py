@@ -14,6 +14,7 @@ from typing import Any, Optional
 import optuna
 
 from study.storage import open_storage
+from workers.reporter import Reporter
 
 INTERMEDIATE = {"final.accuracy": "val_accuracy"}   # every other objective is tracked by val_loss
 
@@ -22,7 +23,7 @@ def intermediate_key(metric: str) -> str:
     return INTERMEDIATE.get(metric, "val_loss")
 
 
-class OptunaReporter:
+class OptunaReporter(Reporter):
     def __init__(self, storage_url: str, study_name: str, trial_id: int, metric: str, prune: bool,
                  pruner: Optional[optuna.pruners.BasePruner] = None):
         self.storage = open_storage(storage_url)
@@ -39,9 +40,6 @@ class OptunaReporter:
         self.trial.set_user_attr("gradstudy.worker", {"pid": os.getpid(), "host": socket.gethostname(),
                                                      "device": info["device"]})
 
-    def on_step(self, step: int, metrics: dict[str, float]) -> None:
-        pass
-
     def on_probe(self, probe: dict[str, Any]) -> None:
         value = probe.get(self.key)
         if self.single_objective and value is not None and math.isfinite(value):
@@ -50,6 +48,3 @@ class OptunaReporter:
 
     def should_stop(self, step: int) -> bool:
         return self.prune and self.last_step == step and self.trial.should_prune()
-
-    def on_end(self, summary: dict[str, Any]) -> None:
-        pass

@@ -36,7 +36,6 @@ class Placement:
     cpu: float
     gpu: float
     max_concurrent: int
-    address: str        # "local" or the address joined
 
     def submit(self, job: TrialJob) -> ray.ObjectRef:
         return _remote.options(num_cpus=self.cpu, num_gpus=self.gpu).remote(job)
@@ -94,7 +93,7 @@ def plan(cfg: ClusterConfig) -> Placement:
     if gpu > 0:
         fit = min(fit, math.floor(gpus / gpu + 1e-9))
     limit = cfg.max_concurrent or max(1, fit)
-    return Placement(cpu=cpu, gpu=gpu, max_concurrent=limit, address=cfg.address or "local")
+    return Placement(cpu=cpu, gpu=gpu, max_concurrent=limit)
 
 
 def shutdown() -> None:

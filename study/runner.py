@@ -19,7 +19,6 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Optional
 
 import optuna
@@ -38,8 +37,6 @@ from study.trial_task import TrialJob
 from study.tracking_hooks import StudyTracking
 from workers.config import ConfigError, TrialConfig, to_dict
 from workers.summary import write_atomic, write_summary
-
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 ATTR = "gradstudy."
 

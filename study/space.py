@@ -85,7 +85,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from workers.config import ConfigError
+from workers.config import LAMBDA1_INITS, ConfigError
 
 __all__ = ["SearchError", "Condition", "Param", "SearchSpace", "DEFAULT_CONDITIONS", "VALID_EXPRESSIONS",
            "validate_keys", "format_override", "format_value", "parse_param", "parse_condition"]
@@ -102,7 +102,7 @@ DEFAULT_CONDITIONS: dict[str, str] = {
     "model.sparsity": "model.cell == esn",
     "model.input_scaling": "model.cell == esn",
     "model.forget_bias": "model.cell == lstm",
-    "model.init_gain": "model.init in [scaled, orthogonal, identity]",
+    "model.init_gain": f"model.init in [{', '.join(i.value for i in LAMBDA1_INITS)}]",
     "train.clip.threshold": "train.clip.mode != none",
     "train.momentum": "train.optimizer in [momentum, rmsprop]",
 }

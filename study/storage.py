@@ -6,7 +6,7 @@
   `~/.pgpass` rather than in the URL): Optuna's RDB storage, what a Ray cluster needs, since workers on
   other machines cannot reach a local file.
 
-`describe()` prints a URL with any password masked, for logs and errors.
+Errors show a URL with any password masked (`tracking.urls.scrub`).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
 from study.paths import data_dir
-from tracking.store import scrub
+from tracking.urls import scrub
 from workers.config import ConfigError
 
 RDB_SCHEMES = ("postgresql", "postgres", "mysql", "sqlite")
@@ -30,10 +30,6 @@ def journal_path() -> Path:
 def resolve_url(url: str) -> str:
     """The storage URL studies use: the journal file's path when `url` is empty."""
     return url or str(journal_path())
-
-
-def describe(url: str) -> str:
-    return scrub(url)
 
 
 def is_local_file(url: str) -> bool:
@@ -52,7 +48,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             raise ConfigError("study.storage", url, f"a writable journal file path ({exc.strerror})") from None
     scheme = url.split("://", 1)[0].split("+", 1)[0]
     if scheme not in RDB_SCHEMES:
-        raise ConfigError("study.storage", describe(url),
+        raise ConfigError("study.storage", scrub(url),
                           "empty (the local journal file), a file path, or a database URL "
                           "(postgresql://user@host:5432/db)")
     url = with_driver(url)
@@ -60,7 +56,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         return RDBStorage(url, engine_kwargs=_engine_kwargs(scheme), skip_table_creation=False)
     except Exception as exc:  # sqlalchemy.exc.OperationalError and friends, driver errors
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise ConfigError("study.storage", describe(url), f"a reachable database ({reason})") from None
+        raise ConfigError("study.storage", scrub(url), f"a reachable database ({reason})") from None
 
 
 def with_driver(url: str) -> str:

@@ -17,14 +17,17 @@ import json
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import optuna
 
 from study.paths import data_dir, study_dir, trial_dir
 from study.results import finished
-from tracking.runs import StudyRecorder
-from tracking.store import TrackingError, connect, resolve_uri
+from tracking.errors import TrackingError
+from tracking.store import connect, resolve_uri
+
+if TYPE_CHECKING:   # MLflow is imported only when a study is tracked
+    from tracking.runs import StudyRecorder
 
 ATTR_RUN, ATTR_SYNC = "gradstudy.mlflow_run", "gradstudy.mlflow"
 ATTR_BACKFILL = "gradstudy.mlflow_backfill."     # + trial number: a study user attr
@@ -59,7 +62,7 @@ class StudyTracking:
         self.data_dir = data_dir()
         self.client = connect(uri, self.data_dir)          # raises TrackingError: before any trial
         self.uri = resolve_uri(uri, self.data_dir)
-        self.recorder: Optional[StudyRecorder] = None        # made by start(), under the study lock
+        self.recorder: Optional["StudyRecorder"] = None        # made by start(), under the study lock
         self._retry_at = 0.0
 
     RETRY_S = 60.0     # after an MLflow failure, per-trial calls are skipped this long (marked pending)
@@ -83,6 +86,8 @@ class StudyTracking:
         return ok, value
 
     def start(self, composed, space_description: dict[str, str]) -> None:
+        from tracking.runs import StudyRecorder
+
         self.recorder = StudyRecorder(self.client, self.uri, self.data_dir, composed.root.study.name)
         root = composed.root
         params = {"study.sampler": root.study.sampler.value, "study.seed": root.study.seed,
@@ -131,8 +136,6 @@ class StudyTracking:
         """(Re)write the study report (PNGs + report.html) and attach it to the parent run with the
         counts; the parent run is ended if no trial is running or waiting (`gradstudy report` after
         MLflow was lost at the end of a run: the driver could not end it)."""
-        import tempfile
-
         from tracking.report import write_study_report
 
         summaries = {}

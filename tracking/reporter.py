@@ -8,7 +8,6 @@ back-fill (`gradstudy report NAME`). `history` holds every metric sent, for that
 """
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -19,10 +18,12 @@ from mlflow import MlflowClient
 
 from tracking import names
 from tracking.batch_logger import BatchLogger
+from workers.reporter import Reporter
+from workers.summary import dumps
 
-# Worker-side HTTP: a few quick retries rather than MLflow's default 7 with back-off (minutes per call).
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+# Worker-side HTTP: a few quick retries rather than MLflow's default 7 with back-off (minutes per call);
+# set when a reporter is made (in the worker that records), never at import.
+WORKER_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 
 
 def write_artifacts(summary: dict[str, Any], folder: Path) -> Path:
@@ -30,7 +31,7 @@ def write_artifacts(summary: dict[str, Any], folder: Path) -> Path:
     from tracking import plots
 
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "summary.json").write_text(json.dumps(summary, indent=1))
+    (folder / "summary.json").write_text(dumps(summary))
     (folder / "config.yaml").write_text(yaml.safe_dump(summary["config"], sort_keys=False))
     if summary.get("probes"):
         plots.gradient_profile(summary, folder / "gradient_profile.png")
@@ -40,11 +41,13 @@ def write_artifacts(summary: dict[str, Any], folder: Path) -> Path:
     return folder
 
 
-class MlflowReporter:
+class MlflowReporter(Reporter):
     """An empty `run_id` (the driver could not create the run: MLflow down at launch) sends nothing and
     only keeps `history`, for the back-fill."""
 
     def __init__(self, tracking_uri: str, run_id: str, close_timeout_s: float = 30.0):
+        for key, value in WORKER_HTTP.items():
+            os.environ.setdefault(key, value)
         self.client, self.run_id = (MlflowClient(tracking_uri=tracking_uri) if run_id else None), run_id
         self.close_timeout_s = close_timeout_s
         self.history: list[tuple[str, float, int]] = []
@@ -57,9 +60,6 @@ class MlflowReporter:
         if self.logger is not None:
             self.logger.add(key, value, step)
 
-    def on_start(self, info: dict[str, Any]) -> None:
-        pass
-
     def on_step(self, step: int, metrics: dict[str, float]) -> None:
         for key, value in metrics.items():
             self._add(key, float(value), step)
@@ -67,9 +67,6 @@ class MlflowReporter:
     def on_probe(self, probe: dict[str, Any]) -> None:
         for key, value in names.probe_metrics(probe):
             self._add(key, value, probe["step"])
-
-    def should_stop(self, step: int) -> bool:
-        return False
 
     def on_end(self, summary: dict[str, Any]) -> None:
         for key, value in names.final_metrics(summary["final"]):

@@ -24,7 +24,8 @@ from mlflow.entities import Metric, Param, RunTag
 
 from tracking import names
 from tracking.reporter import write_artifacts
-from tracking.store import artifact_location, scrub
+from tracking.store import artifact_location
+from tracking.urls import scrub
 
 STATUS = {"completed": "FINISHED", "diverged": "FINISHED", "pruned": "KILLED", "failed": "FAILED",
           "requeued": "FAILED"}

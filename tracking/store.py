@@ -6,34 +6,20 @@
 - `tracking.uri` = `http(s)://host:port`: a shared `mlflow server`. Credentials come from the
   environment only (`MLFLOW_TRACKING_USERNAME`, `MLFLOW_TRACKING_PASSWORD`, read by MLflow itself); a URI
   with a password in it is refused, so no secret sits in a config file or in the records.
-`scrub()` masks any `://user:password@` in text that is about to be logged.
+MLflow itself is imported only by `connect()`: the rest is plain path and URL handling.
 """
 from __future__ import annotations
 
 import os
-import re
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-from mlflow import MlflowClient
+from tracking.errors import TrackingError
+from tracking.urls import has_password, scrub
 
-
-class TrackingError(RuntimeError):
-    """MLflow cannot be used as configured: names `tracking.uri`, the value and what is needed."""
-
-    def __init__(self, uri: str, valid: str):
-        self.key, self.value, self.valid = "tracking.uri", scrub(uri), valid
-        super().__init__(f"tracking.uri={self.value!r} is unusable; valid: {valid}")
-
-
-# user (possibly empty) ":" password (which may hold "/" or "@") "@": masking too much is harmless
-_USERINFO = re.compile(r"(://[^/:@\s'\"]*):[^\s'\"]*@")
-
-
-def scrub(text: str) -> str:
-    """Mask passwords of URLs in `text` (postgresql://u:secret@h → postgresql://u:***@h)."""
-    return _USERINFO.sub(r"\1:***@", text)
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 
 def local_root(data_dir: Path) -> Path:
@@ -42,7 +28,7 @@ def local_root(data_dir: Path) -> Path:
 
 def resolve_uri(uri: str, data_dir: Path) -> str:
     if uri:
-        if _USERINFO.search(uri):
+        if has_password(uri):
             raise TrackingError(uri, "a URI without credentials; set MLFLOW_TRACKING_USERNAME and "
                                      "MLFLOW_TRACKING_PASSWORD in the environment instead")
         return uri
@@ -75,8 +61,10 @@ def quick_http() -> Iterator[None]:
                 os.environ[k] = v
 
 
-def connect(uri: str, data_dir: Path) -> MlflowClient:
+def connect(uri: str, data_dir: Path) -> "MlflowClient":
     """A client for the resolved store, checked to answer now; TrackingError otherwise."""
+    from mlflow import MlflowClient
+
     resolved = resolve_uri(uri, data_dir)
     try:
         if not uri:

@@ -45,12 +45,21 @@ class Init(str, Enum):
     scaled = "scaled"
 
 
+# The recurrent inits for which `model.init_gain` is λ1 of each recurrent block.
+LAMBDA1_INITS = (Init.scaled, Init.orthogonal, Init.identity)
+
+
 class InputInit(str, Enum):
     default = "default"
     xavier_uniform = "xavier_uniform"
     xavier_normal = "xavier_normal"
     kaiming = "kaiming"
     orthogonal = "orthogonal"
+
+
+# The supremum γ of |f′| in Pascanu, Mikolov & Bengio (2013)'s bound λ1 < 1/γ.
+GAMMA = {Activation.tanh: 1.0, Activation.sigmoid: 0.25, Activation.relu: 1.0,
+         Activation.leaky_relu: 1.0, Activation.linear: 1.0}
 
 
 class Norm(str, Enum):

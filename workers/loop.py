@@ -55,8 +55,8 @@ def evaluate(net: RecurrentNet, task: Task, batch: Batch) -> dict[str, Any]:
 
 
 class Trainer:
-    def __init__(self, net: RecurrentNet, task: Task, cfg: TrialConfig, device: torch.device):
-        self.net, self.task, self.cfg, self.device = net, task, cfg.train, device
+    def __init__(self, net: RecurrentNet, task: Task, cfg: TrialConfig):
+        self.net, self.task, self.cfg = net, task, cfg.train
         self.params = [p for p in net.parameters() if p.requires_grad]
         self.groups = net.parameter_groups()
         self.optimizer = make_optimizer(self.params, self.cfg)
@@ -194,7 +194,7 @@ class Window:
 def train(net: RecurrentNet, task: Task, cfg: TrialConfig, reporter: Reporter,
           device: torch.device) -> LoopResult:
     tc = cfg.train
-    trainer = Trainer(net, task, cfg, device)
+    trainer = Trainer(net, task, cfg)
     val = task.held_out("val", cfg.task.val_size).to(device)
     generator = torch.Generator().manual_seed(tc.seed)
     result, window = LoopResult(), Window()

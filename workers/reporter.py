@@ -10,41 +10,31 @@ only there, where a validation score exists); on_end once with the summary, what
 """
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 
-class Reporter(Protocol):
-    def on_start(self, info: dict[str, Any]) -> None: ...
+class Reporter:
+    """The hooks of a running trial. Every hook does nothing here: a reporter overrides the ones it
+    needs. Used as it is, it records nothing and never stops a trial."""
 
-    def on_step(self, step: int, metrics: dict[str, float]) -> None: ...
+    def on_start(self, info: dict[str, Any]) -> None:
+        """Once, before training: config, device, task length, parameter count, baseline loss."""
 
-    def on_probe(self, probe: dict[str, Any]) -> None: ...
+    def on_step(self, step: int, metrics: dict[str, float]) -> None:
+        """Every `train.log_every` steps: the window's mean loss, clipped fraction, global norm."""
 
-    def should_stop(self, step: int) -> bool: ...
+    def on_probe(self, probe: dict[str, Any]) -> None:
+        """At every probe: the probe record (see workers/probes.py)."""
 
-    def on_end(self, summary: dict[str, Any]) -> None: ...
-
-
-class NullReporter:
-    """Records nothing and never stops a trial."""
-
-    def on_start(self, info):
-        pass
-
-    def on_step(self, step, metrics):
-        pass
-
-    def on_probe(self, probe):
-        pass
-
-    def should_stop(self, step):
+    def should_stop(self, step: int) -> bool:
+        """After each probe: True stops the trial as pruned."""
         return False
 
-    def on_end(self, summary):
-        pass
+    def on_end(self, summary: dict[str, Any]) -> None:
+        """Once, with the summary, whatever happened."""
 
 
-class FanOut:
+class FanOut(Reporter):
     """Several reporters as one; the trial stops if any of them asks to."""
 
     def __init__(self, *reporters: Reporter):

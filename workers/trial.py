@@ -18,7 +18,7 @@ from workers.config import TrialConfig, to_dict, validate
 from workers.device import pick_device
 from workers.loop import evaluate, train
 from workers.model.network import RecurrentNet
-from workers.reporter import NullReporter, Reporter
+from workers.reporter import Reporter
 from workers.summary import json_safe
 from workers.tasks import make_task
 
@@ -35,7 +35,7 @@ def build(cfg: TrialConfig, device: torch.device):
 def run_trial(cfg: TrialConfig, reporter: Optional[Reporter] = None,
               device: Optional[torch.device] = None) -> dict[str, Any]:
     validate(cfg)
-    reporter = reporter or NullReporter()
+    reporter = reporter or Reporter()
     device = device or pick_device(cfg.train.device)
     task, net = build(cfg, device)
     reporter.on_start({"config": to_dict(cfg), "device": str(device), "task_length": task.length,

@@ -31,10 +31,6 @@ ACTIVATIONS = {
     Activation.linear: lambda v: v,
 }
 
-# The supremum of |f'| used by Pascanu et al. (2013)'s bound λ1 < 1/γ.
-GAMMA = {Activation.tanh: 1.0, Activation.sigmoid: 0.25, Activation.relu: 1.0,
-         Activation.leaky_relu: 1.0, Activation.linear: 1.0}
-
 State = tuple[torch.Tensor, ...]   # (h,) or (h, c) for lstm, each [B, H]
 
 

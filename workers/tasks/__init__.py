@@ -19,12 +19,8 @@ TASKS = {
 
 
 def make_task(cfg: TaskConfig, seed: int) -> Task:
-    """The task named by `cfg.name` (a TaskName or its string value), deterministic from `seed`."""
-    try:
-        name = TaskName(cfg.name)
-    except ValueError:
-        raise ValueError(f"unknown task {cfg.name!r}; valid: " + ", ".join(t.value for t in TaskName)) from None
-    return TASKS[name](cfg, seed)
+    """The task named by `cfg.name` (validated by `workers.config`), deterministic from `seed`."""
+    return TASKS[TaskName(cfg.name)](cfg, seed)
 
 
 __all__ = ["Task", "Batch", "make_task", "TASKS",
