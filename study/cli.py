@@ -66,16 +66,10 @@ def _run_study(overrides: list[str], after=None, epilogue: list[str] | None = No
 
 
 def _nightly(args: argparse.Namespace) -> int:
-    import json
     from datetime import datetime
-
-    import optuna
 
     from study import nightly
     from study.compose import compose_root
-    from study.paths import study_dir
-    from study.storage import open_storage
-    from workers.summary import write_atomic
 
     try:
         day = datetime.strptime(args.date, nightly.DATE_FORMAT).date() if args.date else nightly.today_utc()
@@ -85,31 +79,8 @@ def _nightly(args: argparse.Namespace) -> int:
     prefix = compose_root(overrides).root.study.name
     name = nightly.nightly_name(prefix, day)
 
-    messages: list[str] = []
-
-    def after(runner, outcome) -> int | None:
-        storage = open_storage(runner.storage_url)
-        previous = nightly.previous_night(storage, prefix, day)
-        if previous is None:
-            messages.append(f"No night before {name} in the storage: nothing to compare with.")
-            return None
-        comparison = nightly.compare(optuna.load_study(study_name=previous, storage=storage),
-                                     outcome.study, runner.root.nightly)
-        if outcome.timed_out:   # a partial night: cells not reached yet are not regressions (exit 4)
-            comparison["partial"] = True
-            comparison["regressions"] = [r for r in comparison["regressions"] if "no complete trial" not in r]
-            comparison["regressed"] = bool(comparison["regressions"])
-        outcome.study.set_user_attr("gradstudy.nightly", comparison)
-        write_atomic(study_dir(name) / "comparison.json", json.dumps(comparison, indent=1))
-        if runner.tracking is not None:
-            runner.tracking.log_comparison(comparison)
-            runner.tracking._safely(runner.tracking.report, outcome.study)
-        verdict = "REGRESSION" if comparison["regressed"] else "no regression"
-        messages.append(f"Compared with {previous}: {verdict}")
-        messages.extend(f"  - {line}" for line in comparison["regressions"])
-        return nightly.EXIT_REGRESSION if comparison["regressed"] else None
-
-    return _run_study(overrides + [f"study.name={name}"], after, messages)
+    after = nightly.Comparison(prefix, day, name)
+    return _run_study(overrides + [f"study.name={name}"], after, after.messages)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -103,3 +103,41 @@ def compare(previous: optuna.Study, current: optuna.Study, cfg: NightlyConfig) -
                       "regressions": regressions, "regressed": bool(regressions),
                       "tolerances": {"tolerance": cfg.tolerance, "failure_tolerance": cfg.failure_tolerance,
                                      "diverged_tolerance": cfg.diverged_tolerance}})
+
+
+class Comparison:
+    """The study runner's `after` hook of a nightly run: compares with the previous night while the study
+    lock is held, records the comparison (study attr, comparison.json, MLflow, the report) and returns
+    EXIT_REGRESSION on a regression. `messages` collects the lines to print after the tables."""
+
+    def __init__(self, prefix: str, day: Date, name: str):
+        self.prefix, self.day, self.name = prefix, day, name
+        self.messages: list[str] = []
+
+    def __call__(self, runner, outcome) -> Optional[int]:
+        import json
+
+        from study.paths import study_dir
+        from study.storage import open_storage
+        from workers.summary import write_atomic
+
+        storage = open_storage(runner.storage_url)
+        previous = previous_night(storage, self.prefix, self.day)
+        if previous is None:
+            self.messages.append(f"No night before {self.name} in the storage: nothing to compare with.")
+            return None
+        comparison = compare(optuna.load_study(study_name=previous, storage=storage), outcome.study,
+                             runner.root.nightly)
+        if outcome.timed_out:   # a partial night: cells not reached yet are not regressions (exit 4)
+            comparison["partial"] = True
+            comparison["regressions"] = [r for r in comparison["regressions"] if "no complete trial" not in r]
+            comparison["regressed"] = bool(comparison["regressions"])
+        outcome.study.set_user_attr("gradstudy.nightly", comparison)
+        write_atomic(study_dir(self.name) / "comparison.json", json.dumps(comparison, indent=1))
+        if runner.tracking is not None:
+            runner.tracking.log_comparison(comparison)
+            runner.tracking.safely(runner.tracking.report, outcome.study)
+        verdict = "REGRESSION" if comparison["regressed"] else "no regression"
+        self.messages.append(f"Compared with {previous}: {verdict}")
+        self.messages.extend(f"  - {line}" for line in comparison["regressions"])
+        return EXIT_REGRESSION if comparison["regressed"] else None

@@ -33,6 +33,7 @@ from study.paths import trial_dir
 from study.samplers import make_pruner, make_sampler
 from study.space import SearchSpace, validate_keys
 from study.storage import is_local_file, open_storage, resolve_url
+from study.trial_store import TrialStore, trial_id
 from study.trial_task import TrialJob
 from study.tracking_hooks import StudyTracking
 from workers.config import ConfigError, TrialConfig, to_dict
@@ -153,15 +154,15 @@ class StudyRunner:
         return yaml.safe_dump(root, sort_keys=True)
 
     # --- bookkeeping ----------------------------------------------------------------------------------
-    def requeue(self, study: optuna.Study, trial_id: int, frozen: optuna.trial.FrozenTrial, reason: str,
+    def requeue(self, study: optuna.Study, frozen: optuna.trial.FrozenTrial, reason: str,
                 counts_attempt: bool) -> None:
         """Mark a lost trial FAIL and queue its parameters again (or leave it a final FAIL)."""
         attempts = frozen.user_attrs.get(ATTR + "attempt", 0) + (1 if counts_attempt else 0)
-        storage = study._storage
+        store = TrialStore(study)
         again = attempts <= self.root.cluster.max_requeues
-        storage.set_trial_user_attr(trial_id, ATTR + "fail_reason", reason)
+        store.set_attr(frozen, ATTR + "fail_reason", reason)
         if again:   # before FAIL: Optuna refuses attributes on a finished trial (UpdateFinishedTrialError)
-            storage.set_trial_user_attr(trial_id, results.REQUEUED, True)
+            store.set_attr(frozen, results.REQUEUED, True)
             # queued again before it is marked FAIL: a driver dying in between leaves a RUNNING trial,
             # which the next driver recovers, never a lost configuration
             already = any(t.state == TrialState.WAITING and t.user_attrs.get(ATTR + "requeue_of") == frozen.number
@@ -171,18 +172,18 @@ class StudyRunner:
                                                                ATTR + "requeue_of": frozen.number},
                                     skip_if_exists=False)
         if frozen.state == TrialState.RUNNING:
-            storage.set_trial_state_values(trial_id, TrialState.FAIL)
-        self._mlflow_closed(study, trial_id, "requeued" if again else "failed", reason)
+            store.fail(frozen)
+        self._mlflow_closed(study, frozen, "requeued" if again else "failed", reason)
 
     def recover_orphans(self, study: optuna.Study) -> int:
         orphans = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
         for t in orphans:
-            self.requeue(study, t._trial_id, t, "driver_lost", counts_attempt=False)
+            self.requeue(study, t, "driver_lost", counts_attempt=False)
         return len(orphans)
 
-    def _mlflow_closed(self, study: optuna.Study, trial_id: int, state: str, reason: str) -> None:
+    def _mlflow_closed(self, study: optuna.Study, trial, state: str, reason: str) -> None:
         if self.tracking is not None:
-            self.tracking.ended_without_result(study._storage, trial_id, state, reason)
+            self.tracking.ended_without_result(TrialStore(study).frozen(trial), state, reason)
 
     def record(self, study: optuna.Study, trial: optuna.Trial, result: dict) -> None:
         summary = result["summary"]
@@ -209,7 +210,7 @@ class StudyRunner:
         trial.set_user_attr(ATTR + "fail_reason", reason)
         trial.set_user_attr(ATTR + "error", error[-2000:])
         study.tell(trial, state=TrialState.FAIL)
-        self._mlflow_closed(study, trial._trial_id, "failed", f"{reason}: {error[-500:]}")
+        self._mlflow_closed(study, trial, "failed", f"{reason}: {error[-500:]}")
 
     # --- the loop -------------------------------------------------------------------------------------
     def run(self, after: Optional[Callable[["StudyRunner", Outcome], Optional[int]]] = None) -> Outcome:
@@ -284,7 +285,7 @@ class StudyRunner:
             return False
         prune = self.root.study.pruner.value != "none" and len(self.metrics) == 1
         run_id = self.tracking.launch(trial, to_dict(cfg)) if self.tracking is not None else None
-        job = TrialJob(self.storage_url, self.name, trial._trial_id, trial.number, cfg, self.metrics[0], prune,
+        job = TrialJob(self.storage_url, self.name, trial_id(trial), trial.number, cfg, self.metrics[0], prune,
                        pruner=study.pruner,
                        tracking_uri=self.tracking.uri if self.tracking is not None else "", run_id=run_id or "",
                        threads=max(1, int(plan.cpu)))
@@ -299,20 +300,17 @@ class StudyRunner:
         try:
             result = ray.get(ref)
         except placement.LOST as exc:
-            frozen = study._storage.get_trial(trial._trial_id)
-            self.requeue(study, trial._trial_id, frozen, f"worker_lost: {type(exc).__name__}",
+            self.requeue(study, TrialStore(study).frozen(trial), f"worker_lost: {type(exc).__name__}",
                          counts_attempt=True)
             return
         except ray.exceptions.RayTaskError as exc:
             if isinstance(exc.cause, placement.LOST):
-                frozen = study._storage.get_trial(trial._trial_id)
-                self.requeue(study, trial._trial_id, frozen, "worker_lost", counts_attempt=True)
+                self.requeue(study, TrialStore(study).frozen(trial), "worker_lost", counts_attempt=True)
             else:
                 self.fail(study, trial, "error", str(exc.cause if exc.cause is not None else exc))
             return
         except ray.exceptions.RayError as exc:   # killed for memory, unschedulable, raylet gone…
-            frozen = study._storage.get_trial(trial._trial_id)
-            self.requeue(study, trial._trial_id, frozen, f"worker_lost: {type(exc).__name__}",
+            self.requeue(study, TrialStore(study).frozen(trial), f"worker_lost: {type(exc).__name__}",
                          counts_attempt=True)
             return
         self.record(study, trial, result)
@@ -329,9 +327,9 @@ class StudyRunner:
                 ray.cancel(ref, force=True)
             except Exception:
                 pass
-            frozen = study._storage.get_trial(trial._trial_id)
+            frozen = TrialStore(study).frozen(trial)
             if frozen.state == TrialState.RUNNING:
-                self.requeue(study, trial._trial_id, frozen, reason, counts_attempt=False)
+                self.requeue(study, frozen, reason, counts_attempt=False)
         in_flight.clear()
 
 

@@ -68,7 +68,7 @@ class StudyTracking:
     RETRY_S = 60.0     # after an MLflow failure, per-trial calls are skipped this long (marked pending)
 
     @staticmethod
-    def _safely(fn, *args) -> tuple[bool, Any]:
+    def safely(fn, *args) -> tuple[bool, Any]:
         try:
             return True, fn(*args)
         except Exception:
@@ -80,7 +80,7 @@ class StudyTracking:
         pending, and the back-fill writes them later."""
         if time.monotonic() < self._retry_at:
             return False, None
-        ok, value = self._safely(fn, *args)
+        ok, value = self.safely(fn, *args)
         if not ok:
             self._retry_at = time.monotonic() + self.RETRY_S
         return ok, value
@@ -110,18 +110,18 @@ class StudyTracking:
         ok = closed and delivery.get("delivered") and delivery.get("artifacts")
         trial.set_user_attr(ATTR_SYNC, "synced" if ok else "pending")
 
-    def ended_without_result(self, storage, trial_id: int, state: str, reason: str) -> None:
-        run_id = storage.get_trial(trial_id).user_attrs.get(ATTR_RUN)
+    def ended_without_result(self, frozen: optuna.trial.FrozenTrial, state: str, reason: str) -> None:
+        run_id = frozen.user_attrs.get(ATTR_RUN)
         if run_id:
             self._live(self.recorder.finish_trial, run_id, state, None, reason)
 
     def finish(self, study: optuna.Study) -> None:
         """End of a run: back-fill what MLflow missed, then the study report and counts on the parent."""
-        self._safely(self.backfill, study)
-        reported, _ = self._safely(self.report, study)
+        self.safely(self.backfill, study)
+        reported, _ = self.safely(self.report, study)
         if not reported:                 # report() logs the counts once the report is attached
-            self._safely(self.log_counts, study)
-        self._safely(self.recorder.end_study)
+            self.safely(self.log_counts, study)
+        self.safely(self.recorder.end_study)
 
     def log_counts(self, study: optuna.Study) -> None:
         """Trial counts by state and health mix, as metrics of the parent run."""
@@ -155,9 +155,9 @@ class StudyTracking:
 
     def log_comparison(self, comparison: dict[str, Any]) -> None:
         """The nightly comparison on the parent run: an artifact and a few metrics."""
-        self._safely(self.recorder.client.log_dict, self.recorder.parent_id, comparison,
+        self.safely(self.recorder.client.log_dict, self.recorder.parent_id, comparison,
                      "nightly/comparison.json")
-        self._safely(self.recorder.log_study_metrics, {
+        self.safely(self.recorder.log_study_metrics, {
             "nightly/regressed": float(comparison["regressed"]),
             "nightly/regressions": float(len(comparison["regressions"])),
             "nightly/failures": float(comparison["failures"]["current"]),
@@ -175,7 +175,7 @@ class StudyTracking:
             summary_path = folder / "summary.json"
             if not summary_path.exists():
                 if old:
-                    self._safely(self.recorder.finish_trial, old, "failed", None,
+                    self.safely(self.recorder.finish_trial, old, "failed", None,
                                  t.user_attrs.get("gradstudy.fail_reason", "failed"))
                     study.set_user_attr(f"{ATTR_BACKFILL}{t.number}", old)
                 continue

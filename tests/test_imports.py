@@ -26,6 +26,7 @@ def test_a_trial_with_tracking_off_imports_neither_mlflow_nor_matplotlib(tmp_pat
         import json, sys
         import optuna
         from study.storage import open_storage
+        from study.trial_store import trial_id
         from study.trial_task import TrialJob, execute
         from workers.config import TrialConfig, TaskConfig
         url = {str(tmp_path / "journal.log")!r}
@@ -33,7 +34,7 @@ def test_a_trial_with_tracking_off_imports_neither_mlflow_nor_matplotlib(tmp_pat
         trial = study.ask()
         cfg = TrialConfig(task=TaskConfig(seq_len=10))
         cfg.train.steps, cfg.train.probe_every = 3, 2
-        result = execute(TrialJob(url, "s", trial._trial_id, trial.number, cfg, "final.test_loss", False))
+        result = execute(TrialJob(url, "s", trial_id(trial), trial.number, cfg, "final.test_loss", False))
         print(json.dumps({{"probes": len(result["summary"]["probes"]),
                           "loaded": [m for m in {HEAVY!r} if m in sys.modules]}}))
     """, tmp_path)
