@@ -24,7 +24,7 @@ import optuna
 from study.paths import data_dir, study_dir, trial_dir
 from study.results import finished
 from tracking.errors import TrackingError
-from tracking.store import connect, resolve_uri
+from tracking.store import connect, resolve_uri, use_recording_http
 
 if TYPE_CHECKING:   # MLflow is imported only when a study is tracked
     from tracking.runs import StudyRecorder
@@ -59,6 +59,7 @@ class StudyTracking:
     """None of these methods lets an MLflow failure stop the study once it has started."""
 
     def __init__(self, uri: str, study_name: str):
+        use_recording_http()
         self.data_dir = data_dir()
         self.client = connect(uri, self.data_dir)          # raises TrackingError: before any trial
         self.uri = resolve_uri(uri, self.data_dir)

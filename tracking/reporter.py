@@ -8,7 +8,6 @@ back-fill (`gradstudy report NAME`). `history` holds every metric sent, for that
 """
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -18,12 +17,10 @@ from mlflow import MlflowClient
 
 from tracking import names
 from tracking.batch_logger import BatchLogger
+from tracking.store import use_recording_http
 from workers.reporter import Reporter
 from workers.summary import dumps
 
-# Worker-side HTTP: a few quick retries rather than MLflow's default 7 with back-off (minutes per call);
-# set when a reporter is made (in the worker that records), never at import.
-WORKER_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 
 
 def write_artifacts(summary: dict[str, Any], folder: Path) -> Path:
@@ -46,8 +43,7 @@ class MlflowReporter(Reporter):
     only keeps `history`, for the back-fill."""
 
     def __init__(self, tracking_uri: str, run_id: str, close_timeout_s: float = 30.0):
-        for key, value in WORKER_HTTP.items():
-            os.environ.setdefault(key, value)
+        use_recording_http()
         self.client, self.run_id = (MlflowClient(tracking_uri=tracking_uri) if run_id else None), run_id
         self.close_timeout_s = close_timeout_s
         self.history: list[tuple[str, float, int]] = []

@@ -45,6 +45,17 @@ def artifact_location(uri: str, data_dir: Path, experiment: str) -> str | None:
     return None
 
 
+# A process that records to MLflow: a few quick retries rather than MLflow's default 7 with back-off
+# (minutes per call while a server is down). Set by the recording objects when they are made (the
+# driver's StudyTracking, a worker's MlflowReporter), never at import; an explicit setting wins.
+RECORDING_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+
+
+def use_recording_http() -> None:
+    for key, value in RECORDING_HTTP.items():
+        os.environ.setdefault(key, value)
+
+
 @contextmanager
 def quick_http() -> Iterator[None]:
     """Fail fast instead of MLflow's default 7 retries with back-off (minutes) for a check."""
