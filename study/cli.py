@@ -20,6 +20,7 @@ import sys
 from rich.console import Console
 
 from study.lock import StudyLocked
+from tracking.attrs import StudyAttr
 from tracking.errors import TrackingError
 from tracking.urls import scrub
 from workers.config import ConfigError
@@ -121,7 +122,7 @@ def _list(args: argparse.Namespace) -> int:
         table.add_column(col)
     for s in optuna.get_all_study_summaries(open_storage(args.storage)):
         best = s.best_trial.values if s.best_trial is not None and s.best_trial.values else None
-        table.add_row(s.study_name, str(s.n_trials), str(s.user_attrs.get("gradstudy.n_trials", "-")),
+        table.add_row(s.study_name, str(s.n_trials), str(s.user_attrs.get(StudyAttr.N_TRIALS, "-")),
                       "-" if best is None else ", ".join(f"{v:.4g}" for v in best),
                       s.datetime_start.strftime("%Y-%m-%d %H:%M") if s.datetime_start else "-")
     Console().print(table)
@@ -166,7 +167,7 @@ def _write_report(args: argparse.Namespace, study, composed) -> int:
 
     uri = args.tracking_uri if args.tracking_uri is not None else composed.root.tracking.uri
     tracking = StudyTracking(uri, args.name)
-    tracking.start(composed, study.user_attrs.get("gradstudy.search", {}))
+    tracking.start(composed, study.user_attrs.get(StudyAttr.SEARCH, {}))
     filled = tracking.backfill(study)
     html = tracking.report(study)
     print(f"back-filled {filled} trial(s) into MLflow; report: {html}")

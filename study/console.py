@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from tracking.attrs import TrialAttr
 from workers.reporter import Reporter
 
 
@@ -108,7 +109,7 @@ def best_per_cell_table(study, space_keys: list[str]) -> Table:
     for cell, t in results.best_per_cell(study).items():
         params = ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in t.params.items() if k != "model.cell")
         table.add_row(cell, str(t.number), ", ".join(_fmt(v) for v in t.values),
-                      t.user_attrs.get("gradstudy.health", "-"), params or "-")
+                      t.user_attrs.get(TrialAttr.HEALTH, "-"), params or "-")
     return table
 
 
@@ -138,7 +139,7 @@ def trials_table(study, limit: int = 30) -> Table | None:
         table.add_column(col, justify="right" if col in ("trial", "vanishing ratio", "objective") else "left")
     for t in sorted(done, key=lambda t: t.number):
         params = ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in t.params.items())
-        table.add_row(str(t.number), params or "-", t.user_attrs.get("gradstudy.health", "-"),
-                      _fmt(t.user_attrs.get("gradstudy.vanishing_ratio")),
+        table.add_row(str(t.number), params or "-", t.user_attrs.get(TrialAttr.HEALTH, "-"),
+                      _fmt(t.user_attrs.get(TrialAttr.VANISHING_RATIO)),
                       _fmt(t.values) if t.values else "-", t.state.name.lower())
     return table

@@ -29,6 +29,8 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
+from tracking.attrs import StudyAttr
+
 from study import results
 from study.schema import NightlyConfig
 from workers.summary import json_safe
@@ -132,7 +134,7 @@ class Comparison:
             comparison["partial"] = True
             comparison["regressions"] = [r for r in comparison["regressions"] if "no complete trial" not in r]
             comparison["regressed"] = bool(comparison["regressions"])
-        outcome.study.set_user_attr("gradstudy.nightly", comparison)
+        outcome.study.set_user_attr(StudyAttr.NIGHTLY, comparison)
         write_atomic(study_dir(self.name) / "comparison.json", json.dumps(comparison, indent=1))
         if runner.tracking is not None:
             runner.tracking.log_comparison(comparison)

@@ -14,6 +14,7 @@ from typing import Any, Optional
 import optuna
 
 from study.storage import open_storage
+from tracking.attrs import TrialAttr
 from workers.reporter import Reporter
 
 INTERMEDIATE = {"final.accuracy": "val_accuracy"}   # every other objective is tracked by val_loss
@@ -37,7 +38,7 @@ class OptunaReporter(Reporter):
         self.last_step = None
 
     def on_start(self, info: dict[str, Any]) -> None:
-        self.trial.set_user_attr("gradstudy.worker", {"pid": os.getpid(), "host": socket.gethostname(),
+        self.trial.set_user_attr(TrialAttr.WORKER, {"pid": os.getpid(), "host": socket.gethostname(),
                                                      "device": info["device"]})
 
     def on_probe(self, probe: dict[str, Any]) -> None:

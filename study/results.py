@@ -11,6 +11,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
+from tracking.attrs import StudyAttr, TrialAttr
 from tracking.trials import REQUEUED, best_per_cell, best_trial, counts_towards_total, state_counts
 
 __all__ = ["REQUEUED", "best_per_cell", "best_trial", "counts_towards_total", "state_counts", "finished",
@@ -22,12 +23,12 @@ def finished(trials: list[FrozenTrial]) -> list[FrozenTrial]:
 
 
 def health_mix(trials: list[FrozenTrial]) -> dict[str, int]:
-    return dict(Counter(t.user_attrs["gradstudy.health"] for t in trials if "gradstudy.health" in t.user_attrs))
+    return dict(Counter(t.user_attrs[TrialAttr.HEALTH] for t in trials if TrialAttr.HEALTH in t.user_attrs))
 
 
 def trial_brief(t: FrozenTrial) -> dict[str, Any]:
     return {"number": t.number, "values": t.values, "params": t.params,
-            "health": t.user_attrs.get("gradstudy.health"), "cell": t.user_attrs.get("gradstudy.cell")}
+            "health": t.user_attrs.get(TrialAttr.HEALTH), "cell": t.user_attrs.get(TrialAttr.CELL)}
 
 
 def status(study: optuna.Study) -> dict[str, Any]:
@@ -35,11 +36,11 @@ def status(study: optuna.Study) -> dict[str, Any]:
     best = best_trial(study, trials)
     return {
         "name": study.study_name,
-        "n_trials": study.user_attrs.get("gradstudy.n_trials"),
+        "n_trials": study.user_attrs.get(StudyAttr.N_TRIALS),
         "finished": len(finished(trials)),
         "states": state_counts(trials),
         "best": trial_brief(best) if best else None,
         "health": health_mix(finished(trials)),
         "directions": [d.name.lower() for d in study.directions],
-        "objectives": study.user_attrs.get("gradstudy.objectives"),
+        "objectives": study.user_attrs.get(StudyAttr.OBJECTIVES),
     }

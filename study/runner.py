@@ -34,12 +34,12 @@ from study.samplers import make_pruner, make_sampler
 from study.space import SearchSpace, validate_keys
 from study.storage import is_local_file, open_storage, resolve_url
 from study.trial_store import TrialStore, trial_id
+from tracking.attrs import StudyAttr, TrialAttr, TrialRecord
 from study.trial_task import TrialJob
 from study.tracking_hooks import StudyTracking
 from workers.config import ConfigError, TrialConfig, to_dict
 from workers.summary import write_atomic, write_summary
 
-ATTR = "gradstudy."
 
 
 @dataclass
@@ -131,17 +131,17 @@ class StudyRunner:
         study = optuna.create_study(study_name=self.name, storage=storage, sampler=sampler,
                                     pruner=make_pruner(self.root.study), directions=self.directions,
                                     load_if_exists=True)
-        existing = study.user_attrs.get(ATTR + "config")
+        existing = study.user_attrs.get(StudyAttr.CONFIG)
         if existing is not None and existing != self.identity():
             raise ConfigError("study.name", self.name,
                               "a new name: a study of this name exists with another configuration "
                               f"(`gradstudy resume {self.name}` continues it as it was)")
         if existing is None:
-            study.set_user_attr(ATTR + "config", self.identity())
-            study.set_user_attr(ATTR + "overrides", self.composed.overrides)
-            study.set_user_attr(ATTR + "search", self.space.describe())
-            study.set_user_attr(ATTR + "objectives", self.metrics)
-        study.set_user_attr(ATTR + "n_trials", self.root.study.n_trials)
+            study.set_user_attr(StudyAttr.CONFIG, self.identity())
+            study.set_user_attr(StudyAttr.OVERRIDES, self.composed.overrides)
+            study.set_user_attr(StudyAttr.SEARCH, self.space.structured())
+            study.set_user_attr(StudyAttr.OBJECTIVES, self.metrics)
+        study.set_user_attr(StudyAttr.N_TRIALS, self.root.study.n_trials)
         return study
 
     def identity(self) -> str:
@@ -157,19 +157,19 @@ class StudyRunner:
     def requeue(self, study: optuna.Study, frozen: optuna.trial.FrozenTrial, reason: str,
                 counts_attempt: bool) -> None:
         """Mark a lost trial FAIL and queue its parameters again (or leave it a final FAIL)."""
-        attempts = frozen.user_attrs.get(ATTR + "attempt", 0) + (1 if counts_attempt else 0)
+        attempts = frozen.user_attrs.get(TrialAttr.ATTEMPT, 0) + (1 if counts_attempt else 0)
         store = TrialStore(study)
         again = attempts <= self.root.cluster.max_requeues
-        store.set_attr(frozen, ATTR + "fail_reason", reason)
+        store.set_attr(frozen, TrialAttr.FAIL_REASON, reason)
         if again:   # before FAIL: Optuna refuses attributes on a finished trial (UpdateFinishedTrialError)
-            store.set_attr(frozen, results.REQUEUED, True)
+            store.set_attr(frozen, TrialAttr.REQUEUED, True)
             # queued again before it is marked FAIL: a driver dying in between leaves a RUNNING trial,
             # which the next driver recovers, never a lost configuration
-            already = any(t.state == TrialState.WAITING and t.user_attrs.get(ATTR + "requeue_of") == frozen.number
+            already = any(t.state == TrialState.WAITING and t.user_attrs.get(TrialAttr.REQUEUE_OF) == frozen.number
                           for t in study.get_trials(deepcopy=False))
             if not already:
-                study.enqueue_trial(frozen.params, user_attrs={ATTR + "attempt": attempts,
-                                                               ATTR + "requeue_of": frozen.number},
+                study.enqueue_trial(frozen.params, user_attrs={TrialAttr.ATTEMPT: attempts,
+                                                               TrialAttr.REQUEUE_OF: frozen.number},
                                     skip_if_exists=False)
         if frozen.state == TrialState.RUNNING:
             store.fail(frozen)
@@ -193,22 +193,16 @@ class StudyRunner:
         path = write_summary(summary, folder / "summary.json")
         if self.tracking is not None:
             self.tracking.result(trial, summary, result.get("tracking", {}))
-        last = summary["probes"][-1] if summary["probes"] else {}
-        for key, value in {"health": summary["health"], "status": summary["status"],
-                           "cell": summary["config"]["model"]["cell"], "summary": str(path),
-                           "final": summary["final"], "steps": summary["steps"],
-                           "vanishing_ratio": last.get("vanishing_ratio"),
-                           "decay_rate": last.get("decay_rate"),
-                           "seq_len": summary["config"]["task"]["seq_len"]}.items():
-            trial.set_user_attr(ATTR + key, value)
+        for key, value in TrialRecord.from_summary(summary, str(path)).to_user_attrs().items():
+            trial.set_user_attr(key, value)
         if summary["status"] == "pruned":
             study.tell(trial, state=TrialState.PRUNED)
         else:
             study.tell(trial, objective_values(summary, self.metrics, self.directions))
 
     def fail(self, study: optuna.Study, trial: optuna.Trial, reason: str, error: str) -> None:
-        trial.set_user_attr(ATTR + "fail_reason", reason)
-        trial.set_user_attr(ATTR + "error", error[-2000:])
+        trial.set_user_attr(TrialAttr.FAIL_REASON, reason)
+        trial.set_user_attr(TrialAttr.ERROR, error[-2000:])
         study.tell(trial, state=TrialState.FAIL)
         self._mlflow_closed(study, trial, "failed", f"{reason}: {error[-500:]}")
 
@@ -335,7 +329,7 @@ class StudyRunner:
 
 def started_with(study: optuna.Study) -> list[str]:
     """The overrides a study was started with, to run it again as it was."""
-    return list(study.user_attrs.get(ATTR + "overrides", []))
+    return list(study.user_attrs.get(StudyAttr.OVERRIDES, []))
 
 
 __all__ = ["StudyRunner", "Progress", "Outcome", "started_with"]

@@ -85,6 +85,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from tracking.attrs import describe_search
 from workers.config import LAMBDA1_INITS, ConfigError
 
 __all__ = ["SearchError", "Condition", "Param", "SearchSpace", "DEFAULT_CONDITIONS", "VALID_EXPRESSIONS",
@@ -475,10 +476,15 @@ class SearchSpace:
                                   "grid needs choice(...) or range(...); an interval cannot be enumerated")
         return grid
 
+    def structured(self) -> dict[str, dict]:
+        """key → {"expression", "fixed" (a plain value, not sampled), "condition" (its text or None)}:
+        what the study stores (`StudyAttr.SEARCH`) and the report reads."""
+        return {p.key: {"expression": p.expression, "fixed": p.is_fixed,
+                        "condition": p.condition.text if p.condition else None} for p in self.params}
+
     def describe(self) -> dict[str, str]:
         """key → "expression [if condition]", for logging."""
-        return {p.key: p.expression + (f" if {p.condition.text}" if p.condition else "")
-                for p in self.params}
+        return describe_search(self.structured())
 
     def __repr__(self) -> str:
         return f"SearchSpace({self.describe()!r})"

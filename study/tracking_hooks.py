@@ -23,14 +23,15 @@ import optuna
 
 from study.paths import data_dir, study_dir, trial_dir
 from study.results import finished
+from tracking import names
+from tracking.attrs import StudyAttr, TrialAttr, describe_search
 from tracking.errors import TrackingError
 from tracking.store import connect, resolve_uri, use_recording_http
 
 if TYPE_CHECKING:   # MLflow is imported only when a study is tracked
     from tracking.runs import StudyRecorder
 
-ATTR_RUN, ATTR_SYNC = "gradstudy.mlflow_run", "gradstudy.mlflow"
-ATTR_BACKFILL = "gradstudy.mlflow_backfill."     # + trial number: a study user attr
+ATTR_RUN, ATTR_SYNC, ATTR_BACKFILL = TrialAttr.MLFLOW_RUN, TrialAttr.MLFLOW_SYNC, StudyAttr.BACKFILL
 
 
 def mlflow_record(study_attrs: dict[str, Any], trial) -> tuple[Optional[str], Optional[str]]:
@@ -86,7 +87,8 @@ class StudyTracking:
             self._retry_at = time.monotonic() + self.RETRY_S
         return ok, value
 
-    def start(self, composed, space_description: dict[str, str]) -> None:
+    def start(self, composed, search: dict[str, dict]) -> None:
+        """The parent run of the study; `search` is the structured search space (StudyAttr.SEARCH)."""
         from tracking.runs import StudyRecorder
 
         self.recorder = StudyRecorder(self.client, self.uri, self.data_dir, composed.root.study.name)
@@ -94,8 +96,8 @@ class StudyTracking:
         params = {"study.sampler": root.study.sampler.value, "study.seed": root.study.seed,
                   "study.pruner": root.study.pruner.value, "study.n_trials": root.study.n_trials,
                   "study.objectives": ", ".join(f"{o.metric} ({o.direction.value})" for o in root.study.objectives),
-                  **{f"search.{k}": v for k, v in space_description.items()}}
-        tags = {"mlflow.source.git.commit": git_commit(), "gradstudy.overrides": " ".join(composed.overrides)}
+                  **{f"search.{k}": v for k, v in describe_search(search).items()}}
+        tags = {"mlflow.source.git.commit": git_commit(), names.TAG_OVERRIDES: " ".join(composed.overrides)}
         self.recorder.log_study(params, composed.yaml, tags)
 
     def launch(self, trial: optuna.Trial, config: dict[str, Any]) -> Optional[str]:
@@ -146,7 +148,7 @@ class StudyTracking:
                 summaries[t.number] = json.loads(path.read_text())
         folder = study_dir(study.study_name) / "report"
         folder.mkdir(parents=True, exist_ok=True)
-        html = write_study_report(study, folder, summaries, study.user_attrs.get("gradstudy.nightly"))
+        html = write_study_report(study, folder, summaries, study.user_attrs.get(StudyAttr.NIGHTLY))
         self.recorder.log_report(folder)
         self.log_counts(study)
         if not any(t.state in (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
@@ -177,7 +179,7 @@ class StudyTracking:
             if not summary_path.exists():
                 if old:
                     self.safely(self.recorder.finish_trial, old, "failed", None,
-                                 t.user_attrs.get("gradstudy.fail_reason", "failed"))
+                                 t.user_attrs.get(TrialAttr.FAIL_REASON, "failed"))
                     study.set_user_attr(f"{ATTR_BACKFILL}{t.number}", old)
                 continue
             summary = json.loads(summary_path.read_text())

@@ -384,6 +384,15 @@ def test_grid_refuses_intervals(expr):
 # describe
 
 
+def test_structured_search_space_is_what_the_study_stores():
+    sp = space({"model.activation": "choice(tanh, relu)", "model.cell": "choice(rnn, esn)", "train.steps": "100"})
+    assert sp.structured() == {
+        "model.cell": {"expression": "choice(rnn, esn)", "fixed": False, "condition": None},
+        "model.activation": {"expression": "choice(tanh, relu)", "fixed": False,
+                             "condition": "model.cell in [rnn, esn]"},
+        "train.steps": {"expression": "100", "fixed": True, "condition": None}}
+
+
 def test_describe():
     sp = space({"model.activation": "choice(tanh, relu)", "model.cell": "choice(rnn, esn)",
                 "train.steps": "100"})

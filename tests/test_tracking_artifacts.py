@@ -177,6 +177,11 @@ def test_a_5000_step_heatmap_is_binned_and_a_deep_profile_is_drawn(tmp_path):
 
 
 # --- studies --------------------------------------------------------------------------------------------
+def structured(spec: dict[str, str]) -> dict[str, dict]:
+    """A search space as the study stores it (StudyAttr.SEARCH): plain values are fixed."""
+    return {k: {"expression": v, "fixed": "(" not in v, "condition": None} for k, v in spec.items()}
+
+
 def attrs(health: str, cell: str = "rnn", ratio: float | None = 0.0, loss: float | None = 0.2,
           **extra) -> dict:
     return {"gradstudy.health": health, "gradstudy.cell": cell, "gradstudy.vanishing_ratio": ratio,
@@ -188,9 +193,9 @@ def phase_study() -> optuna.Study:
     """The wrec_phase picture: λ1 × activation, with diverged (+inf), pruned, failed and requeued trials."""
     study = optuna.create_study(study_name="phase <&>", direction="minimize")
     study.set_user_attr("gradstudy.objectives", ["final.test_loss"])
-    study.set_user_attr("gradstudy.search", {"model.init": "scaled",
+    study.set_user_attr("gradstudy.search", structured({"model.init": "scaled",
                                              "model.init_gain": "tag(log, interval(0.25, 4.0))",
-                                             "model.activation": "choice(tanh, relu, linear)"})
+                                             "model.activation": "choice(tanh, relu, linear)"}))
     dists = {"model.init_gain": GAIN, "model.activation": ACT}
     rows = [(0.3, "tanh", 0.17, -8.0, "vanishing"), (1.0, "tanh", 0.12, -1.0, "healthy"),
             (3.0, "tanh", 0.16, 0.5, "healthy"), (0.5, "relu", 0.17, -5.0, "vanishing"),
@@ -251,9 +256,9 @@ def test_phase_diagram_of_an_init_phase_study_reads_decay_rates_and_lengths(tmp_
     """The init_phase picture: λ1 × activation × T, with the decay rate that does not depend on T."""
     from tracking.report import _phase_records
     study = optuna.create_study(study_name="init_phase", direction="minimize")
-    study.set_user_attr("gradstudy.search", {"model.init": "scaled", "task.seq_len": "choice(100, 1000)",
+    study.set_user_attr("gradstudy.search", structured({"model.init": "scaled", "task.seq_len": "choice(100, 1000)",
                                              "model.init_gain": "tag(log, interval(0.25, 4.0))",
-                                             "model.activation": "choice(tanh, relu, linear)"})
+                                             "model.activation": "choice(tanh, relu, linear)"}))
     lengths = optuna.distributions.CategoricalDistribution([100, 1000])
     dists = {"model.init_gain": GAIN, "model.activation": ACT, "task.seq_len": lengths}
     for gain in (0.3, 0.6):
@@ -372,3 +377,14 @@ def test_scrub_masks_every_password_form(url):
     for secret in ("pa/ss", "secret", "p@ss", ":pw@"):
         if secret in url:
             assert secret not in masked
+
+
+def test_trial_record_round_trips_through_user_attrs(summary):
+    from tracking.attrs import TrialAttr, TrialRecord
+    record = TrialRecord.from_summary(summary, "/x/summary.json")
+    attrs = record.to_user_attrs()
+    assert attrs[TrialAttr.HEALTH] == summary["health"] and attrs[TrialAttr.SUMMARY] == "/x/summary.json"
+    assert attrs[TrialAttr.DECAY_RATE] == summary["probes"][-1]["decay_rate"]
+    trial = create_trial(value=0.1, user_attrs=attrs)
+    assert TrialRecord.from_frozen(trial) == record
+    assert TrialRecord.from_frozen(create_trial(value=0.1)) == TrialRecord()

@@ -13,6 +13,8 @@ from typing import Any, Iterator
 
 TAG_STUDY, TAG_TRIAL, TAG_STATE = "gradstudy.study", "gradstudy.trial", "gradstudy.state"
 TAG_HEALTH, TAG_CELL, TAG_ROLE = "gradstudy.health", "gradstudy.cell", "gradstudy.role"
+TAG_FAIL_REASON, TAG_BACKFILLED = "gradstudy.fail_reason", "gradstudy.backfilled"
+TAG_OVERRIDES = "gradstudy.overrides"
 PARENT = "mlflow.parentRunId"
 
 FINAL = ("test_loss", "baseline_ratio", "accuracy", "solved", "steps_to_solve", "seq_per_s")

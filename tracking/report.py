@@ -40,6 +40,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from tracking import plots
+from tracking.attrs import StudyAttr, TrialAttr, TrialRecord
 from workers import config
 from tracking.trials import best_per_cell, counts_towards_total as _finished, state_counts
 from tracking.plots import HEALTH_COLOURS, HEALTH_ORDER, LAMBDA1_INITS, finite_number, health_colour, new_figure, save_figure
@@ -63,7 +64,7 @@ def _objective(t: FrozenTrial) -> Optional[float]:
 
 
 def _objective_names(study: optuna.Study) -> list[str]:
-    names = study.user_attrs.get("gradstudy.objectives")
+    names = study.user_attrs.get(StudyAttr.OBJECTIVES)
     n = len(study.directions)
     if isinstance(names, list) and len(names) == n:
         return [str(x) for x in names]
@@ -90,11 +91,11 @@ def _dig(mapping: Any, dotted: str) -> Any:
 
 
 def _fixed_search_value(study: optuna.Study, key: str) -> Optional[str]:
-    """A key the study's search fixes to one value (`gradstudy.search` = {key: "scaled"}), else None."""
-    search = study.user_attrs.get("gradstudy.search")
+    """A key the study's search fixes to one value (the structured `StudyAttr.SEARCH`), else None."""
+    search = study.user_attrs.get(StudyAttr.SEARCH)
     spec = search.get(key) if isinstance(search, dict) else None
-    if isinstance(spec, str) and not re.search(r"[()]|\bif\b", spec):
-        return spec.strip()
+    if isinstance(spec, dict) and spec.get("fixed"):
+        return str(spec["expression"]).strip()
     return None
 
 
@@ -121,7 +122,7 @@ def _health_mix(trials: list[FrozenTrial], path: Path) -> Optional[Path]:
     states = ["COMPLETE", "PRUNED", "FAIL"]
     table: dict[str, Counter] = {}
     for t in done:
-        verdict = t.user_attrs.get("gradstudy.health") or ("failed" if t.state == TrialState.FAIL else "no verdict")
+        verdict = t.user_attrs.get(TrialAttr.HEALTH) or ("failed" if t.state == TrialState.FAIL else "no verdict")
         table.setdefault(str(verdict), Counter())[t.state.name] += 1
     verdicts = [v for v in HEALTH_ORDER if v in table] + sorted(v for v in table if v not in HEALTH_ORDER)
     fig, ax = new_figure((6.5, 3.8))
@@ -160,9 +161,9 @@ def _history(study: optuna.Study, trials: list[FrozenTrial], name: str, path: Pa
     values = [v for _, v, _ in finite]
     log = bool(values) and min(values) > 0 and max(values) / min(values) > 100
     if finite:
-        verdicts = {t.user_attrs.get("gradstudy.health") or "?" for _, _, t in finite}
+        verdicts = {t.user_attrs.get(TrialAttr.HEALTH) or "?" for _, _, t in finite}
         for verdict in sorted(verdicts, key=lambda v: (HEALTH_ORDER + [v]).index(v)):
-            pts = [(n, v) for n, v, t in finite if (t.user_attrs.get("gradstudy.health") or "?") == verdict]
+            pts = [(n, v) for n, v, t in finite if (t.user_attrs.get(TrialAttr.HEALTH) or "?") == verdict]
             ax.scatter(*zip(*pts), color=health_colour(verdict), s=26, zorder=3, label=verdict)
         best, xs, ys = None, [], []
         for n, v, _ in sorted(finite):
@@ -280,20 +281,21 @@ def _phase_records(study: optuna.Study, trials: list[FrozenTrial], summaries: di
             continue
         if not (math.isfinite(gain) and gain > 0):
             continue
-        cell = t.user_attrs.get("gradstudy.cell") or _setting(t, "model.cell", summary, fixed_cell)
+        record = TrialRecord.from_frozen(t)
+        cell = record.cell or _setting(t, "model.cell", summary, fixed_cell)
         if cell in GATED:
             series = str(cell)
         else:
             series = str(_setting(t, "model.activation", summary, fixed_activation) or "?")
-        final = t.user_attrs.get("gradstudy.final") or (summary or {}).get("final") or {}
-        ratio = t.user_attrs.get("gradstudy.vanishing_ratio")
+        final = record.final or (summary or {}).get("final") or {}
+        ratio = record.vanishing_ratio
         if ratio is None and summary and summary.get("probes"):
             ratio = summary["probes"][-1].get("vanishing_ratio")
-        rate = t.user_attrs.get("gradstudy.decay_rate")
+        rate = record.decay_rate
         if rate is None and summary and summary.get("probes"):
             rate = summary["probes"][-1].get("decay_rate")
-        length = t.user_attrs.get("gradstudy.seq_len") or _setting(t, "task.seq_len", summary, fixed_length)
-        health = t.user_attrs.get("gradstudy.health") or (summary or {}).get("health")
+        length = record.seq_len or _setting(t, "task.seq_len", summary, fixed_length)
+        health = record.health or (summary or {}).get("health")
         records.append({"number": t.number, "lambda1": gain, "series": series, "health": health,
                         "pruned": t.state == TrialState.PRUNED, "loss": finite_number(final.get("test_loss")),
                         "baseline": finite_number(final.get("baseline_loss")),
@@ -412,7 +414,7 @@ def _param_figure(study: optuna.Study, trials: list[FrozenTrial], keys: list[str
         # one parameter: the objective against it, coloured by health
         ys = [_objective(t) for t in finite]
         for t in finite:
-            ax.scatter([x_all[pos[t.number]]], [_objective(t)], color=health_colour(t.user_attrs.get("gradstudy.health")),
+            ax.scatter([x_all[pos[t.number]]], [_objective(t)], color=health_colour(t.user_attrs.get(TrialAttr.HEALTH)),
                        s=34, zorder=3)
         if ys and min(ys) > 0 and max(ys) / min(ys) > 100:
             ax.set_yscale("log")
@@ -534,8 +536,8 @@ def write_study_report(study: optuna.Study, folder: Path, summaries: Optional[di
     objectives = ", ".join(f"{d} {n}" for d, n in zip(directions, names))
     meta = [("study", study.study_name), ("directions", ", ".join(directions)), ("objectives", objectives),
             ("generated", generated + " (UTC)")]
-    if study.user_attrs.get("gradstudy.n_trials") is not None:
-        meta.insert(2, ("target trials", study.user_attrs["gradstudy.n_trials"]))
+    if study.user_attrs.get(StudyAttr.N_TRIALS) is not None:
+        meta.insert(2, ("target trials", study.user_attrs[StudyAttr.N_TRIALS]))
     parts.append("<table class=\"meta\">" + "".join(
         f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in meta) + "</table>")
     counts = state_counts(trials)

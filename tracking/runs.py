@@ -99,7 +99,7 @@ class StudyRecorder:
         if health:
             tags.append(RunTag(names.TAG_HEALTH, health))
         if reason:
-            tags.append(RunTag("gradstudy.fail_reason", scrub(reason)[:5000]))
+            tags.append(RunTag(names.TAG_FAIL_REASON, scrub(reason)[:5000]))
         self.client.log_batch(run_id, tags=tags)
         self.client.set_terminated(run_id, STATUS.get(state, "FAILED"))
 
@@ -107,7 +107,7 @@ class StudyRecorder:
                  old_run_id: Optional[str] = None) -> str:
         """Record a trial again from the files the driver kept (a fresh child run; the partial one is
         deleted)."""
-        run_id = self.start_trial(number, summary["config"], {"gradstudy.backfilled": "true"})
+        run_id = self.start_trial(number, summary["config"], {names.TAG_BACKFILLED: "true"})
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, int(s)) for k, v, s in history]
         if not history:   # no step history kept: at least the probes and the final figures

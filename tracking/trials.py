@@ -16,7 +16,9 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-REQUEUED = "gradstudy.requeued"
+from tracking.attrs import TrialAttr
+
+REQUEUED = TrialAttr.REQUEUED
 STATES = ("COMPLETE", "PRUNED", "FAIL", "REQUEUED", "RUNNING", "WAITING")
 
 
@@ -51,5 +53,5 @@ def best_per_cell(study: optuna.Study, trials: Optional[list[FrozenTrial]] = Non
     by_cell: dict[str, list[FrozenTrial]] = {}
     for t in trials if trials is not None else study.get_trials(deepcopy=False):
         if t.state == TrialState.COMPLETE:
-            by_cell.setdefault(str(t.user_attrs.get("gradstudy.cell", "?")), []).append(t)
+            by_cell.setdefault(str(t.user_attrs.get(TrialAttr.CELL, "?")), []).append(t)
     return {cell: best_trial(study, ts) for cell, ts in sorted(by_cell.items())}
