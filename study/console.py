@@ -8,6 +8,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from tracking.attrs import TrialAttr
+from tracking.values import fmt as _fmt
 from workers.reporter import Reporter
 
 
@@ -31,18 +32,6 @@ class ProgressReporter(Reporter):
 
     def on_end(self, summary: dict[str, Any]) -> None:
         self.progress.stop()
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list):
-        return ", ".join(_fmt(v) for v in value)
-    return str(value)
 
 
 def results_table(summary: dict[str, Any]) -> Table:

@@ -8,8 +8,9 @@ Metrics: `train/loss`; `grad/global_norm`, `grad/norm/<group>`, `grad/vanishing_
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Iterator
+
+from tracking.values import metric_value
 
 TAG_STUDY, TAG_TRIAL, TAG_STATE = "gradstudy.study", "gradstudy.trial", "gradstudy.state"
 TAG_HEALTH, TAG_CELL, TAG_ROLE = "gradstudy.health", "gradstudy.cell", "gradstudy.role"
@@ -18,14 +19,6 @@ TAG_OVERRIDES = "gradstudy.overrides"
 PARENT = "mlflow.parentRunId"
 
 FINAL = ("test_loss", "baseline_ratio", "accuracy", "solved", "steps_to_solve", "seq_per_s")
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        return float(value)
-    return None
 
 
 def probe_metrics(probe: dict[str, Any]) -> Iterator[tuple[str, float]]:
@@ -43,14 +36,14 @@ def probe_metrics(probe: dict[str, Any]) -> Iterator[tuple[str, float]]:
     pairs += [(f"weights/lambda1/{i}", v) for i, v in enumerate(probe.get("lambda1") or [])]
     pairs += [(f"weights/spectral_radius/{i}", v) for i, v in enumerate(probe.get("spectral_radius") or [])]
     for name, value in pairs:
-        number = _number(value)
+        number = metric_value(value)
         if number is not None:
             yield name, number
 
 
 def final_metrics(final: dict[str, Any]) -> Iterator[tuple[str, float]]:
     for key in FINAL:
-        number = _number(final.get(key))
+        number = metric_value(final.get(key))
         if number is not None:
             yield f"final/{key}", number
 

@@ -28,11 +28,13 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
+from tracking.values import finite_number
 from workers.config import LAMBDA1_INITS as _INITS
+from workers.health import SEVERITY
 
 LAMBDA1_INITS = tuple(i.value for i in _INITS)   # init schemes whose init_gain is λ1 of W_rec
 
-HEALTH_ORDER = ["healthy", "vanishing", "exploding", "diverged"]
+HEALTH_ORDER = SEVERITY   # the verdicts, least severe first (workers/health.py)
 HEALTH_COLOURS = {
     "healthy": "#2ca02c",
     "vanishing": "#1f77b4",
@@ -48,14 +50,6 @@ GRAD_LABEL = r"$\|\partial L_T / \partial h_t\|$"
 
 def health_colour(verdict: Optional[str]) -> str:
     return HEALTH_COLOURS.get(verdict or "", OTHER_COLOUR)
-
-
-def finite_number(value: Any) -> Optional[float]:
-    """`value` as a float if it is a finite real number (bools excluded), else None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def positive(value: Any) -> Optional[float]:

@@ -41,11 +41,16 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tracking import plots
 from tracking.attrs import StudyAttr, TrialAttr, TrialRecord
+from tracking.values import as_float, dotted, fmt
 from workers import config
 from tracking.trials import best_per_cell, counts_towards_total as _finished, state_counts
 from tracking.plots import HEALTH_COLOURS, HEALTH_ORDER, LAMBDA1_INITS, finite_number, health_colour, new_figure, save_figure
 
 GATED = ("lstm", "gru")
+
+
+def _fmt(value: Any) -> str:
+    return fmt(value, missing="–")
 ACTIVATION_ORDER = ["tanh", "sigmoid", "relu", "linear"]
 GAMMA = {a.value: g for a, g in config.GAMMA.items()}   # bound on |f'| (Pascanu et al. 2013)
 
@@ -71,25 +76,6 @@ def _objective_names(study: optuna.Study) -> list[str]:
     return ["objective"] if n == 1 else [f"objective {i}" for i in range(n)]
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.4g}" if math.isfinite(value) else ("inf" if value > 0 else "-inf" if value < 0 else "nan")
-    return str(value)
-
-
-def _dig(mapping: Any, dotted: str) -> Any:
-    node = mapping
-    for part in dotted.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(part)
-    return node
-
-
 def _fixed_search_value(study: optuna.Study, key: str) -> Optional[str]:
     """A key the study's search fixes to one value (the structured `StudyAttr.SEARCH`), else None."""
     search = study.user_attrs.get(StudyAttr.SEARCH)
@@ -99,18 +85,11 @@ def _fixed_search_value(study: optuna.Study, key: str) -> Optional[str]:
     return None
 
 
-def _number_or_none(value: Any) -> Optional[float]:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _setting(t: FrozenTrial, key: str, summary: Optional[dict], fixed: Optional[str]) -> Any:
     """A config value of a trial: its sampled param, else its summary's config, else a fixed search value."""
     if key in t.params:
         return t.params[key]
-    value = _dig((summary or {}).get("config"), key)
+    value = dotted((summary or {}).get("config"), key)
     return value if value is not None else fixed
 
 
@@ -300,7 +279,7 @@ def _phase_records(study: optuna.Study, trials: list[FrozenTrial], summaries: di
                         "pruned": t.state == TrialState.PRUNED, "loss": finite_number(final.get("test_loss")),
                         "baseline": finite_number(final.get("baseline_loss")),
                         "ratio": finite_number(ratio), "rate": finite_number(rate),
-                        "T": int(length) if finite_number(_number_or_none(length)) else None})
+                        "T": int(length) if finite_number(as_float(length)) else None})
     return records
 
 
