@@ -16,9 +16,9 @@ from optuna.trial import FrozenTrial, TrialState
 AnyTrial = Union[optuna.Trial, FrozenTrial]
 
 
-def trial_id(trial: AnyTrial) -> int:
-    """The storage's id of a trial (not its number, which counts within the study)."""
-    return trial._trial_id
+def trial_id(trial: Union[AnyTrial, int]) -> int:
+    """The storage's id of a trial (not its number, which counts within the study); an id stays itself."""
+    return trial if isinstance(trial, int) else trial._trial_id
 
 
 class TrialStore:
@@ -28,11 +28,11 @@ class TrialStore:
 
     def frozen(self, trial: Union[AnyTrial, int]) -> FrozenTrial:
         """The trial as the storage has it now."""
-        return self._storage.get_trial(trial if isinstance(trial, int) else trial_id(trial))
+        return self._storage.get_trial(trial_id(trial))
 
     def set_attr(self, trial: Union[AnyTrial, int], key: str, value: Any) -> None:
-        self._storage.set_trial_user_attr(trial if isinstance(trial, int) else trial_id(trial), key, value)
+        self._storage.set_trial_user_attr(trial_id(trial), key, value)
 
     def fail(self, trial: Union[AnyTrial, int]) -> None:
         """Mark a trial FAIL (one the driver does not hold as an `optuna.Trial`)."""
-        self._storage.set_trial_state_values(trial if isinstance(trial, int) else trial_id(trial), TrialState.FAIL)
+        self._storage.set_trial_state_values(trial_id(trial), TrialState.FAIL)

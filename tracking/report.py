@@ -41,10 +41,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tracking import plots
 from tracking.attrs import StudyAttr, TrialAttr, TrialRecord
-from tracking.values import as_float, dotted, fmt
+from tracking.values import as_float, dotted, finite_number, fmt
 from workers import config
 from tracking.trials import best_per_cell, counts_towards_total as _finished, state_counts
-from tracking.plots import HEALTH_COLOURS, HEALTH_ORDER, LAMBDA1_INITS, finite_number, health_colour, new_figure, save_figure
+from tracking.plots import HEALTH_COLOURS, HEALTH_ORDER, LAMBDA1_INITS, health_colour, new_figure, save_figure
 
 GATED = ("lstm", "gru")
 

@@ -96,7 +96,7 @@ def _walk(traj: Trajectory, direct: Scaled, want_inputs: bool) -> tuple[torch.Te
             a = a / norm.clamp_min(tiny)
         hiddens.append(traj.hidden_part(a))
         sigmas.append(sigma)
-        a, grad = traj.back(t, a)
+        a, grad = traj.back(t, a, want_inputs)
         if want_inputs:
             grads.append(grad)
     sigma_t = torch.stack(sigmas[::-1])
@@ -139,12 +139,11 @@ def log_profile(net: RecurrentNet, task: Task, batch: Batch,
     copy_ = copy.deepcopy(net).to(dtype).train(net.training)
     x = batch.x.to(dtype)
     y = batch.y.to(dtype) if batch.y.is_floating_point() else batch.y
-    trajectories, inputs = [], []
+    trajectories = []
     with torch.no_grad():
         u = x
         for i, layer in enumerate(copy_.layers):
             trajectories.append(trajectory(layer, u))
-            inputs.append(u)
             u = copy_.between(i, u, trajectories[-1].outputs)
     adjoint = _direct_of_top(copy_, u, task, y)       # ∂L_T/∂(input of the head)
     profiles: list[list[float]] = [[] for _ in copy_.layers]
@@ -155,6 +154,6 @@ def log_profile(net: RecurrentNet, task: Task, batch: Batch,
         profiles[i] = (log_norms / LN10).tolist()
         if i > 0:   # ∂L_T/∂(input of layer i) = W_ihᵀ ∂L_T/∂p_t (+ the residual path)
             below = grads.map(lambda m, w=traj.w_ih: m @ w)
-            adjoint = below.plus(adjoint) if (copy_.cfg.residual and i > 0) else below
+            adjoint = below.plus(adjoint) if copy_.cfg.residual else below
         trajectories[i] = None   # free the layer's coefficients before the next walk
     return profiles

@@ -200,20 +200,13 @@ def train(net: RecurrentNet, task: Task, cfg: TrialConfig, reporter: Reporter,
     result, window = LoopResult(), Window()
     start = time.perf_counter()
     net.train()
-    if tc.steps == 0:   # measure at initialization: one probe, no update
-        batch = task.batch(tc.batch_size, generator).to(device)
-        val_scores = evaluate(net, task, val)
-        loss, _, _, fields = trainer.step(0, batch, probing=True, update=False)
-        record = _probe_record(0, fields, loss, val_scores)
-        result.probes.append(record)
-        reporter.on_probe(record)
-        reporter.on_step(0, {"train/loss": loss, "grad/clipped_fraction": 0.0})
-        result.status = "diverged" if record["health"] == "diverged" else "completed"
-    for step in range(tc.steps):
-        probing = step % tc.probe_every == 0 or step == tc.steps - 1
+    update = tc.steps > 0              # train.steps=0: one probe at step 0, no update
+    last = max(tc.steps, 1) - 1
+    for step in range(last + 1):
+        probing = step % tc.probe_every == 0 or step == last
         batch = task.batch(tc.batch_size, generator).to(device)
         val_scores = evaluate(net, task, val) if probing else None
-        loss, norm, clipped, fields = trainer.step(step, batch, probing)
+        loss, norm, clipped, fields = trainer.step(step, batch, probing, update)
         finite = math.isfinite(loss) and (norm is None or math.isfinite(norm))
         if not finite and not probing:   # measure the state it diverged in
             fields = dict(trainer.measure(batch), nonfinite=1,
@@ -227,9 +220,9 @@ def train(net: RecurrentNet, task: Task, cfg: TrialConfig, reporter: Reporter,
             reporter.on_probe(record)
             if result.steps_to_solve is None and task.solved(val_scores):
                 result.steps_to_solve = step
-        result.steps = step + (1 if finite else 0)
-        if (step + 1) % tc.log_every == 0 or not finite:
-            reporter.on_step(step + 1, window.flush())
+        result.steps = step + (1 if finite and update else 0)
+        if (step + 1) % tc.log_every == 0 or not finite or not update:
+            reporter.on_step(step + 1 if update else 0, window.flush())
         if not finite or (probing and record["health"] == "diverged"):
             result.status = "diverged"
             break

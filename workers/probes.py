@@ -43,6 +43,11 @@ def norms_from_log10(profile: list[float]) -> list[float]:
     return [_power(v) for v in profile]
 
 
+def _broken(log10: list[float]) -> bool:
+    """A NaN or +Inf anywhere (non-finite states); −inf is an exactly zero gradient, a measurement."""
+    return any(math.isnan(v) or v == math.inf for v in log10)
+
+
 def vanishing_ratio(log10: list[float]) -> float | None:
     """log10(‖g_1‖/‖g_T‖) from the log profile; None when either end is not a finite number."""
     first, last = log10[0], log10[-1]
@@ -54,7 +59,7 @@ def vanishing_ratio(log10: list[float]) -> float | None:
 def horizon(log10: list[float]) -> int | None:
     """Steps back from T over which ‖g_t‖ ≥ 1e-3·‖g_T‖ holds without a break."""
     last = log10[-1]
-    if not math.isfinite(last) or any(math.isnan(v) or v == math.inf for v in log10):
+    if not math.isfinite(last) or _broken(log10):
         return None
     count = 0
     for value in reversed(log10):
@@ -68,7 +73,7 @@ def decay_rate(log10: list[float]) -> float | None:
     """Least-squares slope of log10 ‖g_{T−k}‖ over k (decades per step back); None under two finite points.
     Steps whose gradient is exactly zero (−inf) are left out of the fit."""
     points = [(k, v) for k, v in enumerate(reversed(log10)) if math.isfinite(v)]
-    if len(points) < 2 or any(math.isnan(v) or v == math.inf for v in log10):
+    if len(points) < 2 or _broken(log10):
         return None
     n = len(points)
     mean_k = sum(k for k, _ in points) / n
@@ -79,7 +84,7 @@ def decay_rate(log10: list[float]) -> float | None:
 
 def profile_finite(log10s: list[list[float]]) -> bool:
     """No NaN and no +Inf (an exact zero, −inf, is a finite measurement)."""
-    return not any(math.isnan(v) or v == math.inf for layer in log10s for v in layer)
+    return not any(_broken(layer) for layer in log10s)
 
 
 def group_norms(groups: dict[str, list[torch.Tensor]]) -> dict[str, float]:

@@ -26,6 +26,8 @@ Derivatives (⊙ elementwise; W = W_hh with its gate blocks; pre = p_t + W h_{t�
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch.nn import functional as F
 
@@ -44,15 +46,6 @@ def _derivative(activation: Activation, pre: torch.Tensor, out: torch.Tensor) ->
     if activation == Activation.leaky_relu:
         return torch.where(pre > 0, 1.0, 0.01).to(pre.dtype)
     return torch.ones_like(pre)
-
-
-def _states(layer: RecurrentLayer, u: torch.Tensor) -> torch.Tensor:
-    """h_1..h_T [B, T, H] of the layer from a zero state."""
-    state = layer.initial_state(u.shape[0], u)
-    if layer.has_fused_kernel:
-        return layer.fused(u, state)[0]
-    hs, _ = layer.unrolled(u, state)
-    return torch.stack(hs, 1)
 
 
 def _shifted(seq: torch.Tensor, t0: int, t1: int) -> torch.Tensor:
@@ -77,7 +70,7 @@ class Trajectory:
         self.layer, self.hidden = layer, layer.hidden_size
         self.w_hh = layer.w_hh.detach()
         self.w_ih = layer.w_ih.detach()
-        self.outputs = _states(layer, u)
+        self.outputs = layer(u)[0]          # h_1..h_T from a zero state, by the fused kernel where one exists
         self.h = self.outputs.transpose(0, 1)                                 # [T, B, H], a view
         self.steps = self.h.shape[0]
 
@@ -91,8 +84,9 @@ class Trajectory:
         for t0 in range(0, self.steps, self.CHUNK):
             yield t0, min(t0 + self.CHUNK, self.steps)
 
-    def back(self, t: int, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(adjoint of the state at t − 1, adjoint of p_t), both linear in `a`."""
+    def back(self, t: int, a: torch.Tensor, want_input: bool) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """(adjoint of the state at t − 1, adjoint of p_t — where `want_input`, else it may be None),
+        both linear in `a`."""
         raise NotImplementedError
 
     def hidden_part(self, a: torch.Tensor) -> torch.Tensor:
@@ -112,7 +106,7 @@ class SimpleTrajectory(Trajectory):
             activated = self.h[t0:t1] if self.leak == 1.0 else layer.f(pre)
             torch.mul(_derivative(layer.activation, pre, activated), self.leak, out=self.gain[t0:t1])
 
-    def back(self, t, a):
+    def back(self, t, a, want_input):
         grad_pre = a * self.gain[t]
         prev = grad_pre @ self.w_hh
         if self.leak != 1.0:
@@ -152,7 +146,7 @@ class LSTMTrajectory(Trajectory):
             torch.mul(o, 1 - tc * tc, out=self.cell_gain[t0:t1])
             cells[0] = cells[n]
 
-    def back(self, t, a):
+    def back(self, t, a, want_input):
         H = self.hidden
         a_h, a_c = a[:, :H], a[:, H:]
         dc = torch.addcmul(a_c, self.cell_gain[t], a_h)
@@ -170,7 +164,7 @@ class GRUTrajectory(Trajectory):
         self.state_size = H
         self.keep = torch.empty_like(self.h)                                         # z
         self.hidden_gates = self.h.new_empty(self.steps, self.h.shape[1], 3 * H)    # onto W_hh's blocks
-        self.input_gates = torch.empty_like(self.hidden_gates)                       # onto p_t
+        self.new_gain = torch.empty_like(self.h)              # ∂h_t/∂(n's pre-activation), onto p_t's n block
         for t0, t1 in self.chunks():
             xp, hp = self.projections(u, t0, t1)
             r = torch.sigmoid(xp[..., :H] + hp[..., :H])
@@ -180,13 +174,16 @@ class GRUTrajectory(Trajectory):
             k_r = k_n * hp[..., 2 * H:] * r * (1 - r)
             k_z = (_shifted(self.h, t0, t1) - n) * z * (1 - z)
             self.keep[t0:t1] = z
+            self.new_gain[t0:t1] = k_n
             torch.cat([k_r, k_z, k_n * r], -1, out=self.hidden_gates[t0:t1])
-            torch.cat([k_r, k_z, k_n], -1, out=self.input_gates[t0:t1])
 
-    def back(self, t, a):
-        tiled = a.repeat(1, 3)
-        prev = torch.addmm(a * self.keep[t], tiled * self.hidden_gates[t], self.w_hh)
-        return prev, tiled * self.input_gates[t]
+    def back(self, t, a, want_input):
+        grad_hidden = a.repeat(1, 3).mul_(self.hidden_gates[t])
+        prev = torch.addmm(a * self.keep[t], grad_hidden, self.w_hh)
+        if not want_input:
+            return prev, None
+        H = self.hidden   # p_t's r and z blocks get what W_hh's do; its n block is not gated by r
+        return prev, torch.cat([grad_hidden[:, :2 * H], a * self.new_gain[t]], 1)
 
 
 def trajectory(layer: RecurrentLayer, u: torch.Tensor) -> Trajectory:
