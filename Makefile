@@ -1,10 +1,10 @@
-# gradstudy: GNU make. `make setup` builds .venv (once), `make test`, `make study`, `make bench`,
+# gradstudy: GNU make. `make setup` builds .venv (once), `make test`, `make test-fast`, `make study`, `make bench`,
 # `make browser` (Debian's chromium for the MLflow UI test; apt-get, as root or with sudo).
 PY ?= python3
 VENV = .venv
 VPY = $(VENV)/bin/python
 
-.PHONY: setup browser study test bench clean distclean
+.PHONY: setup browser study test test-fast bench clean distclean
 
 setup: $(VENV)/.installed
 
@@ -31,6 +31,10 @@ browser:
 
 test: setup browser
 	$(VPY) -m pytest -q
+
+# The tests that need no real service (no Ray, PostgreSQL, mlflow server or browser): about a minute.
+test-fast: setup
+	$(VPY) -m pytest -q -m "not services"
 
 bench: setup
 	@for f in bench/bench_*.py; do [ -e "$$f" ] || continue; echo "== $$f"; $(VPY) $$f || exit 1; done

@@ -30,10 +30,10 @@ EXIT_LOCKED = 3
 EXIT_BUDGET = 4     # the wall-clock budget ran out before study.n_trials were finished
 
 
-def _run_study(overrides: list[str], after=None, epilogue: list[str] | None = None) -> int:
-    """Run a study with a live display and the end tables. `after(runner, outcome)` runs while the
-    study is still locked and may return an exit code (the nightly comparison); `epilogue` lines it
-    fills are printed after the tables."""
+def _run_study(overrides: list[str], hooks=(), epilogue: list[str] | None = None) -> int:
+    """Run a study with a live display and the end tables. `hooks` (study/hooks.py) attach to the driver
+    (the nightly comparison, whose `end` may return an exit code); `epilogue` lines they fill are printed
+    after the tables."""
     from study.compose import compose_root
     from study.console import StudyDisplay, best_per_cell_table, trials_table
     from study.paths import study_dir
@@ -45,7 +45,7 @@ def _run_study(overrides: list[str], after=None, epilogue: list[str] | None = No
     runner = StudyRunner(composed)
     with StudyDisplay(err, name) as display:
         runner.on_progress = display.update
-        outcome = runner.run(after)
+        outcome = runner.run(hooks)
     every = trials_table(outcome.study)
     if every is not None:
         out.print(every)
@@ -80,8 +80,8 @@ def _nightly(args: argparse.Namespace) -> int:
     prefix = compose_root(overrides).root.study.name
     name = nightly.nightly_name(prefix, day)
 
-    after = nightly.Comparison(prefix, day, name)
-    return _run_study(overrides + [f"study.name={name}"], after, after.messages)
+    comparison = nightly.Comparison(prefix, day, name)
+    return _run_study(overrides + [f"study.name={name}"], [comparison], comparison.messages)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -130,11 +130,11 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _trial(args: argparse.Namespace) -> int:
-    from study.compose import compose_trial, resolved_yaml
+    from study.compose import compose_trial
     from study.console import ProgressReporter, results_table
     from study.paths import new_trial_dir
     from workers.device import pick_device
-    from workers.summary import write_atomic, write_summary
+    from workers.summary import write_trial_folder
     from workers.trial import run_trial
 
     cfg = compose_trial(args.overrides)
@@ -142,8 +142,7 @@ def _trial(args: argparse.Namespace) -> int:
     err, out = Console(stderr=True), Console()
     summary = run_trial(cfg, ProgressReporter(err, cfg.train.steps), device)
     folder = new_trial_dir(cfg.task.name.value, cfg.model.cell.value)
-    write_atomic(folder / "config.yaml", resolved_yaml(cfg))
-    path = write_summary(summary, folder / "summary.json")
+    path = write_trial_folder(folder, summary)
     out.print(results_table(summary))
     print(path)
     return 0
@@ -167,7 +166,7 @@ def _write_report(args: argparse.Namespace, study, composed) -> int:
 
     uri = args.tracking_uri if args.tracking_uri is not None else composed.root.tracking.uri
     tracking = StudyTracking(uri, args.name)
-    tracking.start(composed, study.user_attrs.get(StudyAttr.SEARCH, {}))
+    tracking.open_parent(composed, study.user_attrs.get(StudyAttr.SEARCH, {}))
     filled = tracking.backfill(study)
     html = tracking.report(study)
     print(f"back-filled {filled} trial(s) into MLflow; report: {html}")

@@ -32,6 +32,7 @@ from optuna.trial import TrialState
 from tracking.attrs import StudyAttr
 
 from study import results
+from study.hooks import StudyHooks
 from study.schema import NightlyConfig
 from workers.summary import json_safe
 
@@ -107,16 +108,17 @@ def compare(previous: optuna.Study, current: optuna.Study, cfg: NightlyConfig) -
                                      "diverged_tolerance": cfg.diverged_tolerance}})
 
 
-class Comparison:
-    """The study runner's `after` hook of a nightly run: compares with the previous night while the study
-    lock is held, records the comparison (study attr, comparison.json, MLflow, the report) and returns
-    EXIT_REGRESSION on a regression. `messages` collects the lines to print after the tables."""
+class Comparison(StudyHooks):
+    """The driver's `end` hook of a nightly run: compares with the previous night while the study lock is
+    held, records the comparison (study attr `StudyAttr.NIGHTLY`, comparison.json; MLflow tracking, whose
+    `end` runs after this one, logs it and puts it in the report) and returns EXIT_REGRESSION on a
+    regression. `messages` collects the lines to print after the tables."""
 
     def __init__(self, prefix: str, day: Date, name: str):
         self.prefix, self.day, self.name = prefix, day, name
         self.messages: list[str] = []
 
-    def __call__(self, runner, outcome) -> Optional[int]:
+    def end(self, runner, outcome) -> Optional[int]:
         import json
 
         from study.paths import study_dir
@@ -136,9 +138,6 @@ class Comparison:
             comparison["regressed"] = bool(comparison["regressions"])
         outcome.study.set_user_attr(StudyAttr.NIGHTLY, comparison)
         write_atomic(study_dir(self.name) / "comparison.json", json.dumps(comparison, indent=1))
-        if runner.tracking is not None:
-            runner.tracking.log_comparison(comparison)
-            runner.tracking.safely(runner.tracking.report, outcome.study)
         verdict = "REGRESSION" if comparison["regressed"] else "no regression"
         self.messages.append(f"Compared with {previous}: {verdict}")
         self.messages.extend(f"  - {line}" for line in comparison["regressions"])

@@ -14,12 +14,11 @@ The Optuna study is the source of truth, so the driver can die at any point and 
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import optuna
 import ray
@@ -36,9 +35,9 @@ from study.storage import is_local_file, open_storage, resolve_url
 from study.trial_store import TrialStore, trial_id
 from tracking.attrs import StudyAttr, TrialAttr, TrialRecord
 from study.trial_task import TrialJob
-from study.tracking_hooks import StudyTracking
+from study.hooks import Hooks, StudyHooks
 from workers.config import ConfigError, TrialConfig, to_dict
-from workers.summary import write_atomic, write_summary
+from workers.summary import write_trial_folder
 
 
 
@@ -65,7 +64,7 @@ class Progress:
 class Outcome:
     study: optuna.Study
     timed_out: bool = False
-    code: Optional[int] = None      # what an `after` hook asked the command to exit with
+    code: Optional[int] = None      # what an `end` hook asked the command to exit with
 
 
 def lookup(cfg: TrialConfig, key: str) -> Any:
@@ -101,7 +100,7 @@ class StudyRunner:
         self.directions = [o.direction.value for o in self.root.study.objectives]
         self.on_progress = on_progress
         self.storage_url = resolve_url(self.root.study.storage)
-        self.tracking: Optional[StudyTracking] = None
+        self.hooks = Hooks()               # set by run(): MLflow tracking and the caller's hooks
 
     # --- set-up ---------------------------------------------------------------------------------------
     @property
@@ -173,7 +172,7 @@ class StudyRunner:
                                     skip_if_exists=False)
         if frozen.state == TrialState.RUNNING:
             store.fail(frozen)
-        self._mlflow_closed(study, frozen, "requeued" if again else "failed", reason)
+        self.hooks.lost(frozen, "requeued" if again else "failed", reason)
 
     def recover_orphans(self, study: optuna.Study) -> int:
         orphans = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
@@ -181,18 +180,10 @@ class StudyRunner:
             self.requeue(study, t, "driver_lost", counts_attempt=False)
         return len(orphans)
 
-    def _mlflow_closed(self, study: optuna.Study, trial, state: str, reason: str) -> None:
-        if self.tracking is not None:
-            self.tracking.ended_without_result(TrialStore(study).frozen(trial), state, reason)
-
     def record(self, study: optuna.Study, trial: optuna.Trial, result: dict) -> None:
         summary = result["summary"]
-        folder = trial_dir(self.name, trial.number)
-        write_atomic(folder / "config.yaml", yaml.safe_dump(summary["config"], sort_keys=False))
-        write_atomic(folder / "history.json", json.dumps(result.get("history", [])))
-        path = write_summary(summary, folder / "summary.json")
-        if self.tracking is not None:
-            self.tracking.result(trial, summary, result.get("tracking", {}))
+        path = write_trial_folder(trial_dir(self.name, trial.number), summary, result.get("history", []))
+        self.hooks.result(trial, summary, result.get("tracking", {}))
         for key, value in TrialRecord.from_summary(summary, str(path)).to_user_attrs().items():
             trial.set_user_attr(key, value)
         if summary["status"] == "pruned":
@@ -204,29 +195,30 @@ class StudyRunner:
         trial.set_user_attr(TrialAttr.FAIL_REASON, reason)
         trial.set_user_attr(TrialAttr.ERROR, error[-2000:])
         study.tell(trial, state=TrialState.FAIL)
-        self._mlflow_closed(study, trial, "failed", f"{reason}: {error[-500:]}")
+        self.hooks.lost(TrialStore(study).frozen(trial), "failed", f"{reason}: {error[-500:]}")
 
     # --- the loop -------------------------------------------------------------------------------------
-    def run(self, after: Optional[Callable[["StudyRunner", Outcome], Optional[int]]] = None) -> Outcome:
-        """Run the study to `study.n_trials` (or the budget); `after(runner, outcome)` runs while the
-        study lock is still held (the nightly comparison) and its return value lands in `outcome.code`."""
+    def run(self, hooks: Sequence[StudyHooks] = ()) -> Outcome:
+        """Run the study to `study.n_trials` (or the budget). `hooks` (study/hooks.py) are called before
+        MLflow tracking's at each point; their `end`, with the study lock still held, may set
+        `outcome.code` (the nightly comparison)."""
         self.validate()
         storage = open_storage(self.storage_url)  # unreachable storage, MLflow or Ray: an error
         # The lock first: a second driver of the study stops at once, without starting Ray.
         with study_lock(self.name, self.storage_url):
-            tracking = StudyTracking(self.root.tracking.uri, self.name) if self.root.tracking.enabled else None
+            tracked = []
+            if self.root.tracking.enabled:   # MLflow unreachable: a TrackingError before Ray starts
+                from study.tracking_hooks import StudyTracking
+
+                tracked.append(StudyTracking(self.root.tracking.uri, self.name))
             placement.connect(self.root.cluster)      # before anything is written
             plan = placement.plan(self.root.cluster)
             study = self.open_study(storage)
-            if tracking is not None:
-                tracking.start(self.composed, self.space.describe())
-                self.tracking = tracking
+            self.hooks = Hooks([*hooks, *tracked])
+            self.hooks.start(self, study)
             self.recover_orphans(study)
             outcome = self._loop(study, plan)
-            if tracking is not None:
-                tracking.finish(study)
-            if after is not None:
-                outcome.code = after(self, outcome)
+            outcome.code = self.hooks.end(self, outcome)
             return outcome
 
     def _progress(self, study: optuna.Study, progress: Progress, running: int) -> int:
@@ -278,11 +270,9 @@ class StudyRunner:
             self.fail(study, trial, "config", str(exc))
             return False
         prune = self.root.study.pruner.value != "none" and len(self.metrics) == 1
-        run_id = self.tracking.launch(trial, to_dict(cfg)) if self.tracking is not None else None
         job = TrialJob(self.storage_url, self.name, trial_id(trial), trial.number, cfg, self.metrics[0], prune,
-                       pruner=study.pruner,
-                       tracking_uri=self.tracking.uri if self.tracking is not None else "", run_id=run_id or "",
-                       threads=max(1, int(plan.cpu)))
+                       pruner=study.pruner, threads=max(1, int(plan.cpu)),
+                       **self.hooks.launch(trial, to_dict(cfg)))
         try:
             in_flight[plan.submit(job)] = trial
             return True

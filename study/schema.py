@@ -1,4 +1,4 @@
-"""Typed configuration of a study: the keys beyond one trial's `task`, `model`, `train`.
+"""Typed configuration of a study: the keys beyond one trial's `task`, `model`, `train`, and their ranges.
 
     search.*    the search space (conf/search/*.yaml): key → Hydra sweep expression, plus conditions
     study.*     name, trial count, Optuna storage, sampler, pruner, objective(s), wall-clock budget
@@ -6,15 +6,25 @@
     tracking.*  MLflow tracking URI (empty = the local SQLite store under the data directory)
 
 `RootConfig` is registered in Hydra's ConfigStore (see study/compose.py) as the schema of
-`conf/config.yaml`, so a typo in any of these keys is an error naming the valid keys.
+`conf/config.yaml`, so a typo in any of these keys is an error naming the valid keys. `validate_root`
+checks the ranges that the types cannot express (as `workers.config.validate` does for a trial).
 """
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Dict, List
 
-from workers.config import TaskConfig, ModelConfig, TrainConfig
+from workers import config as wconfig
+from workers.config import ConfigError, TaskConfig, ModelConfig, TrainConfig, TrialConfig, check
+
+# The numbers of summary.json's `final` section that a study can optimize (study.objectives[].metric).
+OBJECTIVE_METRICS = ("final.test_loss", "final.baseline_ratio", "final.accuracy", "final.wall_s",
+                     "final.seq_per_s", "final.steps_to_solve")
+# study.name: used in Optuna storage names, MLflow experiment names and directory names.
+STUDY_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 class Sampler(str, Enum):
@@ -108,3 +118,38 @@ class RootConfig:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     nightly: NightlyConfig = field(default_factory=NightlyConfig)
+
+
+def validate_root(root: RootConfig) -> RootConfig:
+    """Check the ranges that the schema's types cannot express; raise ConfigError on the first bad key.
+
+    The trial part is checked by workers.config.validate, the rest here.
+    """
+    wconfig.validate(TrialConfig(task=root.task, model=root.model, train=root.train))
+    s, c = root.study, root.cluster
+    check(isinstance(s.name, str) and STUDY_NAME_PATTERN.fullmatch(s.name) is not None, "study.name",
+          s.name, "a non-empty name of letters, digits, '_', '.' and '-' that starts with a letter or digit")
+    check(s.n_trials >= 1, "study.n_trials", s.n_trials, "an integer ≥ 1")
+    check(len(s.objectives) >= 1, "study.objectives", [], "at least one {metric, direction}")
+    for i, objective in enumerate(s.objectives):
+        check(objective.metric in OBJECTIVE_METRICS, f"study.objectives[{i}].metric", objective.metric,
+              "one of " + ", ".join(OBJECTIVE_METRICS) + " (the numbers of summary.json's final section)")
+    if len(s.objectives) > 1 and s.pruner != Pruner.none:
+        raise ConfigError("study.pruner", s.pruner.value, "none with several objectives",
+                          f"study.pruner={s.pruner.value!r} with {len(s.objectives)} objectives: pruning "
+                          "needs a single objective; set study.pruner=none")
+    check(math.isfinite(s.timeout_s) and s.timeout_s >= 0, "study.timeout_s", s.timeout_s,
+          "a number of seconds ≥ 0 (0 = no limit)")
+    check(s.pruner_warmup_steps >= 0, "study.pruner_warmup_steps", s.pruner_warmup_steps, "an integer ≥ 0")
+    check(s.pruner_startup_trials >= 0, "study.pruner_startup_trials", s.pruner_startup_trials,
+          "an integer ≥ 0")
+
+    cpu, gpu = c.trial_resources.cpu, c.trial_resources.gpu
+    check(math.isfinite(cpu) and cpu > 0, "cluster.trial_resources.cpu", cpu, "a number > 0")
+    check(math.isfinite(gpu) and gpu >= 0, "cluster.trial_resources.gpu", gpu,
+          "a number ≥ 0 (a fraction shares a GPU)")
+    check(c.max_concurrent >= 0, "cluster.max_concurrent", c.max_concurrent,
+          "an integer ≥ 0 (0 = as many as the resources allow)")
+    check(c.max_requeues >= 0, "cluster.max_requeues", c.max_requeues, "an integer ≥ 0")
+    check(c.num_cpus >= 0, "cluster.num_cpus", c.num_cpus, "an integer ≥ 0 (0 = all of this machine)")
+    return root

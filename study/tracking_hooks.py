@@ -1,4 +1,4 @@
-"""Wires a study to MLflow (tracking/): the points of the driver's life where MLflow hears of it.
+"""Wires a study to MLflow (tracking/): the driver's hooks (study/hooks.py) through which MLflow hears of it.
 
 MLflow is the record for analysis; the Optuna study stays the source of truth. So:
 - MLflow unreachable at start → a TrackingError before any trial runs (exit 2).
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import optuna
 
+from study.hooks import StudyHooks
 from study.paths import data_dir, study_dir, trial_dir
 from study.results import finished
 from tracking import names
@@ -52,11 +53,7 @@ def git_commit() -> str:
         return "unknown"
 
 
-def trial_state(summary: dict[str, Any]) -> str:
-    return {"pruned": "pruned", "diverged": "diverged"}.get(summary["status"], "completed")
-
-
-class StudyTracking:
+class StudyTracking(StudyHooks):
     """None of these methods lets an MLflow failure stop the study once it has started."""
 
     def __init__(self, uri: str, study_name: str):
@@ -87,7 +84,39 @@ class StudyTracking:
             self._retry_at = time.monotonic() + self.RETRY_S
         return ok, value
 
-    def start(self, composed, search: dict[str, dict]) -> None:
+    # --- the driver's hooks -------------------------------------------------------------------------
+    def start(self, runner, study: optuna.Study) -> None:
+        self.open_parent(runner.composed, runner.space.structured())
+
+    def launch(self, trial: optuna.Trial, config: dict[str, Any]) -> dict[str, Any]:
+        """The trial's child run; the worker logs to it (the TrialJob's fields)."""
+        _, run_id = self._live(self.recorder.start_trial, trial.number, config)
+        trial.set_user_attr(ATTR_RUN, run_id)
+        trial.set_user_attr(ATTR_SYNC, "running" if run_id else "pending")
+        return {"tracking_uri": self.uri, "run_id": run_id or ""}
+
+    def result(self, trial: optuna.Trial, summary: dict[str, Any], delivery: dict[str, Any]) -> None:
+        run_id = trial.user_attrs.get(ATTR_RUN)
+        closed = bool(run_id) and self._live(self.recorder.finish_trial, run_id, summary["status"],
+                                             summary["health"])[0]
+        ok = closed and delivery.get("delivered") and delivery.get("artifacts")
+        trial.set_user_attr(ATTR_SYNC, "synced" if ok else "pending")
+
+    def lost(self, frozen: optuna.trial.FrozenTrial, state: str, reason: str) -> None:
+        run_id = frozen.user_attrs.get(ATTR_RUN)
+        if run_id:
+            self._live(self.recorder.finish_trial, run_id, state, None, reason)
+
+    def end(self, runner, outcome) -> None:
+        """End of a run: back-fill what MLflow missed, the nightly comparison (set by the nightly hook,
+        which runs first), then the study report and counts on the parent."""
+        comparison = outcome.study.user_attrs.get(StudyAttr.NIGHTLY)
+        if comparison:
+            self.log_comparison(comparison)
+        self.finish(outcome.study)
+
+    # --- the parent run ------------------------------------------------------------------------------
+    def open_parent(self, composed, search: dict[str, dict]) -> None:
         """The parent run of the study; `search` is the structured search space (StudyAttr.SEARCH)."""
         from tracking.runs import StudyRecorder
 
@@ -99,24 +128,6 @@ class StudyTracking:
                   **{f"search.{k}": v for k, v in describe_search(search).items()}}
         tags = {"mlflow.source.git.commit": git_commit(), names.TAG_OVERRIDES: " ".join(composed.overrides)}
         self.recorder.log_study(params, composed.yaml, tags)
-
-    def launch(self, trial: optuna.Trial, config: dict[str, Any]) -> Optional[str]:
-        _, run_id = self._live(self.recorder.start_trial, trial.number, config)
-        trial.set_user_attr(ATTR_RUN, run_id)
-        trial.set_user_attr(ATTR_SYNC, "running" if run_id else "pending")
-        return run_id
-
-    def result(self, trial: optuna.Trial, summary: dict[str, Any], delivery: dict[str, Any]) -> None:
-        run_id = trial.user_attrs.get(ATTR_RUN)
-        closed = bool(run_id) and self._live(self.recorder.finish_trial, run_id, trial_state(summary),
-                                             summary["health"])[0]
-        ok = closed and delivery.get("delivered") and delivery.get("artifacts")
-        trial.set_user_attr(ATTR_SYNC, "synced" if ok else "pending")
-
-    def ended_without_result(self, frozen: optuna.trial.FrozenTrial, state: str, reason: str) -> None:
-        run_id = frozen.user_attrs.get(ATTR_RUN)
-        if run_id:
-            self._live(self.recorder.finish_trial, run_id, state, None, reason)
 
     def finish(self, study: optuna.Study) -> None:
         """End of a run: back-fill what MLflow missed, then the study report and counts on the parent."""
@@ -185,7 +196,7 @@ class StudyTracking:
             summary = json.loads(summary_path.read_text())
             history_path = folder / "history.json"
             history = json.loads(history_path.read_text()) if history_path.exists() else []
-            run_id = self.recorder.backfill(t.number, summary, history, trial_state(summary), old)
+            run_id = self.recorder.backfill(t.number, summary, history, summary["status"], old)
             study.set_user_attr(f"{ATTR_BACKFILL}{t.number}", run_id)
             count += 1
         return count

@@ -1,124 +1,54 @@
-"""Shared helpers for the tests that run real studies (tests/test_study_run.py): a session-wide local Ray
-that is shut down at the end, a data directory per test, and `gradstudy` driver subprocesses that are
-stopped (with the Ray processes they started) whatever the test does."""
+"""Fixtures shared by every test folder (tests/workers, tests/study, tests/tracking): a session-wide local
+Ray shut down at the end, a data directory per test, `gradstudy` driver subprocesses stopped (with the Ray
+processes they started) whatever the test does, the machine's PostgreSQL, and real `mlflow server`
+processes. The helpers behind them are in tests/testkit/.
+
+Tests that use a real service are marked from the fixtures they use (`ray`, `postgres`, `mlflow_server`,
+`browser`, and `services` for any of them), so `pytest -m "not services"` (`make test-fast`) runs the
+part that needs none; `make test` runs everything.
+"""
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from testkit.mlflow_server import MlflowServer
+from testkit.processes import Driver, alive, cmdline
+
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"    # the machine's PostgreSQL (trust auth)
+
+# fixture → the marker of the real service it brings
+SERVICE_FIXTURES = {"ray_session": "ray", "drivers": "ray", "ray_cluster": "ray", "postgres_url": "postgres",
+                    "pg_server": "postgres", "mlflow_servers": "mlflow_server",
+                    "shared_mlflow_server": "mlflow_server", "browser_page": "browser"}
 
 
-def gradstudy_command() -> list[str]:
-    """The `gradstudy` entry point of the interpreter running the tests (the venv's)."""
-    script = Path(sys.executable).parent / "gradstudy"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "study.cli"]
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        marks = {SERVICE_FIXTURES[f] for f in item.fixturenames if f in SERVICE_FIXTURES}
+        marks |= {m.name for m in item.iter_markers() if m.name in ("ray", "postgres", "mlflow_server", "browser")}
+        for mark in marks:
+            item.add_marker(getattr(pytest.mark, mark))
+        if marks:
+            item.add_marker(pytest.mark.services)
 
 
-def cli_env(home: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["GRADSTUDY_HOME"] = str(home)
-    env.pop("RAY_ADDRESS", None)            # a local Ray, never a cluster someone else runs
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The machine's PostgreSQL (127.0.0.1:5432, database test); a test that needs it fails, not skips,
+    when it does not answer: CI machines of this kind run one."""
+    import psycopg2
 
-
-def alive(pid: int) -> bool:
-    """True while `pid` exists and is not a zombie."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-
-
-def cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def wait_until(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.1,
-               proc: Optional["Driver"] = None):
-    """Poll `predicate` until it returns something truthy (returned); fail after `timeout` seconds, or at
-    once if the driver `proc` exits in the meantime."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            pytest.fail(f"the driver exited (rc={proc.returncode}) before: {what}\n{proc.output()}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for: {what}"
-                        + (f"\n{proc.output()}" if proc is not None else ""))
-        time.sleep(interval)
-
-
-
-def kill_process_group(proc: subprocess.Popen) -> None:
-    """SIGKILL a process started with start_new_session, and everything in its group; reap it."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        pass
-
-class Driver:
-    """A `gradstudy …` subprocess in its own session (so its process group holds it and the Ray
-    head processes it starts); stdout and stderr go to files, so a chatty driver never blocks."""
-
-    def __init__(self, args: list[str], home: Path, logs: Path):
-        logs.mkdir(parents=True, exist_ok=True)
-        n = len(list(logs.glob("*.out")))
-        self.out_path, self.err_path = logs / f"{n}.out", logs / f"{n}.err"
-        self.args = args
-        self.started = time.monotonic()
-        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
-            self.proc = subprocess.Popen(gradstudy_command() + args, cwd=REPO, env=cli_env(home),
-                                         stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
-        self.pid = self.proc.pid
-
-    def poll(self) -> Optional[int]:
-        return self.proc.poll()
-
-    @property
-    def returncode(self) -> Optional[int]:
-        return self.proc.returncode
-
-    def wait(self, timeout: float) -> int:
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill_group()
-            pytest.fail(f"`gradstudy {' '.join(self.args)}` did not finish within {timeout:.0f} s\n"
-                        f"{self.output()}")
-
-    def stdout(self) -> str:
-        return self.out_path.read_text(errors="replace")
-
-    def stderr(self) -> str:
-        return self.err_path.read_text(errors="replace")
-
-    def output(self) -> str:
-        return f"--- stdout ---\n{self.stdout()[-3000:]}\n--- stderr ---\n{self.stderr()[-3000:]}"
-
-    def kill_group(self) -> None:
-        """SIGKILL the driver's whole process group (the driver, Ray's GCS, raylet, agents…)."""
-        kill_process_group(self.proc)
+        psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test", connect_timeout=3).close()
+    except Exception as exc:  # psycopg2.OperationalError
+        pytest.fail(f"PostgreSQL not reachable at {PG_URL}: {str(exc).strip().splitlines()[0]}")
+    return PG_URL
 
 
 @pytest.fixture(scope="session")
@@ -179,81 +109,6 @@ def drivers(home, tmp_path):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-
-
-# ----------------------------------------------------------------------------------------------------
-# MLflow tracking servers for tests/test_tracking.py: a real `mlflow server` on 127.0.0.1 and a free
-# port, with a SQLite backend and proxied artifacts in a folder of the test; killed at teardown.
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http_ok(url: str, timeout: float = 2.0) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-class MlflowServer:
-    """`mlflow server --backend-store-uri sqlite:///<root>/server.db --serve-artifacts
-    --artifacts-destination <root>/art --host 127.0.0.1 --port <port> --workers 1`, in its own session
-    (its process group holds uvicorn and its workers). The server's job runner is switched off
-    (MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false): it is not used here and costs seconds of CPU."""
-
-    def __init__(self, root: Path, port: Optional[int] = None):
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.port = port or free_port()
-        self.db = self.root / "server.db"
-        self.art = self.root / "art"
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: Optional[subprocess.Popen] = None
-        self.starts = 0
-
-    def start(self, timeout: float = 120.0) -> "MlflowServer":
-        assert self.proc is None or self.proc.poll() is not None, "already running"
-        mlflow = Path(sys.executable).parent / "mlflow"
-        env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-        env.pop("MLFLOW_TRACKING_URI", None)
-        self.starts += 1
-        self.log = self.root / f"server-{self.starts}.log"
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(
-                [str(mlflow), "server", "--backend-store-uri", f"sqlite:///{self.db}", "--serve-artifacts",
-                 "--artifacts-destination", str(self.art), "--host", "127.0.0.1", "--port", str(self.port),
-                 "--workers", "1"],
-                cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while not http_ok(f"{self.url}/health"):
-            if self.proc.poll() is not None:
-                pytest.fail(f"mlflow server exited (rc={self.proc.returncode}):\n{self.log.read_text()[-3000:]}")
-            if time.monotonic() > deadline:
-                self.kill()
-                pytest.fail(f"mlflow server did not answer {self.url}/health within {timeout:.0f} s:\n"
-                            f"{self.log.read_text()[-3000:]}")
-            time.sleep(0.25)
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL the server's whole process group (as if its machine died)."""
-        if self.proc is None:
-            return
-        kill_process_group(self.proc)
-        deadline = time.monotonic() + 10          # the port is free again before a restart
-        while http_ok(f"{self.url}/health", timeout=0.5) and time.monotonic() < deadline:
-            time.sleep(0.2)
 
 
 @pytest.fixture

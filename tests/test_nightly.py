@@ -22,7 +22,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState, create_trial
 
-from conftest import wait_until
+from testkit.processes import wait_until
 from study import cli, nightly, results
 from study.schema import NightlyConfig
 from study.storage import open_storage

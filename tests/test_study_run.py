@@ -20,13 +20,13 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from conftest import Driver, alive, cmdline, wait_until
+from testkit.processes import Driver, alive, cmdline, wait_until
 from study import results
 from study.compose import compose_root
 from study.runner import StudyRunner
 from study.storage import open_storage
 
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"   # the machine's PostgreSQL (see the postgres_url fixture)
 
 # A tiny trial: an 8-unit vanilla RNN on the adding problem with T = 10, 20 steps probed every 5.
 TINY = ["experiment=demo", "train.steps=20", "train.probe_every=5", "task.seq_len=10",
@@ -61,17 +61,6 @@ def count(trials, *states) -> int:
 
 def study_names(storage: str = "") -> list[str]:
     return optuna.get_all_study_names(open_storage(storage))
-
-
-def pg_reachable() -> str | None:
-    """None if PostgreSQL answers at PG_URL, else why not."""
-    import psycopg2
-
-    try:
-        psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test", connect_timeout=3).close()
-    except Exception as exc:  # psycopg2.OperationalError
-        return f"PostgreSQL not reachable at {PG_URL}: {str(exc).strip().splitlines()[0]}"
-    return None
 
 
 def check_finished(trials, n: int) -> None:
@@ -308,10 +297,7 @@ def test_killed_worker_trial_is_requeued_and_study_finishes(home, drivers):
 
 
 @pytest.mark.timeout(240)
-def test_postgresql_storage(home, ray_session):
-    reason = pg_reachable()
-    if reason:
-        pytest.skip(reason)
+def test_postgresql_storage(home, ray_session, postgres_url):
     name = f"gradstudy-test-{uuid.uuid4().hex[:12]}"
     try:
         run_study(TINY + [f"study.name={name}", "study.n_trials=2", f"study.storage={PG_URL}",
@@ -346,7 +332,7 @@ ERRORS = {
 
 
 @pytest.fixture(scope="module")
-def error_runs(tmp_path_factory):
+def error_runs(tmp_path_factory, postgres_url):
     """Every config-error driver at once (they only start up and stop: no point in waiting for each in
     turn), each with its own GRADSTUDY_HOME. case -> (driver, home, study name, seconds to its exit)."""
     runs, ended = {}, {}
@@ -375,13 +361,11 @@ def journal_study_names(home: Path) -> list[str]:
     return optuna.get_all_study_names(open_storage(str(path))) if path.exists() else []
 
 
+@pytest.mark.ray        # its drivers start (and must not leave) a local Ray
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("case", list(ERRORS))
 def test_cli_config_error_writes_nothing(case, error_runs):
     extra, key = ERRORS[case]
-    if case == "unreachable-ray" and pg_reachable():
-        # needs a database storage: a journal file with a cluster address is refused before Ray is tried
-        pytest.skip(pg_reachable())
     d, home, name, took = error_runs[case]
     assert took is not None, f"`gradstudy run` did not stop within 180 s\n{d.output()}"
     assert d.returncode == 2, d.output()

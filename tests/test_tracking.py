@@ -28,7 +28,8 @@ from mlflow import MlflowClient
 from mlflow.entities import ViewType
 from optuna.trial import TrialState
 
-from conftest import REPO, cli_env, free_port, gradstudy_command, http_ok, wait_until
+from testkit.mlflow_server import free_port, http_ok
+from testkit.processes import REPO, cli_env, gradstudy_command, wait_until
 from study.compose import compose_root
 from study.runner import StudyRunner
 from study.storage import open_storage
@@ -226,6 +227,7 @@ def all_files(root: Path):
 
 
 @pytest.mark.slow
+@pytest.mark.ray        # a `gradstudy run` driver with its local Ray
 @pytest.mark.timeout(300)
 def test_local_sqlite_store_records_the_study(home, tmp_path):
     """`tracking.uri` empty: everything under $GRADSTUDY_HOME/mlflow with absolute paths, nothing in the
@@ -317,25 +319,12 @@ def test_concurrent_workers_lose_no_metric(home, tmp_path, ray_session):
 # ----------------------------------------------------------------------------------------------------
 # 4. Secrets never stored
 
-def pg_reachable() -> Optional[str]:
-    import psycopg2
-
-    try:
-        psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test", connect_timeout=3).close()
-    except Exception as exc:  # psycopg2.OperationalError
-        return f"PostgreSQL not reachable at {PG_URL}: {str(exc).strip().splitlines()[0]}"
-    return None
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_secrets_never_reach_the_records(home, tmp_path, shared_mlflow_server):
+def test_secrets_never_reach_the_records(home, tmp_path, shared_mlflow_server, postgres_url):
     """MLflow credentials in MLFLOW_TRACKING_USERNAME/PASSWORD (the server has no auth and ignores them)
     and a PostgreSQL password in study.storage: neither is in any param, tag, metric name, artifact,
     the server's database, or a file of the data directory."""
-    why = pg_reachable()
-    if why:
-        pytest.skip(why)
     server = shared_mlflow_server
     secret_a = f"mlflowpw-{uuid.uuid4().hex}"
     secret_b = f"pgpw-{uuid.uuid4().hex}"
@@ -529,6 +518,7 @@ def other_addresses() -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.mlflow_server   # `gradstudy ui` runs one
 @pytest.mark.timeout(180)
 def test_ui_listens_on_loopback_only(home, tmp_path):
     port = free_port()

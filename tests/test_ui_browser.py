@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, wait_until
+from testkit.processes import REPO, wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 # As root, in a container, on a closed network: no sandbox, no GPU, and none of Chromium's background
@@ -94,6 +94,8 @@ def close_assistant(page) -> None:
         pass
 
 
+@pytest.mark.browser
+@pytest.mark.mlflow_server
 def test_mlflow_ui_shows_child_runs_and_gradient_chart(drivers, tmp_path, monkeypatch):
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the `test` extra: make setup")
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

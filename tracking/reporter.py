@@ -12,14 +12,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
 from mlflow import MlflowClient
 
 from tracking import names
 from tracking.batch_logger import BatchLogger
 from tracking.store import use_recording_http
 from workers.reporter import Reporter
-from workers.summary import dumps
+from workers.summary import write_trial_folder
 
 
 
@@ -27,9 +26,7 @@ def write_artifacts(summary: dict[str, Any], folder: Path) -> Path:
     """The per-trial artifact files, written into `folder`."""
     from tracking import plots
 
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "summary.json").write_text(dumps(summary))
-    (folder / "config.yaml").write_text(yaml.safe_dump(summary["config"], sort_keys=False))
+    write_trial_folder(folder, summary)
     if summary.get("probes"):
         plots.gradient_profile(summary, folder / "gradient_profile.png")
         plots.gradient_heatmap(summary, folder / "gradient_heatmap.png")

@@ -161,14 +161,18 @@ class TrialConfig:
 
 
 class ConfigError(ValueError):
-    """A bad configuration value: names the key, the value and what is valid."""
+    """A bad configuration: names the key, the value and what is valid.
 
-    def __init__(self, key: str, value: Any, valid: str):
+    The message is "key='value' is invalid; valid: ..."; errors that are not about one value (an unknown
+    key, a malformed override) pass their own `message`, which still names the key.
+    """
+
+    def __init__(self, key: str, value: Any, valid: str, message: Optional[str] = None):
         self.key, self.value, self.valid = key, value, valid
-        super().__init__(f"{key}={value!r} is invalid; valid: {valid}")
+        super().__init__(message if message is not None else f"{key}={value!r} is invalid; valid: {valid}")
 
 
-def _check(ok: bool, key: str, value: Any, valid: str) -> None:
+def check(ok: bool, key: str, value: Any, valid: str) -> None:
     if not ok:
         raise ConfigError(key, value, valid)
 
@@ -184,7 +188,7 @@ def _build(cls: type, data: dict, prefix: str):
     """A dataclass from a plain dict, refusing unknown keys and coercing enum values."""
     names = {f.name: f for f in fields(cls)}
     for key in data:
-        _check(key in names, f"{prefix}{key}", data[key], "keys " + ", ".join(names))
+        check(key in names, f"{prefix}{key}", data[key], "keys " + ", ".join(names))
     kwargs = {}
     for name, f in names.items():
         if name not in data:
@@ -225,50 +229,50 @@ def validate(cfg: TrialConfig) -> TrialConfig:
     _enum(TaskName, "task.name", t.name)
     min_len = 64 if t.name == TaskName.digits else 2
     if t.name == TaskName.digits:
-        _check(t.seq_len == 64, "task.seq_len", t.seq_len, "64 for digits (8×8 pixels, one per step)")
-    _check(isinstance(t.seq_len, int) and t.seq_len >= min_len, "task.seq_len", t.seq_len,
+        check(t.seq_len == 64, "task.seq_len", t.seq_len, "64 for digits (8×8 pixels, one per step)")
+    check(isinstance(t.seq_len, int) and t.seq_len >= min_len, "task.seq_len", t.seq_len,
            f"an integer ≥ {min_len}")
     if t.name == TaskName.temporal_order:
-        _check(t.seq_len >= 10, "task.seq_len", t.seq_len, "an integer ≥ 10 for temporal_order")
-    _check(2 <= t.n_symbols <= 64, "task.n_symbols", t.n_symbols, "an integer in [2, 64]")
-    _check(t.n_copy >= 1, "task.n_copy", t.n_copy, "an integer ≥ 1")
-    _check(t.tau >= 1, "task.tau", t.tau, "an integer ≥ 1")
-    _check(t.horizon >= 1, "task.horizon", t.horizon, "an integer ≥ 1")
-    _check(t.test_size >= 1, "task.test_size", t.test_size, "an integer ≥ 1")
-    _check(t.val_size >= 1, "task.val_size", t.val_size, "an integer ≥ 1")
+        check(t.seq_len >= 10, "task.seq_len", t.seq_len, "an integer ≥ 10 for temporal_order")
+    check(2 <= t.n_symbols <= 64, "task.n_symbols", t.n_symbols, "an integer in [2, 64]")
+    check(t.n_copy >= 1, "task.n_copy", t.n_copy, "an integer ≥ 1")
+    check(t.tau >= 1, "task.tau", t.tau, "an integer ≥ 1")
+    check(t.horizon >= 1, "task.horizon", t.horizon, "an integer ≥ 1")
+    check(t.test_size >= 1, "task.test_size", t.test_size, "an integer ≥ 1")
+    check(t.val_size >= 1, "task.val_size", t.val_size, "an integer ≥ 1")
 
-    _check(m.hidden_size >= 1, "model.hidden_size", m.hidden_size, "an integer ≥ 1")
-    _check(1 <= m.layers <= 16, "model.layers", m.layers, "an integer in [1, 16]")
-    _check(math.isfinite(m.init_gain) and m.init_gain > 0, "model.init_gain", m.init_gain, "a number > 0")
+    check(m.hidden_size >= 1, "model.hidden_size", m.hidden_size, "an integer ≥ 1")
+    check(1 <= m.layers <= 16, "model.layers", m.layers, "an integer in [1, 16]")
+    check(math.isfinite(m.init_gain) and m.init_gain > 0, "model.init_gain", m.init_gain, "a number > 0")
     if m.cell in (Cell.lstm, Cell.gru):
-        _check(m.activation == Activation.tanh, "model.activation", getattr(m.activation, "value", m.activation),
+        check(m.activation == Activation.tanh, "model.activation", getattr(m.activation, "value", m.activation),
                "tanh for lstm and gru (their gates fix the activations); other activations need rnn or esn")
     if m.forget_bias is not None:
-        _check(m.cell == Cell.lstm, "model.forget_bias", m.forget_bias, "null unless model.cell=lstm")
-        _check(math.isfinite(m.forget_bias), "model.forget_bias", m.forget_bias, "a finite number")
-    _check(m.spectral_radius > 0, "model.spectral_radius", m.spectral_radius, "a number > 0")
-    _check(0 < m.leak <= 1, "model.leak", m.leak, "a number in (0, 1]")
-    _check(0 <= m.sparsity < 1, "model.sparsity", m.sparsity, "a number in [0, 1)")
-    _check(m.input_scaling > 0, "model.input_scaling", m.input_scaling, "a number > 0")
+        check(m.cell == Cell.lstm, "model.forget_bias", m.forget_bias, "null unless model.cell=lstm")
+        check(math.isfinite(m.forget_bias), "model.forget_bias", m.forget_bias, "a finite number")
+    check(m.spectral_radius > 0, "model.spectral_radius", m.spectral_radius, "a number > 0")
+    check(0 < m.leak <= 1, "model.leak", m.leak, "a number in (0, 1]")
+    check(0 <= m.sparsity < 1, "model.sparsity", m.sparsity, "a number in [0, 1)")
+    check(m.input_scaling > 0, "model.input_scaling", m.input_scaling, "a number > 0")
 
-    _check(tr.steps >= 0, "train.steps", tr.steps, "an integer ≥ 0 (0: one probe at initialization, no update)")
-    _check(tr.batch_size >= 2 or m.norm != Norm.batch, "train.batch_size", tr.batch_size,
+    check(tr.steps >= 0, "train.steps", tr.steps, "an integer ≥ 0 (0: one probe at initialization, no update)")
+    check(tr.batch_size >= 2 or m.norm != Norm.batch, "train.batch_size", tr.batch_size,
            "an integer ≥ 2 with model.norm=batch")
-    _check(tr.batch_size >= 1, "train.batch_size", tr.batch_size, "an integer ≥ 1")
-    _check(math.isfinite(tr.lr) and tr.lr > 0, "train.lr", tr.lr, "a number > 0")
-    _check(0 <= tr.momentum < 1, "train.momentum", tr.momentum, "a number in [0, 1)")
+    check(tr.batch_size >= 1, "train.batch_size", tr.batch_size, "an integer ≥ 1")
+    check(math.isfinite(tr.lr) and tr.lr > 0, "train.lr", tr.lr, "a number > 0")
+    check(0 <= tr.momentum < 1, "train.momentum", tr.momentum, "a number in [0, 1)")
     if tr.clip.mode != ClipMode.none:
-        _check(math.isfinite(tr.clip.threshold) and tr.clip.threshold > 0, "train.clip.threshold",
+        check(math.isfinite(tr.clip.threshold) and tr.clip.threshold > 0, "train.clip.threshold",
                tr.clip.threshold, "a number > 0")
-    _check(tr.tbptt >= 0, "train.tbptt", tr.tbptt, "0 (full BPTT) or a truncation length ≥ 1")
+    check(tr.tbptt >= 0, "train.tbptt", tr.tbptt, "0 (full BPTT) or a truncation length ≥ 1")
     if m.attention:   # attention trained on k-step chunks would be scored over all T steps
-        _check(tr.tbptt == 0, "train.tbptt", tr.tbptt, "0 (full BPTT) when model.attention is true")
-    _check(tr.penalty.l2 >= 0, "train.penalty.l2", tr.penalty.l2, "a number ≥ 0")
-    _check(tr.penalty.omega >= 0, "train.penalty.omega", tr.penalty.omega, "a number ≥ 0")
+        check(tr.tbptt == 0, "train.tbptt", tr.tbptt, "0 (full BPTT) when model.attention is true")
+    check(tr.penalty.l2 >= 0, "train.penalty.l2", tr.penalty.l2, "a number ≥ 0")
+    check(tr.penalty.omega >= 0, "train.penalty.omega", tr.penalty.omega, "a number ≥ 0")
     if tr.penalty.omega > 0:
-        _check(m.cell in (Cell.rnn, Cell.gru), "train.penalty.omega", tr.penalty.omega,
+        check(m.cell in (Cell.rnn, Cell.gru), "train.penalty.omega", tr.penalty.omega,
                "0 unless model.cell is rnn or gru (Ω acts on the state h; esn's reservoir does not learn)")
-        _check(tr.tbptt == 0, "train.tbptt", tr.tbptt, "0 (full BPTT) when train.penalty.omega > 0")
-    _check(tr.probe_every >= 1, "train.probe_every", tr.probe_every, "an integer ≥ 1")
-    _check(tr.log_every >= 1, "train.log_every", tr.log_every, "an integer ≥ 1")
+        check(tr.tbptt == 0, "train.tbptt", tr.tbptt, "0 (full BPTT) when train.penalty.omega > 0")
+    check(tr.probe_every >= 1, "train.probe_every", tr.probe_every, "an integer ≥ 1")
+    check(tr.log_every >= 1, "train.log_every", tr.log_every, "an integer ≥ 1")
     return cfg

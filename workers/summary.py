@@ -6,7 +6,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 
 def json_safe(value: Any) -> Any:
@@ -49,3 +49,18 @@ def dumps(value: Any, depth: int = 0) -> str:
 def write_summary(summary: dict[str, Any], path: Path) -> Path:
     write_atomic(path, dumps(json_safe(summary)))
     return path
+
+
+def write_trial_folder(folder: Path, summary: dict[str, Any],
+                       history: Optional[list] = None) -> Path:
+    """The one writer of a trial's folder: summary.json, config.yaml (the resolved config the trial ran)
+    and, when given, history.json (the metrics sent to MLflow, for a back-fill); each file atomically.
+    Returns the summary's path."""
+    import yaml
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomic(folder / "config.yaml", yaml.safe_dump(summary["config"], sort_keys=False))
+    if history is not None:
+        write_atomic(folder / "history.json", json.dumps(history))
+    return write_summary(summary, folder / "summary.json")
