@@ -30,7 +30,8 @@ from study.compose import Composed, compose_trial
 from study.lock import study_lock
 from study.paths import trial_dir
 from study.samplers import make_pruner, make_sampler
-from study.space import SearchSpace, validate_keys
+from study.search_check import validate_keys
+from study.space import SearchSpace
 from study.storage import is_local_file, open_storage, resolve_url
 from study.trial_store import TrialStore, trial_id
 from tracking.attrs import StudyAttr, TrialAttr, TrialRecord

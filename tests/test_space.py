@@ -1,4 +1,5 @@
-"""study/space.py: Hydra sweep grammar → Optuna distributions, conditional sampling, overrides, grid."""
+"""study/space.py and its search_* modules: Hydra sweep grammar → Optuna distributions, conditional sampling,
+overrides, grid, pre-flight checks."""
 from __future__ import annotations
 
 import collections
@@ -11,7 +12,10 @@ import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from study.space import DEFAULT_CONDITIONS, SearchError, SearchSpace, validate_keys
+from study.search_check import validate_keys
+from study.search_conditions import DEFAULT_CONDITIONS
+from study.search_grammar import SearchError
+from study.space import SearchSpace
 from workers.config import ConfigError, TrialConfig
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

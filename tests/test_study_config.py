@@ -16,7 +16,8 @@ from study.compose import (OBJECTIVE_METRICS, SCHEMA_NAME, Composed, ConfigError
                            compose_trial, register_schema, validate_root)
 from study.schema import (ClusterConfig, Direction, Objective, Pruner, RootConfig, Sampler, StudyConfig,
                           TrackingConfig)
-from study.space import SearchSpace, validate_keys
+from study.search_check import validate_keys
+from study.space import SearchSpace
 from workers import config as wconfig
 from workers.config import Activation, Cell, Init, TaskName, TrialConfig
 
@@ -243,8 +244,11 @@ def test_search_space_contents():
     assert _sweep_values(cells.params["model.cell"]) == ["rnn", "lstm", "gru"]
     assert _sweep_values(cells.params["model.init"]) == [
         "default", "xavier_uniform", "kaiming", "orthogonal", "identity", "scaled"]
-    assert cells.conditions["model.activation"] == "model.cell in [rnn, esn]"
-    assert cells.conditions["train.clip.threshold"] == "train.clip.mode != none"
+    assert cells.conditions == {}     # activation and threshold: the built-in conditions apply
+    cell_space = SearchSpace.from_config(cells.params, cells.conditions)
+    conditions = {p.key: p.condition.text for p in cell_space.params if p.condition}
+    assert conditions == {"model.activation": "model.cell in [rnn, esn]",
+                          "train.clip.threshold": "train.clip.mode != none"}
     wrec = params("wrec_scale")
     assert wrec.params["model.init"] == Init.scaled.value
     assert _sweep_values(wrec.params["model.activation"]) == [a.value for a in (

@@ -1,6 +1,7 @@
 """Reading and showing the loose values of summaries and Optuna attributes, written once.
 
-- `finite_number`: a finite real number as float, else None (bools are not numbers here);
+- `is_number`: a real number, int or float (bools are not numbers here);
+- `finite_number`: a finite real number as float, else None;
 - `metric_value`: what may be logged as an MLflow metric (finite numbers, and bools as 0/1);
 - `as_float`: any value float() accepts (strings of the search space), else None;
 - `dotted`: a dotted key in nested dicts (None where a level is missing);
@@ -12,8 +13,12 @@ import math
 from typing import Any, Optional
 
 
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def finite_number(value: Any) -> Optional[float]:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         return None
     value = float(value)
     return value if math.isfinite(value) else None

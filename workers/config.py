@@ -48,6 +48,17 @@ class Init(str, Enum):
 # The recurrent inits for which `model.init_gain` is λ1 of each recurrent block.
 LAMBDA1_INITS = (Init.scaled, Init.orthogonal, Init.identity)
 
+# The model keys that only some cells read. validate() refuses a non-default activation or forget bias
+# on another cell; a search samples each key only for these cells (study/search_conditions.py).
+CELL_KEYS: dict[str, tuple[Cell, ...]] = {
+    "model.activation": (Cell.rnn, Cell.esn),
+    "model.spectral_radius": (Cell.esn,),
+    "model.leak": (Cell.esn,),
+    "model.sparsity": (Cell.esn,),
+    "model.input_scaling": (Cell.esn,),
+    "model.forget_bias": (Cell.lstm,),
+}
+
 
 class InputInit(str, Enum):
     default = "default"
@@ -244,11 +255,12 @@ def validate(cfg: TrialConfig) -> TrialConfig:
     check(m.hidden_size >= 1, "model.hidden_size", m.hidden_size, "an integer ≥ 1")
     check(1 <= m.layers <= 16, "model.layers", m.layers, "an integer in [1, 16]")
     check(math.isfinite(m.init_gain) and m.init_gain > 0, "model.init_gain", m.init_gain, "a number > 0")
-    if m.cell in (Cell.lstm, Cell.gru):
+    if m.cell not in CELL_KEYS["model.activation"]:
         check(m.activation == Activation.tanh, "model.activation", getattr(m.activation, "value", m.activation),
                "tanh for lstm and gru (their gates fix the activations); other activations need rnn or esn")
     if m.forget_bias is not None:
-        check(m.cell == Cell.lstm, "model.forget_bias", m.forget_bias, "null unless model.cell=lstm")
+        check(m.cell in CELL_KEYS["model.forget_bias"], "model.forget_bias", m.forget_bias,
+              "null unless model.cell=lstm")
         check(math.isfinite(m.forget_bias), "model.forget_bias", m.forget_bias, "a finite number")
     check(m.spectral_radius > 0, "model.spectral_radius", m.spectral_radius, "a number > 0")
     check(0 < m.leak <= 1, "model.leak", m.leak, "a number in (0, 1]")
