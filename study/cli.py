@@ -11,6 +11,11 @@
 
 Overrides are Hydra's (`model.cell=lstm task=copy_memory task.seq_len=100`). A bad configuration is
 one line on stderr naming the key, the value and what is valid, exit code 2, and nothing is written.
+
+Exit codes: 0 done; 2 a bad configuration, or a storage, MLflow or Ray that cannot be reached or started
+(nothing written); 3 the study is run by another driver; 4 study.timeout_s ran out (resumable); 5 the
+nightly study regressed; 6 the storage stayed unreachable for study.storage_retry_s mid-study (resumable);
+130 interrupted.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ import sys
 from rich.console import Console
 
 from study.lock import StudyLocked
+from study.storage_retry import StorageUnavailable
 from tracking.attrs import StudyAttr
 from tracking.errors import TrackingError
 from tracking.urls import scrub
@@ -28,6 +34,7 @@ from workers.config import ConfigError
 EXIT_CONFIG = 2
 EXIT_LOCKED = 3
 EXIT_BUDGET = 4     # the wall-clock budget ran out before study.n_trials were finished
+EXIT_STORAGE = 6    # the study storage stayed unreachable for study.storage_retry_s (resumable)
 
 
 def _run_study(overrides: list[str], hooks=(), epilogue: list[str] | None = None) -> int:
@@ -247,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     except TrackingError as exc:
         print(f"gradstudy: tracking error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except StorageUnavailable as exc:
+        print(f"gradstudy: storage error: {exc}", file=sys.stderr)
+        return EXIT_STORAGE
     except StudyLocked as exc:
         print(f"gradstudy: {exc}", file=sys.stderr)
         return EXIT_LOCKED

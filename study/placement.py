@@ -68,15 +68,26 @@ def connect(cfg: ClusterConfig) -> str:
     address = cfg.address or os.environ.get("RAY_ADDRESS", "")
     quiet = {"logging_level": logging.WARNING, "log_to_driver": False}
     if not address:
-        ray.init(num_cpus=cfg.num_cpus or None, include_dashboard=False, **quiet)
+        try:
+            ray.init(num_cpus=cfg.num_cpus or None, include_dashboard=False, **quiet)
+        except Exception as exc:   # e.g. "The current node timed out during startup"
+            raise ConfigError("cluster.address", "", "a local Ray that starts",
+                              f"cluster.address='' (a local Ray) did not start: {_first_line(exc)}; "
+                              "see /tmp/ray/session_latest/logs, or join a running cluster with "
+                              "cluster.address=host:6379") from None
         return "local"
     _check_reachable(address)
     try:
         ray.init(address=address, **quiet)
-    except (ConnectionError, RuntimeError, TimeoutError) as exc:
+    except Exception as exc:   # ConnectionError, RuntimeError, TimeoutError, an auth refusal…
         raise ConfigError("cluster.address", address,
-                          f"the address of a running Ray cluster ({str(exc).splitlines()[0]})") from None
+                          f"the address of a running Ray cluster ({_first_line(exc)})") from None
     return address
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 def plan(cfg: ClusterConfig) -> Placement:

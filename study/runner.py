@@ -33,6 +33,7 @@ from study.samplers import make_pruner, make_sampler
 from study.search_check import validate_keys
 from study.space import SearchSpace
 from study.storage import is_local_file, open_storage, resolve_url
+from study.storage_retry import StorageUnavailable
 from study.trial_store import TrialStore, trial_id
 from tracking.attrs import StudyAttr, TrialAttr, TrialRecord
 from study.trial_task import TrialJob
@@ -120,11 +121,19 @@ class StudyRunner:
     def validate(self) -> None:
         """Every search key and value composes: caught here, before any trial runs."""
         validate_keys(self.space, lambda extra: compose_trial(self.base + list(self.root.study.fixed) + extra))
-        if not is_local_file(self.storage_url) or not (self.root.cluster.address or os.environ.get("RAY_ADDRESS")):
+        if not (self.root.cluster.address or os.environ.get("RAY_ADDRESS")):
             return
-        raise ConfigError("study.storage", "(the local journal file)",
-                          "a database URL (postgresql://…) when cluster.address joins a Ray cluster: "
-                          "workers on other machines cannot reach a local file")
+        # a cluster: workers on other machines cannot reach (or would each write) a file on their own disk
+        if is_local_file(self.storage_url):
+            raise ConfigError("study.storage", "(the local journal file)",
+                              "a database URL (postgresql://…) when cluster.address joins a Ray cluster: "
+                              "workers on other machines cannot reach a local file")
+        uri = self.root.tracking.uri
+        if self.root.tracking.enabled and not uri.startswith(("http://", "https://", "databricks")):
+            raise ConfigError("tracking.uri", uri or "(the local MLflow store)",
+                              "an MLflow server URL (http://host:5000) or tracking.enabled=false when "
+                              "cluster.address joins a Ray cluster: each worker would write its metrics and "
+                              "artifacts to a file on its own disk")
 
     def open_study(self, storage: optuna.storages.BaseStorage) -> optuna.Study:
         sampler = make_sampler(self.root.study, self.space)
@@ -204,7 +213,8 @@ class StudyRunner:
         MLflow tracking's at each point; their `end`, with the study lock still held, may set
         `outcome.code` (the nightly comparison)."""
         self.validate()
-        storage = open_storage(self.storage_url)  # unreachable storage, MLflow or Ray: an error
+        # unreachable storage, MLflow or Ray: an error; later storage outages are waited out
+        storage = open_storage(self.storage_url, self.root.study.storage_retry_s)
         # The lock first: a second driver of the study stops at once, without starting Ray.
         with study_lock(self.name, self.storage_url):
             tracked = []
@@ -217,8 +227,12 @@ class StudyRunner:
             study = self.open_study(storage)
             self.hooks = Hooks([*hooks, *tracked])
             self.hooks.start(self, study)
-            self.recover_orphans(study)
-            outcome = self._loop(study, plan)
+            try:
+                self.recover_orphans(study)
+                outcome = self._loop(study, plan)
+            except StorageUnavailable as exc:
+                raise StorageUnavailable(f"{exc}. Nothing is lost: `gradstudy resume {self.name}` continues "
+                                         "the study once the storage answers") from exc
             outcome.code = self.hooks.end(self, outcome)
             return outcome
 
@@ -255,6 +269,11 @@ class StudyRunner:
                 for ref in ready:
                     self._collect(study, ref, in_flight.pop(ref))
                     progress.done_here += 1
+        except StorageUnavailable:
+            # nothing can be written now: cancel what runs; its trials stay RUNNING in the storage, and the
+            # next driver of the study (`gradstudy resume`) recovers them as orphans and queues them again
+            self._cancel(in_flight)
+            raise
         except BaseException:
             self._stop_in_flight(study, in_flight, "interrupted")
             raise
@@ -273,6 +292,7 @@ class StudyRunner:
         prune = self.root.study.pruner.value != "none" and len(self.metrics) == 1
         job = TrialJob(self.storage_url, self.name, trial_id(trial), trial.number, cfg, self.metrics[0], prune,
                        pruner=study.pruner, threads=max(1, int(plan.cpu)),
+                       storage_retry_s=self.root.study.storage_retry_s,
                        **self.hooks.launch(trial, to_dict(cfg)))
         try:
             in_flight[plan.submit(job)] = trial
@@ -307,15 +327,22 @@ class StudyRunner:
             ready, _ = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=0)
             for ref in ready:
                 self._collect(study, ref, in_flight.pop(ref))
-        for ref, trial in list(in_flight.items()):
+        for trial in self._cancel(in_flight):
+            frozen = TrialStore(study).frozen(trial)
+            if frozen.state == TrialState.RUNNING:
+                self.requeue(study, frozen, reason, counts_attempt=False)
+
+    @staticmethod
+    def _cancel(in_flight: dict) -> list[optuna.Trial]:
+        """Cancel every trial in flight (their Ray tasks); returns their trials."""
+        for ref in in_flight:
             try:
                 ray.cancel(ref, force=True)
             except Exception:
                 pass
-            frozen = TrialStore(study).frozen(trial)
-            if frozen.state == TrialState.RUNNING:
-                self.requeue(study, frozen, reason, counts_attempt=False)
+        trials = list(in_flight.values())
         in_flight.clear()
+        return trials
 
 
 def started_with(study: optuna.Study) -> list[str]:

@@ -77,6 +77,7 @@ class StudyConfig:
     objectives: List[Objective] = field(default_factory=lambda: [Objective()])
     timeout_s: float = 0.0                # wall-clock budget for the run; 0 = none
     fixed: List[str] = field(default_factory=list)   # extra overrides every trial gets
+    storage_retry_s: float = 600.0        # a storage outage is waited out this long, then exit 6 (resumable)
 
 
 @dataclass
@@ -140,6 +141,8 @@ def validate_root(root: RootConfig) -> RootConfig:
                           "needs a single objective; set study.pruner=none")
     check(math.isfinite(s.timeout_s) and s.timeout_s >= 0, "study.timeout_s", s.timeout_s,
           "a number of seconds ≥ 0 (0 = no limit)")
+    check(math.isfinite(s.storage_retry_s) and s.storage_retry_s >= 0, "study.storage_retry_s",
+          s.storage_retry_s, "a number of seconds ≥ 0 (0 = fail at the first storage error)")
     check(s.pruner_warmup_steps >= 0, "study.pruner_warmup_steps", s.pruner_warmup_steps, "an integer ≥ 0")
     check(s.pruner_startup_trials >= 0, "study.pruner_startup_trials", s.pruner_startup_trials,
           "an integer ≥ 0")

@@ -6,10 +6,13 @@
   `~/.pgpass` rather than in the URL): Optuna's RDB storage, what a Ray cluster needs, since workers on
   other machines cannot reach a local file.
 
-Errors show a URL with any password masked (`tracking.urls.scrub`).
+Errors show a URL with any password masked (`tracking.urls.scrub`). A storage that cannot be opened is a
+ConfigError (exit 2, nothing written); once open, `retry_s` > 0 wraps it so that outages are waited out
+(study/storage_retry.py).
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import optuna
@@ -17,6 +20,7 @@ from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
 from study.paths import data_dir
+from study.storage_retry import RetryingStorage
 from tracking.urls import scrub
 from workers.config import ConfigError
 
@@ -36,8 +40,24 @@ def is_local_file(url: str) -> bool:
     return "://" not in url
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """Open (creating where needed) the storage; an unreachable or unknown one is a ConfigError."""
+def open_storage(url: str, retry_s: float = 0.0, wait_to_open: bool = False) -> optuna.storages.BaseStorage:
+    """Open (creating where needed) the storage; an unreachable or unknown one is a ConfigError. With
+    `retry_s` > 0 its calls wait out outages of up to that many seconds (RetryingStorage), and with
+    `wait_to_open` so does the opening (a worker whose trial starts during an outage; a driver does not
+    wait: an unreachable storage at its start is a configuration error)."""
+    deadline = time.monotonic() + retry_s
+    while True:
+        try:
+            storage = _open(url)
+            break
+        except ConfigError:
+            if not wait_to_open or time.monotonic() >= deadline:
+                raise
+            time.sleep(2.0)
+    return RetryingStorage(storage, retry_s) if retry_s > 0 else storage
+
+
+def _open(url: str) -> optuna.storages.BaseStorage:
     url = resolve_url(url)
     if is_local_file(url):
         path = Path(url)
@@ -53,10 +73,15 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
                           "(postgresql://user@host:5432/db)")
     url = with_driver(url)
     try:
-        return RDBStorage(url, engine_kwargs=_engine_kwargs(scheme), skip_table_creation=False)
+        rdb = RDBStorage(url, engine_kwargs=_engine_kwargs(scheme), skip_table_creation=False)
     except Exception as exc:  # sqlalchemy.exc.OperationalError and friends, driver errors
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise ConfigError("study.storage", scrub(url), f"a reachable database ({reason})") from None
+    # Optuna caches finished trials in front of a database (as optuna.load_study does for an RDBStorage,
+    # which it no longer sees once wrapped): the one use of a private Optuna module outside trial_store.
+    from optuna.storages._cached_storage import _CachedStorage
+
+    return _CachedStorage(rdb)
 
 
 def with_driver(url: str) -> str:

@@ -30,13 +30,14 @@ class TrialJob:
     threads: int = 1       # intra-op threads: the CPUs the trial was given, so trials do not oversubscribe
     tracking_uri: str = ""  # MLflow store and the trial's child run; empty run_id = no MLflow
     run_id: str = ""
+    storage_retry_s: float = 600.0   # how long the reporter's last writes wait out a storage outage
 
 
 def execute(job: TrialJob) -> dict[str, Any]:
     """{"summary": the trial's summary, "tracking": what reached MLflow, "history": metrics sent}."""
     torch.set_num_threads(job.threads)
     reporters: list = [OptunaReporter(job.storage_url, job.study_name, job.trial_id, job.metric, job.prune,
-                                      job.pruner)]
+                                      job.pruner, job.storage_retry_s)]
     mlflow_reporter = None
     if job.tracking_uri:   # without a run_id (MLflow down at launch) it only keeps the history for the back-fill
         from tracking.reporter import MlflowReporter

@@ -138,3 +138,16 @@ def shared_mlflow_server(tmp_path_factory):
         yield server.start()
     finally:
         server.kill()
+
+
+@pytest.fixture
+def pg_server():
+    """A throwaway PostgreSQL (initdb + pg_ctl on a free port) that the test may stop and start; stopped
+    (this one only, by its data folder) and deleted at teardown."""
+    from testkit.postgres import ThrowawayPostgres
+
+    server = ThrowawayPostgres()
+    try:
+        yield server.init().start()
+    finally:
+        server.remove()

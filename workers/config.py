@@ -182,6 +182,9 @@ class ConfigError(ValueError):
         self.key, self.value, self.valid = key, value, valid
         super().__init__(message if message is not None else f"{key}={value!r} is invalid; valid: {valid}")
 
+    def __reduce__(self):   # picklable (Ray sends a worker's exceptions back to the driver)
+        return type(self), (self.key, self.value, self.valid, str(self))
+
 
 def check(ok: bool, key: str, value: Any, valid: str) -> None:
     if not ok:
