@@ -1,0 +1,93 @@
+"""The phase diagram of the study report (tracking/report.py): final test loss, the last probe's
+vanishing ratio and its decay rate against λ1 of W_rec, one row per activation (gated cells: per cell),
+coloured by health, a marker per sequence length T, with Pascanu et al.'s per-step bound log10(λ1·γ).
+It draws the records of tracking.report_data.phase_records.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import optuna
+from matplotlib.lines import Line2D
+
+from tracking.plots import HEALTH_COLOURS, HEALTH_ORDER, health_colour, new_figure, save_figure
+from tracking.report_data import ACTIVATION_ORDER, GATED
+from tracking.study_figures import log_ticks, off_scale
+from workers import config
+
+GAMMA = {a.value: g for a, g in config.GAMMA.items()}   # bound on |f'| (Pascanu et al. 2013)
+MARKERS = ["o", "s", "D", "^", "v", "P", "X"]   # one per sequence length T in the phase figure
+
+
+def phase_figure(study: optuna.Study, records: list[dict], path: Path) -> Path:
+    """Rows: activation (gated cells: per cell). Columns: final test loss, vanishing ratio, decay rate
+    (decades per step back, with Pascanu et al.'s bound log10(λ1·γ) per step). Colour: health; marker:
+    sequence length T when the study mixes several."""
+    order = ACTIVATION_ORDER + list(GATED)
+    series = sorted({r["series"] for r in records}, key=lambda s: (order.index(s) if s in order else 99, s))
+    lengths = sorted({r["T"] for r in records if r["T"] is not None})
+    marker = {length: MARKERS[i % len(MARKERS)] for i, length in enumerate(lengths)} if len(lengths) > 1 else {}
+    fig, axes = new_figure((15.0, 1.2 + 2.7 * len(series)), len(series), 3, sharex=True, squeeze=False)
+    gains = [r["lambda1"] for r in records]
+    lo, hi = min(gains), max(gains)
+    pad = max(hi / lo, 1.5) ** 0.06
+    for row, name in enumerate(series):
+        rs = [r for r in records if r["series"] == name]
+        ax_loss, ax_ratio, ax_rate = axes[row]
+        for ax, key in ((ax_loss, "loss"), (ax_ratio, "ratio"), (ax_rate, "rate")):
+            finite = [r for r in rs if r[key] is not None]
+            for r in finite:
+                colour = health_colour(r["health"])
+                ax.scatter([r["lambda1"]], [r[key]], s=34, zorder=3, linewidths=1.2, marker=marker.get(r["T"], "o"),
+                           facecolors="none" if r["pruned"] else colour, edgecolors=colour)
+            if key == "loss":
+                losses = [r["loss"] for r in finite]
+                if losses and min(losses) > 0 and max(losses) / min(losses) > 20:
+                    ax.set_yscale("log")
+                baselines = [r["baseline"] for r in rs if r["baseline"] is not None]
+                if baselines:
+                    ax.axhline(float(np.median(baselines)), color="grey", ls="--", lw=1, zorder=1)
+            elif key == "ratio":
+                ax.axhline(3, color=HEALTH_COLOURS["exploding"], ls=":", lw=1)
+                ax.axhline(-3, color=HEALTH_COLOURS["vanishing"], ls=":", lw=1)
+                ax.axhline(0, color="grey", lw=0.6)
+            else:
+                ax.axhline(0, color="grey", lw=0.6)
+                if name in GAMMA:   # each step back shrinks the gradient by at least λ1·γ when λ1·γ < 1
+                    xs = np.geomspace(lo / pad, min(hi * pad, 1.0 / GAMMA[name]), 50)
+                    ax.plot(xs, np.log10(xs * GAMMA[name]), color="black", ls="--", lw=0.9, zorder=2)
+            if not finite:
+                ax.set_ylim(0, 1) if key == "loss" else ax.set_ylim(-4, 4)
+            missing = [r for r in rs if r[key] is None]
+            for r in missing:
+                colour = health_colour(r["health"])
+                off_scale(ax, [r["lambda1"]], s=46, linewidths=1.2,
+                           facecolors="none" if r["pruned"] else colour, edgecolors=colour)
+            if name in GAMMA:
+                ax.axvline(1.0 / GAMMA[name], color="black", ls="-.", lw=0.8, alpha=0.6)
+            ax.grid(True, which="major", alpha=0.3)
+        ax_loss.set_ylabel(f"{name}\nfinal test loss")
+        ax_ratio.set_ylabel(f"{name}\nvanishing ratio (last probe)")
+        ax_rate.set_ylabel(f"{name}\ndecay rate (decades/step)")
+    for ax in axes[-1]:
+        ax.set_xscale("log")
+        ax.set_xlim(lo / pad, hi * pad)
+        log_ticks(ax.xaxis, lo, hi)
+        ax.set_xlabel(r"$\lambda_1$ of $W_{rec}$ (model.init_gain, log scale)")
+    axes[0][0].set_title("final test loss")
+    axes[0][1].set_title(r"vanishing ratio $\log_{10}(\|g_1\| / \|g_T\|)$")
+    axes[0][2].set_title("decay rate: slope of " + r"$\log_{10}\|g_{T-k}\|$ per step $k$")
+    handles = [Line2D([], [], ls="", marker="o", color=HEALTH_COLOURS[v], label=v) for v in HEALTH_ORDER]
+    handles += [Line2D([], [], ls="", marker="o", mfc="none", color="black", label="pruned"),
+                Line2D([], [], ls="", marker="^", color="black", label="non-finite (top edge)"),
+                Line2D([], [], ls="--", color="grey", label="baseline loss"),
+                Line2D([], [], ls="-.", color="black", label=r"$\lambda_1 = 1/\gamma$"),
+                Line2D([], [], ls=":", color="black", label=r"ratio $= \pm 3$"),
+                Line2D([], [], ls="--", color="black", label=r"bound $\log_{10}(\lambda_1\gamma)$")]
+    handles += [Line2D([], [], ls="", marker=m, mfc="none", color="black", label=f"T = {length}")
+                for length, m in marker.items()]
+    fig.legend(handles=handles, loc="outside lower center", ncol=6, fontsize=8)
+    fig.suptitle(f"Phase diagram of study {study.study_name}: " + r"$\lambda_1$ × activation"
+                 f" ({len(records)} trials)")
+    return save_figure(fig, path)
