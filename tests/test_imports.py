@@ -71,3 +71,14 @@ def test_imports_change_no_global_state(tmp_path):
         print(json.dumps(changed))
     """, tmp_path)
     assert seen == []
+
+
+def test_the_driver_with_tracking_off_imports_no_mlflow(tmp_path):
+    """MLflow tracking attaches as a driver hook only when tracking.enabled: the runner, the nightly hook
+    and the report's readers do not load it."""
+    seen = run_python("""
+        import json, sys
+        import study.runner, study.nightly, study.hooks, tracking.report_data
+        print(json.dumps([m for m in ("mlflow",) if m in sys.modules]))
+    """, tmp_path)
+    assert seen == []

@@ -12,7 +12,7 @@ from typing import Callable, Optional
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]   # tests/testkit/processes.py -> the repository
 
 
 def gradstudy_command() -> list[str]:

@@ -84,10 +84,10 @@ def test_register_schema_stores_the_root_schema():
 # compose_root
 
 
-def test_defaults_compose_root():
-    c = compose_root([])
+def test_defaults_compose_root(composed):
+    c = composed.root([])
     assert isinstance(c, Composed) and isinstance(c.root, RootConfig) and isinstance(c.trial, TrialConfig)
-    assert c.trial == compose_trial([])
+    assert c.trial == composed.trial([])
     assert (c.root.task, c.root.model, c.root.train) == (c.trial.task, c.trial.model, c.trial.train)
     # conf/study/default.yaml, cluster/local.yaml and tracking/local.yaml write out the dataclass defaults
     assert c.root.study == StudyConfig()
@@ -97,8 +97,8 @@ def test_defaults_compose_root():
     assert c.overrides == []
 
 
-def test_root_is_typed():
-    c = compose_root(["experiment=adding_cells"])
+def test_root_is_typed(composed):
+    c = composed.root(["experiment=adding_cells"])
     assert c.root.study.sampler is Sampler.tpe and c.root.study.pruner is Pruner.median
     assert c.root.study.objectives == [Objective("final.test_loss", Direction.minimize)]
     assert c.root.study.objectives[0].direction is Direction.minimize
@@ -108,9 +108,9 @@ def test_root_is_typed():
         assert all(type(k) is str and type(v) is str for k, v in mapping.items())
 
 
-def test_overrides_kept_as_given_and_yaml_is_the_resolved_config():
+def test_overrides_kept_as_given_and_yaml_is_the_resolved_config(composed):
     overrides = ["experiment=demo", "study.n_trials=3", "model.hidden_size=16"]
-    c = compose_root(overrides)
+    c = composed.root(overrides)
     assert c.overrides == overrides and c.overrides is not overrides
     data = yaml.safe_load(c.yaml)
     assert set(data) == {f.name for f in dataclasses.fields(RootConfig)}
@@ -119,8 +119,8 @@ def test_overrides_kept_as_given_and_yaml_is_the_resolved_config():
     assert wconfig.from_dict({k: data[k] for k in ("task", "model", "train")}) == c.trial
 
 
-def test_overrides_apply_to_study_keys():
-    c = compose_root(["study.name=my-study_1.v2", "study.n_trials=20", "study.sampler=random",
+def test_overrides_apply_to_study_keys(composed):
+    c = composed.root(["study.name=my-study_1.v2", "study.n_trials=20", "study.sampler=random",
                       "study.pruner=none", "cluster.max_concurrent=4", "tracking.enabled=false",
                       "study.objectives=[{metric:final.accuracy,direction:maximize},"
                       "{metric:final.wall_s,direction:minimize}]"])
@@ -131,8 +131,8 @@ def test_overrides_apply_to_study_keys():
     assert c.root.cluster.max_concurrent == 4 and c.root.tracking.enabled is False
 
 
-def test_search_params_can_be_added_from_the_command_line():
-    c = compose_root(["experiment=demo", "++search.params={model.hidden_size:'choice(16, 32)'}"])
+def test_search_params_can_be_added_from_the_command_line(composed):
+    c = composed.root(["experiment=demo", "++search.params={model.hidden_size:'choice(16, 32)'}"])
     assert c.root.search.params["model.hidden_size"] == "choice(16, 32)"
     assert c.root.search.params["model.init"] == "scaled"   # merged, not replaced
 
@@ -154,21 +154,21 @@ def test_remote_cluster_and_tracking_read_the_environment(monkeypatch):
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
-def test_every_experiment_composes(name):
-    c = compose_root([f"experiment={name}"])
+def test_every_experiment_composes(composed, name):
+    c = composed.root([f"experiment={name}"])
     assert wconfig.validate(c.trial) is c.trial
     assert validate_root(c.root) is c.root
-    assert c.trial == compose_trial([f"experiment={name}"])
+    assert c.trial == composed.trial([f"experiment={name}"])
     assert c.root.study.name == name
     assert c.root.search.params, "an experiment without a search space is one trial, not a study"
     # its search space parses, and every value it can sample composes into a valid trial
     space = SearchSpace.from_config(c.root.search.params, c.root.search.conditions)
-    validate_keys(space, lambda extra: compose_trial([f"experiment={name}", *c.root.study.fixed, *extra]))
+    validate_keys(space, lambda extra: composed.trial([f"experiment={name}", *c.root.study.fixed, *extra]))
 
 
-def test_demo_experiment():
-    assert compose_trial(["experiment=demo"]).task.seq_len == 30
-    c = compose_root(["experiment=demo"])
+def test_demo_experiment(composed):
+    assert composed.trial(["experiment=demo"]).task.seq_len == 30
+    c = composed.root(["experiment=demo"])
     t, s = c.trial, c.root.study
     assert (t.task.name, t.task.seq_len) == (TaskName.adding, 30)
     assert (t.model.cell, t.model.hidden_size) == (Cell.rnn, 32)
@@ -188,25 +188,25 @@ def test_demo_experiment():
     ("copy_memory", "copy_memory", 100, "cells", 32, 3000),
     ("nightly", "adding", 50, "cells", 16, 500),
 ])
-def test_experiment_settings(name, task, seq_len, search, n_trials, steps):
-    c = compose_root([f"experiment={name}"])
+def test_experiment_settings(composed, name, task, seq_len, search, n_trials, steps):
+    c = composed.root([f"experiment={name}"])
     assert (c.trial.task.name.value, c.trial.task.seq_len) == (task, seq_len)
-    assert c.root.search == compose_root([f"search={search}"]).root.search
+    assert c.root.search == composed.root([f"search={search}"]).root.search
     assert (c.root.study.n_trials, c.trial.train.steps) == (n_trials, steps)
 
 
-def test_experiment_studies():
-    cells = compose_root(["experiment=adding_cells"]).root.study
+def test_experiment_studies(composed):
+    cells = composed.root(["experiment=adding_cells"]).root.study
     assert (cells.sampler, cells.pruner) == (Sampler.tpe, Pruner.median)
-    phase = compose_root(["experiment=wrec_phase"])
+    phase = composed.root(["experiment=wrec_phase"])
     assert phase.root.study.sampler in (Sampler.qmc, Sampler.random) and phase.root.study.pruner is Pruner.none
     assert phase.trial.model.cell is Cell.rnn
-    nightly = compose_root(["experiment=nightly"]).root.study
+    nightly = composed.root(["experiment=nightly"]).root.study
     assert (nightly.sampler, nightly.seed, nightly.timeout_s) == (Sampler.tpe, 0, 3600)
 
 
-def test_command_line_wins_over_an_experiment():
-    c = compose_root(["experiment=demo", "task.seq_len=60", "study.n_trials=2", "task=copy_memory"])
+def test_command_line_wins_over_an_experiment(composed):
+    c = composed.root(["experiment=demo", "task.seq_len=60", "study.n_trials=2", "task=copy_memory"])
     assert c.trial.task.name is TaskName.copy_memory and c.trial.task.seq_len == 60
     assert c.root.study.n_trials == 2 and c.root.study.name == "demo"
 
@@ -216,7 +216,7 @@ def test_command_line_wins_over_an_experiment():
 
 
 @pytest.mark.parametrize("name", SEARCHES)
-def test_search_yaml_params_are_strings(name):
+def test_search_yaml_params_are_strings(composed, name):
     raw = yaml.safe_load(CONF.joinpath("search", f"{name}.yaml").read_text())
     assert set(raw) <= {"params", "conditions"}
     for section in ("params", "conditions"):
@@ -229,16 +229,16 @@ def test_search_yaml_params_are_strings(name):
         for part in key.split("."):
             assert dataclasses.is_dataclass(obj) and hasattr(obj, part), key
             obj = getattr(obj, part)
-    c = compose_root([f"search={name}"] + (["model=esn"] if name == "esn" else []))
+    c = composed.root([f"search={name}"] + (["model=esn"] if name == "esn" else []))
     assert c.root.search.params == raw["params"]
     assert c.root.search.conditions == (raw.get("conditions") or {})
     space = SearchSpace.from_config(c.root.search.params, c.root.search.conditions)
-    validate_keys(space, lambda extra: compose_trial([f"search={name}", *extra]))
+    validate_keys(space, lambda extra: composed.trial([f"search={name}", *extra]))
 
 
-def test_search_space_contents():
+def test_search_space_contents(composed):
     def params(name):
-        return compose_root([f"search={name}"]).root.search
+        return composed.root([f"search={name}"]).root.search
 
     cells = params("cells")
     assert _sweep_values(cells.params["model.cell"]) == ["rnn", "lstm", "gru"]
@@ -305,17 +305,17 @@ def test_compose_root_errors_name_the_key(overrides, key, needles):
         assert needle in msg, f"{needle!r} not in {msg!r}"
 
 
-def test_study_errors_do_not_stop_a_trial():
+def test_study_errors_do_not_stop_a_trial(composed):
     """compose_trial checks types everywhere but ranges only for task/model/train (the study's runner
     composes each trial with the study's overrides)."""
-    assert compose_trial(["study.n_trials=0"]).task.name is TaskName.adding
+    assert composed.trial(["study.n_trials=0"]).task.name is TaskName.adding
     with pytest.raises(ConfigError):
         compose_trial(["study.sampler=foo"])
     assert "experiment" in _message(["experiment=nope"])
 
 
-def test_multi_objective_without_pruner_is_fine():
-    c = compose_root(["study.pruner=none", "study.objectives=[{metric:final.test_loss,direction:minimize},"
+def test_multi_objective_without_pruner_is_fine(composed):
+    c = composed.root(["study.pruner=none", "study.objectives=[{metric:final.test_loss,direction:minimize},"
                       "{metric:final.seq_per_s,direction:maximize}]"])
     assert len(c.root.study.objectives) == 2
 

@@ -38,8 +38,8 @@ from typing import Any, Iterator
 import pytest
 import yaml
 from testkit.cron import cron_schedule_errors
+from testkit.processes import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 DOCKER = REPO / "docker"
 K8S = REPO / "deploy" / "k8s"
 CRON = REPO / "deploy" / "cron" / "gradstudy-nightly.cron"
@@ -66,10 +66,10 @@ def walk_strings(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
 def gradstudy_argv_ok(argv: list[str]) -> None:
     """`argv` (after the program name) parses with the real `gradstudy` parser and, for the commands
     that take overrides, composes with the real config tree (a renamed key fails here)."""
-    from study.cli import parser
+    from study.cli import parse
     from study.compose import compose_root
 
-    args = parser().parse_args(argv)
+    args = parse(argv)
     if args.command == "nightly":
         composed = compose_root(["experiment=nightly", *args.overrides])
         assert composed.root.study.name == "nightly"
@@ -435,10 +435,10 @@ def test_driver_entrypoint_points_the_study_at_the_stack(entrypoint, compose):
 def test_driver_entrypoint_other_commands_read_the_stack_storage(entrypoint, args):
     """The commands that take no overrides get the stack's storage (and MLflow) as options instead, so
     `docker compose run --rm driver gradstudy status NAME` works."""
-    from study.cli import parser
+    from study.cli import parse
 
     argv = entrypoint(*args)
-    ns = parser().parse_args(argv)              # exits 2 on an argument it does not take
+    ns = parse(argv)              # exits 2 on an argument it does not take
     assert ns.command == args[0] and ns.storage == "postgresql://optuna@postgres:5432/optuna"
     if args[0] == "report":
         assert ns.tracking_uri == "http://mlflow:5000"

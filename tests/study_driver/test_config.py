@@ -18,8 +18,8 @@ TASKS = [t.value for t in TaskName]
 SEQ_LEN = {"adding": 50, "copy_memory": 50, "temporal_order": 50, "digits": 64, "mackey_glass": 100}
 
 
-def test_defaults_compose_and_validate():
-    cfg = compose_trial([])
+def test_defaults_compose_and_validate(composed):
+    cfg = composed.trial([])
     assert isinstance(cfg, TrialConfig)
     assert wconfig.validate(cfg) is cfg
     assert cfg.task.name == TaskName.adding and cfg.task.seq_len == 50
@@ -30,8 +30,8 @@ def test_defaults_compose_and_validate():
 
 
 @pytest.mark.parametrize("task", TASKS)
-def test_each_task_option_composes(task):
-    cfg = compose_trial([f"task={task}"])
+def test_each_task_option_composes(composed, task):
+    cfg = composed.trial([f"task={task}"])
     assert cfg.task.name == TaskName(task)
     assert cfg.task.seq_len == SEQ_LEN[task]
 
@@ -42,15 +42,15 @@ def test_task_group_lists_every_task():
     assert options == sorted(TASKS)
 
 
-def test_esn_model_option():
-    cfg = compose_trial(["model=esn", "task=mackey_glass"])
+def test_esn_model_option(composed):
+    cfg = composed.trial(["model=esn", "task=mackey_glass"])
     assert cfg.model.cell == Cell.esn
     assert (cfg.model.hidden_size, cfg.model.spectral_radius, cfg.model.leak, cfg.model.sparsity) == (
         200, 0.9, 0.3, 0.9)
 
 
-def test_overrides_apply():
-    cfg = compose_trial(["model.cell=lstm", "train.clip.mode=norm", "train.clip.threshold=5",
+def test_overrides_apply(composed):
+    cfg = composed.trial(["model.cell=lstm", "train.clip.mode=norm", "train.clip.threshold=5",
                          "task.seq_len=200", "train.lr=3e-4", "model.forget_bias=1.0"])
     assert cfg.model.cell == Cell.lstm
     assert cfg.train.clip.mode == ClipMode.norm and cfg.train.clip.threshold == 5.0
@@ -177,8 +177,8 @@ def test_conf_is_a_package():
         assert any(p.name.endswith(".yaml") for p in root.joinpath(group).iterdir())
 
 
-def test_resolved_yaml_round_trips():
-    cfg = compose_trial(["model.cell=gru", "train.clip.mode=value"])
+def test_resolved_yaml_round_trips(composed):
+    cfg = composed.trial(["model.cell=gru", "train.clip.mode=value"])
     text = resolved_yaml(cfg)
     data = yaml.safe_load(text)
     assert data["model"]["cell"] == "gru" and data["train"]["clip"]["mode"] == "value"

@@ -16,7 +16,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from tracking import plots
-from tracking.report import FILES, best_per_cell, state_counts, write_study_report
+from tracking.report import FILES, write_study_report
+from tracking.trials import best_per_cell, state_counts
 from workers.config import Device, Init, TaskName, TrialConfig
 from workers.trial import run_trial
 
@@ -254,7 +255,7 @@ def test_phase_study_report(tmp_path):
 
 def test_phase_diagram_of_an_init_phase_study_reads_decay_rates_and_lengths(tmp_path):
     """The init_phase picture: λ1 × activation × T, with the decay rate that does not depend on T."""
-    from tracking.report import _phase_records
+    from tracking.report_data import phase_records
     study = optuna.create_study(study_name="init_phase", direction="minimize")
     study.set_user_attr("gradstudy.search", structured({"model.init": "scaled", "task.seq_len": "choice(100, 1000)",
                                              "model.init_gain": "tag(log, interval(0.25, 4.0))",
@@ -268,7 +269,7 @@ def test_phase_diagram_of_an_init_phase_study_reads_decay_rates_and_lengths(tmp_
                 params={"model.init_gain": gain, "model.activation": "tanh", "task.seq_len": length},
                 distributions=dists, value=0.2,
                 user_attrs=attrs("vanishing", ratio=rate * (length - 1), **{"gradstudy.decay_rate": rate})))
-    records = _phase_records(study, study.trials, {})
+    records = phase_records(study, study.trials, {})
     assert sorted((r["lambda1"], r["T"]) for r in records) == [(0.3, 100), (0.3, 1000), (0.6, 100), (0.6, 1000)]
     assert all(r["rate"] == pytest.approx(math.log10(r["lambda1"]) - 0.1) for r in records)
     assert all(r["ratio"] == pytest.approx(r["rate"] * (r["T"] - 1)) for r in records)
