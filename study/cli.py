@@ -2,7 +2,7 @@
 
     gradstudy trial [overrides…]     one trial: progress bar, results table, summary.json; last line = its path
     gradstudy run [overrides…]       a study (e.g. experiment=adding_cells study.n_trials=64)
-    gradstudy resume NAME            finish a study that was interrupted, as it was started
+    gradstudy resume NAME [overrides…]  finish an interrupted study as it was started (overrides last)
     gradstudy status NAME [--json]   counts by state, best so far, health mix
     gradstudy list                   the studies in the storage
     gradstudy nightly [--date D] [overrides…]   the nightly study `nightly-<date>`; exit 5 on a regression
@@ -15,15 +15,17 @@ one line on stderr naming the key, the value and what is valid, exit code 2, and
 Exit codes: 0 done; 2 a bad configuration, or a storage, MLflow or Ray that cannot be reached or started
 (nothing written); 3 the study is run by another driver; 4 study.timeout_s ran out (resumable); 5 the
 nightly study regressed; 6 the storage stayed unreachable for study.storage_retry_s mid-study (resumable);
-130 interrupted.
+7 the Ray cluster stopped answering mid-study (resumable); 130 interrupted.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from rich.console import Console
 
+from study.cluster_watch import ClusterLost
 from study.lock import StudyLocked
 from study.storage_retry import StorageUnavailable
 from tracking.attrs import StudyAttr
@@ -35,6 +37,7 @@ EXIT_CONFIG = 2
 EXIT_LOCKED = 3
 EXIT_BUDGET = 4     # the wall-clock budget ran out before study.n_trials were finished
 EXIT_STORAGE = 6    # the study storage stayed unreachable for study.storage_retry_s (resumable)
+EXIT_CLUSTER = 7    # the Ray cluster stopped answering mid-study (resumable)
 
 
 def _run_study(overrides: list[str], hooks=(), epilogue: list[str] | None = None) -> int:
@@ -100,7 +103,8 @@ def _resume(args: argparse.Namespace) -> int:
     from study.storage import load_study
 
     overrides = started_with(load_study(args.name, args.storage))
-    return _run_study(overrides + [f"study.name={args.name}"] + ([f"study.storage={args.storage}"] if args.storage else []))
+    return _run_study(overrides + [f"study.name={args.name}"] + ([f"study.storage={args.storage}"] if args.storage else [])
+                      + args.overrides)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -211,6 +215,8 @@ def parser() -> argparse.ArgumentParser:
     resume = sub.add_parser("resume", help="finish an interrupted study")
     resume.add_argument("name")
     resume.add_argument("--storage", default="", help=storage_help)
+    resume.add_argument("overrides", nargs="*", help="applied after the study's own, e.g. cluster.address=… "
+                                                     "when the cluster moved")
     resume.set_defaults(run=_resume)
     status = sub.add_parser("status", help="trial counts, best so far, health mix")
     status.add_argument("name")
@@ -243,8 +249,19 @@ def quiet_libraries() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """The command line; overrides may also come after an option (`resume NAME --storage URL key=value`)."""
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    if extra:
+        if not hasattr(args, "overrides") or any(e.startswith("-") for e in extra):
+            p.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = list(args.overrides) + extra
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parse(argv)
     quiet_libraries()
     try:
         return args.run(args)
@@ -260,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     except StudyLocked as exc:
         print(f"gradstudy: {exc}", file=sys.stderr)
         return EXIT_LOCKED
+    except ClusterLost as exc:
+        print(f"gradstudy: cluster error: {exc}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(EXIT_CLUSTER)   # not through Ray's exit handlers: they would wait for the lost cluster
     except KeyboardInterrupt:
         print("gradstudy: interrupted", file=sys.stderr)
         return 130

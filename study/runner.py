@@ -10,10 +10,13 @@ The Optuna study is the source of truth, so the driver can die at any point and 
 - a trial whose Ray worker dies is handled the same way, up to `cluster.max_requeues` times, then it is a
   final FAIL; an exception in the trial's own code is a final FAIL with the error kept as an attribute;
 - a diverged trial is a result: COMPLETE with the objective at its worst (+inf when minimizing);
-- trials are only asked for while finished + in flight < n_trials, so exactly n_trials count.
+- trials are only asked for while finished + in flight < n_trials, so exactly n_trials count;
+- a Ray cluster that stops answering mid-study (study/cluster_watch.py) ends the run with ClusterLost, its
+  running trials left RUNNING for the next driver to queue again.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -26,6 +29,7 @@ import yaml
 from optuna.trial import TrialState
 
 from study import placement, results
+from study.cluster_watch import ClusterLost, ClusterWatch, gcs_address
 from study.compose import Composed, compose_trial
 from study.lock import study_lock
 from study.paths import trial_dir
@@ -103,6 +107,7 @@ class StudyRunner:
         self.on_progress = on_progress
         self.storage_url = resolve_url(self.root.study.storage)
         self.hooks = Hooks()               # set by run(): MLflow tracking and the caller's hooks
+        self.watch: Optional[ClusterWatch] = None   # set by run(): notices a Ray cluster lost mid-study
 
     # --- set-up ---------------------------------------------------------------------------------------
     @property
@@ -227,9 +232,15 @@ class StudyRunner:
             study = self.open_study(storage)
             self.hooks = Hooks([*hooks, *tracked])
             self.hooks.start(self, study)
+            address = gcs_address()
+            self.watch = None if address is None else ClusterWatch(address, (
+                f"Nothing is lost: the trials that were running stay RUNNING in the study storage, and "
+                f"`gradstudy resume {self.name}` queues them again once a cluster answers (with "
+                f"cluster.address=… after it, if the cluster moved)"), shown_as=self.root.cluster.address)
             try:
-                self.recover_orphans(study)
-                outcome = self._loop(study, plan)
+                with self.watch or contextlib.nullcontext():
+                    self.recover_orphans(study)
+                    outcome = self._loop(study, plan)
             except StorageUnavailable as exc:
                 raise StorageUnavailable(f"{exc}. Nothing is lost: `gradstudy resume {self.name}` continues "
                                          "the study once the storage answers") from exc
@@ -254,6 +265,8 @@ class StudyRunner:
         progress = Progress(total=total)
         try:
             while True:
+                if self.watch:
+                    self.watch.check()
                 done = self._progress(study, progress, len(in_flight))
                 if time.monotonic() >= deadline:
                     self._stop_in_flight(study, in_flight, "budget")
@@ -269,6 +282,11 @@ class StudyRunner:
                 for ref in ready:
                     self._collect(study, ref, in_flight.pop(ref))
                     progress.done_here += 1
+        except ClusterLost:
+            # Ray cannot be asked anything now: what ran stays RUNNING, and the next driver of the study
+            # (`gradstudy resume`) recovers those trials as orphans and queues them again
+            in_flight.clear()
+            raise
         except StorageUnavailable:
             # nothing can be written now: cancel what runs; its trials stay RUNNING in the storage, and the
             # next driver of the study (`gradstudy resume`) recovers them as orphans and queues them again
