@@ -7,7 +7,8 @@
   share a card; Ray does not isolate their memory). If the cluster has no GPU the request falls back to
   CPU with a warning. Ray's own retries are off: a lost worker is handled by the study (re-queued in
   Optuna), so every attempt stays visible.
-- `max_concurrent` 0 means as many trials at once as the cluster's resources hold.
+- `max_concurrent` 0 means as many trials at once as the cluster's resources hold, looked at again every
+  few seconds: a node added mid-study receives trials, a node lost takes its share away.
 """
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ import logging
 import math
 import os
 import socket
+import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import ray
 
@@ -36,6 +38,19 @@ class Placement:
     cpu: float
     gpu: float
     max_concurrent: int
+    follows_cluster: bool = False      # cluster.max_concurrent=0: the limit follows the cluster's size
+    every_s: float = 5.0
+    checked: float = field(default_factory=time.monotonic)
+
+    def refresh(self) -> None:
+        """The limit again from the cluster's resources now (at most every `every_s`), when it follows them."""
+        if not self.follows_cluster or time.monotonic() - self.checked < self.every_s:
+            return
+        self.checked = time.monotonic()
+        try:
+            self.max_concurrent = _fit(ray.cluster_resources(), self.cpu, self.gpu)
+        except Exception:   # the cluster does not answer now: keep the limit (study/cluster_watch.py tells)
+            pass
 
     def submit(self, job: TrialJob) -> ray.ObjectRef:
         return _remote.options(num_cpus=self.cpu, num_gpus=self.gpu).remote(job)
@@ -100,11 +115,16 @@ def plan(cfg: ClusterConfig) -> Placement:
         warnings.warn(f"cluster.trial_resources.gpu={gpu} but the Ray cluster has no GPU: trials run on CPU")
         gpu = 0.0
     cpu = min(want.cpu, cpus)
-    fit = math.floor(cpus / cpu + 1e-9)
+    limit = cfg.max_concurrent or _fit(resources, cpu, gpu)
+    return Placement(cpu=cpu, gpu=gpu, max_concurrent=limit, follows_cluster=not cfg.max_concurrent)
+
+
+def _fit(resources: dict, cpu: float, gpu: float) -> int:
+    """How many trials of `cpu` CPUs and `gpu` GPUs the cluster's resources hold at once (at least 1)."""
+    fit = math.floor(resources.get("CPU", 0.0) / cpu + 1e-9) if cpu > 0 else 1_000_000
     if gpu > 0:
-        fit = min(fit, math.floor(gpus / gpu + 1e-9))
-    limit = cfg.max_concurrent or max(1, fit)
-    return Placement(cpu=cpu, gpu=gpu, max_concurrent=limit)
+        fit = min(fit, math.floor(resources.get("GPU", 0.0) / gpu + 1e-9))
+    return max(1, fit)
 
 
 def shutdown() -> None:

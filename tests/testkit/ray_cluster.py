@@ -171,6 +171,7 @@ class RayCluster:
         self._lock = threading.Lock()
         self._stop_watch = threading.Event()
         self._watcher: Optional[threading.Thread] = None
+        self.failed: list[Node] = []          # nodes whose `ray start` failed (tried again once)
 
     # --- what a driver needs ------------------------------------------------------------------------
     @property
@@ -204,10 +205,10 @@ class RayCluster:
                    RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1")
         return env
 
-    def _start(self, name: str, head: bool, num_cpus: int, timeout: float) -> Node:
+    def _start(self, name: str, head: bool, num_cpus: int, timeout: float, folder_name: str = "") -> Node:
         if any(n.name == name for n in self.nodes):
             raise ValueError(f"a node named {name!r} exists already")
-        folder = self.root / name
+        folder = self.root / (folder_name or name)
         folder.mkdir(parents=True)
         ports = {key: free_port() for key in ("node_manager", "object_manager", "agent_http", "agent_grpc",
                                               "runtime_env_agent", "metrics_export")}
@@ -235,7 +236,8 @@ class RayCluster:
             self.nodes.append(node)
         if head:
             self.gcs_port = ports["gcs"]
-            self._watch()
+            if self._watcher is None:
+                self._watch()
         try:
             self._wait_registered(node, timeout)
         except BaseException:
@@ -245,11 +247,27 @@ class RayCluster:
 
     def start_head(self, timeout: float = 120) -> Node:
         assert not self.nodes, "the head is the first node"
-        return self._start("head", True, 0, timeout)
+        return self._start_retrying("head", True, 0, timeout)
 
     def add_worker(self, name: str, num_cpus: int = 1, timeout: float = 120) -> Node:
         """Start a worker node; returns once the GCS holds it alive and its raylet pid is known."""
-        return self._start(name, False, num_cpus, timeout)
+        return self._start_retrying(name, False, num_cpus, timeout)
+
+    def _start_retrying(self, name: str, head: bool, num_cpus: int, timeout: float) -> Node:
+        """A `ray start` that exits at once is tried once more with other free ports (one picked here may
+        have been taken by another process before Ray bound it)."""
+        try:
+            return self._start(name, head, num_cpus, timeout)
+        except RayClusterError as first:
+            with self._lock:
+                failed = next(n for n in self.nodes if n.name == name)
+                self.nodes.remove(failed)
+            failed.name = f"{name}-failed"
+            self.failed.append(failed)
+            try:
+                return self._start(name, head, num_cpus, timeout, folder_name=f"{name}-again")
+            except RayClusterError as second:
+                raise RayClusterError(f"{second}\n(first try: {first})") from None
 
     def _wait_registered(self, node: Node, timeout: float) -> None:
         deadline = time.monotonic() + timeout
