@@ -38,6 +38,7 @@ from study.search_check import validate_keys
 from study.space import SearchSpace
 from study.storage import is_local_file, open_storage, resolve_url
 from study.storage_retry import StorageUnavailable
+from study.tally import Tally
 from study.trial_store import TrialStore, trial_id
 from tracking.attrs import StudyAttr, TrialAttr, TrialRecord
 from study.trial_task import TrialJob
@@ -108,6 +109,7 @@ class StudyRunner:
         self.storage_url = resolve_url(self.root.study.storage)
         self.hooks = Hooks()               # set by run(): MLflow tracking and the caller's hooks
         self.watch: Optional[ClusterWatch] = None   # set by run(): notices a Ray cluster lost mid-study
+        self.tally: Optional[Tally] = None          # set by run(): the finished trials, counted as they end
 
     # --- set-up ---------------------------------------------------------------------------------------
     @property
@@ -187,6 +189,8 @@ class StudyRunner:
                                     skip_if_exists=False)
         if frozen.state == TrialState.RUNNING:
             store.fail(frozen)
+        if not again:
+            self._count(store.frozen(frozen))
         self.hooks.lost(frozen, "requeued" if again else "failed", reason)
 
     def recover_orphans(self, study: optuna.Study) -> int:
@@ -205,12 +209,20 @@ class StudyRunner:
             study.tell(trial, state=TrialState.PRUNED)
         else:
             study.tell(trial, objective_values(summary, self.metrics, self.directions))
+        self._count(TrialStore(study).frozen(trial))
+
+    def _count(self, frozen: optuna.trial.FrozenTrial) -> None:
+        """A trial this driver finished, into the running count (none before the loop starts)."""
+        if self.tally is not None:
+            self.tally.add(frozen)
 
     def fail(self, study: optuna.Study, trial: optuna.Trial, reason: str, error: str) -> None:
         trial.set_user_attr(TrialAttr.FAIL_REASON, reason)
         trial.set_user_attr(TrialAttr.ERROR, error[-2000:])
         study.tell(trial, state=TrialState.FAIL)
-        self.hooks.lost(TrialStore(study).frozen(trial), "failed", f"{reason}: {error[-500:]}")
+        frozen = TrialStore(study).frozen(trial)
+        self._count(frozen)
+        self.hooks.lost(frozen, "failed", f"{reason}: {error[-500:]}")
 
     # --- the loop -------------------------------------------------------------------------------------
     def run(self, hooks: Sequence[StudyHooks] = ()) -> Outcome:
@@ -240,6 +252,7 @@ class StudyRunner:
             try:
                 with self.watch or contextlib.nullcontext():
                     self.recover_orphans(study)
+                    self.tally = Tally(study.directions[0], study.get_trials(deepcopy=False))
                     outcome = self._loop(study, plan)
             except StorageUnavailable as exc:
                 raise StorageUnavailable(f"{exc}. Nothing is lost: `gradstudy resume {self.name}` continues "
@@ -247,16 +260,13 @@ class StudyRunner:
             outcome.code = self.hooks.end(self, outcome)
             return outcome
 
-    def _progress(self, study: optuna.Study, progress: Progress, running: int) -> int:
-        """Update the display from the storage; returns how many trials count as finished."""
-        done = results.finished(study.get_trials(deepcopy=False))
-        progress.done, progress.running = len(done), running
-        progress.pruned = sum(t.state == TrialState.PRUNED for t in done)
-        progress.failed = sum(t.state == TrialState.FAIL for t in done)
-        best = results.best_trial(study, done)
-        progress.best = best.values[0] if best else None
+    def _progress(self, progress: Progress, running: int) -> int:
+        """Update the display from the tally; returns how many trials count as finished."""
+        tally = self.tally
+        progress.done, progress.running = tally.done, running
+        progress.pruned, progress.failed, progress.best = tally.pruned, tally.failed, tally.best_value
         self.on_progress(progress)
-        return len(done)
+        return tally.done
 
     def _loop(self, study: optuna.Study, plan: placement.Placement) -> Outcome:
         total, budget = self.root.study.n_trials, self.root.study.timeout_s
@@ -267,11 +277,12 @@ class StudyRunner:
             while True:
                 if self.watch:
                     self.watch.check()
-                done = self._progress(study, progress, len(in_flight))
+                done = self._progress(progress, len(in_flight))
                 if time.monotonic() >= deadline:
                     self._stop_in_flight(study, in_flight, "budget")
-                    self._progress(study, progress, 0)
+                    self._progress(progress, 0)
                     return Outcome(study, timed_out=True)
+                plan.refresh()
                 while len(in_flight) < plan.max_concurrent and done + len(in_flight) < total:
                     if not self._launch(study, plan, in_flight):
                         done += 1                  # failed before it was placed: a final FAIL
@@ -295,7 +306,7 @@ class StudyRunner:
         except BaseException:
             self._stop_in_flight(study, in_flight, "interrupted")
             raise
-        self._progress(study, progress, 0)
+        self._progress(progress, 0)
         return Outcome(study)
 
     def _launch(self, study: optuna.Study, plan: placement.Placement, in_flight: dict) -> bool:
