@@ -1,10 +1,10 @@
-# gradstudy: GNU make. `make setup` builds .venv (once), `make test`, `make test-fast`, `make study`, `make bench`,
+# gradstudy: GNU make. `make setup` builds .venv (once), `make test`, `make test-all`, `make test-fast`, `make study`, `make bench`,
 # `make browser` (Debian's chromium for the MLflow UI test; apt-get, as root or with sudo).
 PY ?= python3
 VENV = .venv
 VPY = $(VENV)/bin/python
 
-.PHONY: setup browser study test test-fast bench clean distclean
+.PHONY: setup browser study test test-all test-fast bench clean distclean
 
 setup: $(VENV)/.installed
 
@@ -29,7 +29,12 @@ study: setup
 browser:
 	scripts/install-browser
 
+# Everything but the `long` fault and soak tests (multi-node cluster, 30-s storage outages, soak): ~10 min on 2 cores.
 test: setup browser
+	$(VPY) -m pytest -q -m "not long"
+
+# The whole suite, the `long` tests too (~25 min on 2 cores).
+test-all: setup browser
 	$(VPY) -m pytest -q
 
 # The tests that need no real service (no Ray, PostgreSQL, mlflow server or browser): about a minute.

@@ -392,7 +392,7 @@ def test_previous_night_is_the_latest_earlier_date():
 # 4. The wall-clock budget
 
 # each trial takes several seconds even on warm Ray workers, so a 2 s budget always stops them
-BUDGET_LONG = ["train.steps=4000", "train.probe_every=1000", "task.seq_len=30", "model.hidden_size=32",
+BUDGET_LONG = ["train.steps=1000", "train.probe_every=250", "task.seq_len=30", "model.hidden_size=32",
                "cluster.num_cpus=2", "tracking.enabled=false", "study.n_trials=2", "study.sampler=random"]
 
 

@@ -12,6 +12,7 @@ import pytest
 from testkit.processes import REPO, cli_env
 
 
+@pytest.mark.long
 @pytest.mark.slow
 @pytest.mark.ray
 @pytest.mark.timeout(300)

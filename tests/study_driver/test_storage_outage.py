@@ -47,6 +47,7 @@ def check_outage_survived(driver, storage_url: str, name: str, n: int) -> None:
         assert sorted(t.intermediate_values) == [0, 100, 200, 300, 400, 500, 599], (t.number, t.intermediate_values)
 
 
+@pytest.mark.long
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_postgresql_outage_mid_study_is_waited_out(home, drivers, pg_server):
@@ -64,6 +65,7 @@ def test_postgresql_outage_mid_study_is_waited_out(home, drivers, pg_server):
     check_outage_survived(driver, pg_server.url, name, n)
 
 
+@pytest.mark.long
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_journal_outage_mid_study_is_waited_out(home, drivers):
