@@ -39,6 +39,7 @@ from study.space import SearchSpace
 from study.storage import is_local_file, open_storage, resolve_url
 from study.storage_retry import StorageUnavailable
 from study.tally import Tally
+from study.trial_composer import TrialComposer
 from study.trial_store import TrialStore, trial_id
 from tracking.attrs import StudyAttr, TrialAttr, TrialRecord
 from study.trial_task import TrialJob
@@ -120,10 +121,10 @@ class StudyRunner:
         return self._base_config
 
     def trial_config(self, values: dict[str, Any]) -> TrialConfig:
-        sampled = self.space.overrides(values)
-        keys = {o.split("=", 1)[0] for o in sampled}
-        base = [o for o in self.base + list(self.root.study.fixed) if o.split("=", 1)[0].lstrip("+~") not in keys]
-        return compose_trial(base + sampled)
+        """The trial's config: the study's base with the sampled `values` (study/trial_composer.py)."""
+        if not hasattr(self, "_composer"):
+            self._composer = TrialComposer(self.base + list(self.root.study.fixed))
+        return self._composer(values, self.space.overrides(values))
 
     def validate(self) -> None:
         """Every search key and value composes: caught here, before any trial runs."""
@@ -238,7 +239,8 @@ class StudyRunner:
             if self.root.tracking.enabled:   # MLflow unreachable: a TrackingError before Ray starts
                 from study.tracking_hooks import StudyTracking
 
-                tracked.append(StudyTracking(self.root.tracking.uri, self.name))
+                tracked.append(StudyTracking(self.root.tracking.uri, self.name,
+                                             self.root.tracking.trial_figures_min_s))
             placement.connect(self.root.cluster)      # before anything is written
             plan = placement.plan(self.root.cluster)
             study = self.open_study(storage)
