@@ -99,6 +99,9 @@ class ClusterConfig:
 class TrackingConfig:
     uri: str = ""                         # MLflow tracking URI; empty = the local SQLite store
     enabled: bool = True
+    # per-trial figures (gradient profile, heatmap PNGs) for trials that trained at least this long; 0 = every
+    # trial. Drawing them costs ~1.5 s of CPU, most of a short trial's overhead.
+    trial_figures_min_s: float = 20.0
 
 
 @dataclass
@@ -146,6 +149,10 @@ def validate_root(root: RootConfig) -> RootConfig:
     check(s.pruner_warmup_steps >= 0, "study.pruner_warmup_steps", s.pruner_warmup_steps, "an integer ≥ 0")
     check(s.pruner_startup_trials >= 0, "study.pruner_startup_trials", s.pruner_startup_trials,
           "an integer ≥ 0")
+
+    f = root.tracking.trial_figures_min_s
+    check(math.isfinite(f) and f >= 0, "tracking.trial_figures_min_s", f,
+          "a number of seconds ≥ 0 (0 = figures for every trial)")
 
     cpu, gpu = c.trial_resources.cpu, c.trial_resources.gpu
     check(math.isfinite(cpu) and cpu > 0, "cluster.trial_resources.cpu", cpu, "a number > 0")

@@ -56,8 +56,9 @@ def git_commit() -> str:
 class StudyTracking(StudyHooks):
     """None of these methods lets an MLflow failure stop the study once it has started."""
 
-    def __init__(self, uri: str, study_name: str):
+    def __init__(self, uri: str, study_name: str, figures_min_s: float = 0.0):
         use_recording_http()
+        self.figures_min_s = figures_min_s
         self.data_dir = data_dir()
         self.client = connect(uri, self.data_dir)          # raises TrackingError: before any trial
         self.uri = resolve_uri(uri, self.data_dir)
@@ -93,7 +94,7 @@ class StudyTracking(StudyHooks):
         _, run_id = self._live(self.recorder.start_trial, trial.number, config)
         trial.set_user_attr(ATTR_RUN, run_id)
         trial.set_user_attr(ATTR_SYNC, "running" if run_id else "pending")
-        return {"tracking_uri": self.uri, "run_id": run_id or ""}
+        return {"tracking_uri": self.uri, "run_id": run_id or "", "figures_min_s": self.figures_min_s}
 
     def result(self, trial: optuna.Trial, summary: dict[str, Any], delivery: dict[str, Any]) -> None:
         run_id = trial.user_attrs.get(ATTR_RUN)

@@ -30,6 +30,7 @@ class TrialJob:
     threads: int = 1       # intra-op threads: the CPUs the trial was given, so trials do not oversubscribe
     tracking_uri: str = ""  # MLflow store and the trial's child run; empty run_id = no MLflow
     run_id: str = ""
+    figures_min_s: float = 0.0   # the per-trial figures for trials that trained at least this long
     storage_retry_s: float = 600.0   # how long the reporter's last writes wait out a storage outage
 
 
@@ -42,7 +43,7 @@ def execute(job: TrialJob) -> dict[str, Any]:
     if job.tracking_uri:   # without a run_id (MLflow down at launch) it only keeps the history for the back-fill
         from tracking.reporter import MlflowReporter
 
-        mlflow_reporter = MlflowReporter(job.tracking_uri, job.run_id)
+        mlflow_reporter = MlflowReporter(job.tracking_uri, job.run_id, figures_min_s=job.figures_min_s)
         reporters.append(mlflow_reporter)
     try:
         summary = run_trial(job.config, FanOut(*reporters))

@@ -22,14 +22,15 @@ from workers.summary import write_trial_folder
 
 
 
-def write_artifacts(summary: dict[str, Any], folder: Path) -> Path:
-    """The per-trial artifact files, written into `folder`."""
+def write_artifacts(summary: dict[str, Any], folder: Path, figures: bool = True) -> Path:
+    """The per-trial artifact files, written into `folder`; the PNG figures only with `figures`."""
     from tracking import plots
 
     write_trial_folder(folder, summary)
     if summary.get("probes"):
-        plots.gradient_profile(summary, folder / "gradient_profile.png")
-        plots.gradient_heatmap(summary, folder / "gradient_heatmap.png")
+        if figures:
+            plots.gradient_profile(summary, folder / "gradient_profile.png")
+            plots.gradient_heatmap(summary, folder / "gradient_heatmap.png")
         plots.probe_table(summary, folder / "probes.csv")
         plots.probe_scalars(summary, folder / "probe_scalars.csv")
     return folder
@@ -39,8 +40,9 @@ class MlflowReporter(Reporter):
     """An empty `run_id` (the driver could not create the run: MLflow down at launch) sends nothing and
     only keeps `history`, for the back-fill."""
 
-    def __init__(self, tracking_uri: str, run_id: str, close_timeout_s: float = 30.0):
+    def __init__(self, tracking_uri: str, run_id: str, close_timeout_s: float = 30.0, figures_min_s: float = 0.0):
         use_recording_http()
+        self.figures_min_s = figures_min_s
         self.client, self.run_id = (MlflowClient(tracking_uri=tracking_uri) if run_id else None), run_id
         self.close_timeout_s = close_timeout_s
         self.history: list[tuple[str, float, int]] = []
@@ -70,7 +72,8 @@ class MlflowReporter(Reporter):
         self.result.update(delivered=not left, undelivered=len(left))
         try:
             with tempfile.TemporaryDirectory(prefix="gradstudy-artifacts-") as tmp:
-                self.client.log_artifacts(self.run_id, str(write_artifacts(summary, Path(tmp))))
+                figures = (summary["final"].get("wall_s") or 0.0) >= self.figures_min_s
+                self.client.log_artifacts(self.run_id, str(write_artifacts(summary, Path(tmp), figures)))
             self.result["artifacts"] = True
         except Exception as exc:  # MLflow gone: the driver back-fills from the files it keeps
             self.result["artifact_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"

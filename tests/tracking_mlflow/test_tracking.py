@@ -41,7 +41,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 # A tiny trial: an 8-unit vanilla RNN on the adding problem with T = 10, 20 steps probed every 5.
 TINY = ["experiment=demo", "train.steps=20", "train.probe_every=5", "task.seq_len=10",
-        "model.hidden_size=8", "cluster.num_cpus=2"]
+        "model.hidden_size=8", "cluster.num_cpus=2", "tracking.trial_figures_min_s=0"]   # figures for every trial
 # The demo's two sampled keys, restricted to settings that never diverge (tanh units), so that every
 # trial runs all its steps and the expected metric counts are exact.
 CALM = "++search.params={model.init: scaled, model.init_gain: 'choice(0.5, 2.0)', model.activation: tanh}"

@@ -389,3 +389,24 @@ def test_trial_record_round_trips_through_user_attrs(summary):
     trial = create_trial(value=0.1, user_attrs=attrs)
     assert TrialRecord.from_frozen(trial) == record
     assert TrialRecord.from_frozen(create_trial(value=0.1)) == TrialRecord()
+
+
+@pytest.mark.parametrize("min_s, drawn", [(0.0, True), (20.0, False)])
+def test_a_short_trial_gets_its_tables_and_its_figures_only_when_asked(summary, tmp_path, min_s, drawn):
+    """`tracking.trial_figures_min_s`: a trial that trained less than that long gets no PNGs (they cost
+    ~1.5 s of CPU each trial), the rest of its artifacts always; recorded in a real local MLflow store."""
+    from mlflow import MlflowClient
+
+    from tracking.reporter import MlflowReporter
+    from tracking.store import resolve_uri
+
+    assert summary["final"]["wall_s"] < 20.0
+    uri = resolve_uri("", tmp_path)
+    client = MlflowClient(uri)
+    run_id = client.create_run(client.create_experiment("figures")).info.run_id
+    reporter = MlflowReporter(uri, run_id, figures_min_s=min_s)
+    reporter.on_end(summary)
+    assert reporter.result["artifacts"] is True, reporter.result
+    names = {a.path for a in client.list_artifacts(run_id)}
+    assert {"summary.json", "config.yaml", "probes.csv", "probe_scalars.csv"} <= names, names
+    assert ("gradient_profile.png" in names) == drawn and ("gradient_heatmap.png" in names) == drawn, names

@@ -35,7 +35,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 ARTIFACTS = REPO / "test-artifacts"
 STUDY = "browser"
 TINY = ["experiment=demo", "train.steps=20", "train.probe_every=5", "task.seq_len=10", "model.hidden_size=8",
-        "cluster.num_cpus=2", "study.n_trials=3", f"study.name={STUDY}"]
+        "cluster.num_cpus=2", "study.n_trials=3", f"study.name={STUDY}", "tracking.trial_figures_min_s=0"]
 CHART = "gradient_profile.png"
 METRIC = "grad/vanishing_ratio"
 UI_TIMEOUT_MS = 60_000
