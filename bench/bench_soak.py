@@ -1,7 +1,7 @@
 """Soak: one long study of short trials with MLflow on, on a local Ray — is every trial accounted for, and
 does the driver stay flat?
 
-    .venv/bin/python bench/bench_soak.py [--trials 1000] [--window 100] [--json]
+    .venv/bin/python bench/bench_soak.py [--trials 100] [--window 20] [--json]    (the long version: --trials 1000 --window 100)
 
 The driver runs in this process (StudyRunner), so its resident memory is this process's: sampled at every
 progress update. Prints the trial states (COMPLETE + PRUNED + FAIL must equal --trials, nothing RUNNING or
@@ -39,8 +39,8 @@ def per_trial_s(trials: list, first: bool, window: int) -> float:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--trials", type=int, default=1000)
-    ap.add_argument("--window", type=int, default=100)
+    ap.add_argument("--trials", type=int, default=100)
+    ap.add_argument("--window", type=int, default=20)
     ap.add_argument("--json", action="store_true", help="print one JSON line instead of the table")
     args = ap.parse_args(argv)
     os.environ.setdefault("GRADSTUDY_HOME", tempfile.mkdtemp(prefix="gradstudy-soak-"))

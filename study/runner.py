@@ -20,7 +20,6 @@ import contextlib
 import math
 import os
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 import optuna
@@ -28,11 +27,13 @@ import ray
 import yaml
 from optuna.trial import TrialState
 
-from study import placement, results
+from study import placement
 from study.cluster_watch import ClusterLost, ClusterWatch, gcs_address
 from study.compose import Composed, compose_trial
 from study.lock import study_lock
+from study.objectives import lookup, objective_values
 from study.paths import trial_dir
+from study.progress import Outcome, Progress
 from study.samplers import make_pruner, make_sampler
 from study.search_check import validate_keys
 from study.space import SearchSpace
@@ -47,54 +48,6 @@ from study.hooks import Hooks, StudyHooks
 from workers.config import ConfigError, TrialConfig, to_dict
 from workers.summary import write_trial_folder
 
-
-
-@dataclass
-class Progress:
-    """What the live display shows; updated by the runner, drawn by study/console.py."""
-    total: int
-    done: int = 0
-    running: int = 0
-    pruned: int = 0
-    failed: int = 0
-    best: Optional[float] = None
-    started: float = field(default_factory=time.monotonic)
-    done_here: int = 0          # finished by this run (for the ETA)
-
-    def eta_s(self) -> Optional[float]:
-        if self.done_here == 0:
-            return None
-        rate = (time.monotonic() - self.started) / self.done_here
-        return rate * (self.total - self.done)
-
-
-@dataclass
-class Outcome:
-    study: optuna.Study
-    timed_out: bool = False
-    code: Optional[int] = None      # what an `end` hook asked the command to exit with
-
-
-def lookup(cfg: TrialConfig, key: str) -> Any:
-    """The value of a dotted key in a trial config (enum values as strings)."""
-    node: Any = cfg
-    for part in key.split("."):
-        node = getattr(node, part)
-    return getattr(node, "value", node)
-
-
-def objective_values(summary: dict, metrics: list[str], directions: list[str]) -> list[float]:
-    values = []
-    for metric, direction in zip(metrics, directions):
-        node: Any = summary
-        for part in metric.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, bool):
-            node = float(node)
-        if node is None or not math.isfinite(node):
-            node = math.inf if direction == "minimize" else -math.inf
-        values.append(float(node))
-    return values
 
 
 class StudyRunner:
