@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> dict:
     from mlflow import MlflowClient
 
     from study import placement
+    from study.cli import quiet_libraries
+
+    quiet_libraries()       # as `gradstudy run` does: no Optuna INFO line (and best-trial scan) per trial
     from study.compose import compose_root
     from study.runner import StudyRunner
     from tracking.store import resolve_uri

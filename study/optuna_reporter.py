@@ -29,6 +29,19 @@ from workers.reporter import Reporter
 INTERMEDIATE = {"final.accuracy": "val_accuracy"}   # every other objective is tracked by val_loss
 
 
+_STORAGES: dict[tuple[str, float], optuna.storages.BaseStorage] = {}
+
+
+def worker_storage(url: str, retry_s: float) -> optuna.storages.BaseStorage:
+    """One storage per worker process and URL. A Ray worker runs trial after trial: opening a journal file
+    again for each would replay the whole file (a cost that grows with the study), a database would open a
+    new connection pool."""
+    key = (url, retry_s)
+    if key not in _STORAGES:
+        _STORAGES[key] = open_storage(url, retry_s, wait_to_open=True)
+    return _STORAGES[key]
+
+
 def intermediate_key(metric: str) -> str:
     return INTERMEDIATE.get(metric, "val_loss")
 
@@ -36,7 +49,7 @@ def intermediate_key(metric: str) -> str:
 class OptunaReporter(Reporter):
     def __init__(self, storage_url: str, study_name: str, trial_id: int, metric: str, prune: bool,
                  pruner: Optional[optuna.pruners.BasePruner] = None, retry_s: float = 0.0):
-        self.storage = open_storage(storage_url, retry_s, wait_to_open=True)
+        self.storage = worker_storage(storage_url, retry_s)
         # The pruner is not kept in the storage: without it load_study gives Optuna's default
         # MedianPruner (5 startup trials), not the study's.
         self.study = optuna.load_study(study_name=study_name, storage=self.storage,

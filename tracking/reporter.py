@@ -1,8 +1,10 @@
 """A `workers.reporter.Reporter` that records one trial in its MLflow child run, from the worker.
 
 Step metrics and probe metrics go through a background BatchLogger (training does not wait on MLflow).
-At the end: the final metrics, then the artifacts (summary.json, config.yaml, the gradient profile and
-heatmap plots, the probe tables). Nothing here raises into the trial: if MLflow is unreachable the
+At the end: the final metrics, then the artifacts (summary.json, config.yaml, the probe tables, and the
+gradient profile and heatmap plots of a trial that trained `figures_min_s` or longer), then, when all of it
+was delivered, the run is closed here (state, health, status: tracking/run_end.py) rather than by the
+driver, so that the driver's per-trial MLflow work stays small. Nothing here raises into the trial: if MLflow is unreachable the
 trial still finishes, and `result` says what was not delivered so that the driver keeps it for a
 back-fill (`gradstudy report NAME`). `history` holds every metric sent, for that back-fill.
 """
@@ -16,6 +18,7 @@ from mlflow import MlflowClient
 
 from tracking import names
 from tracking.batch_logger import BatchLogger
+from tracking.run_end import end_trial_run
 from tracking.store import use_recording_http
 from workers.reporter import Reporter
 from workers.summary import write_trial_folder
@@ -77,3 +80,12 @@ class MlflowReporter(Reporter):
             self.result["artifacts"] = True
         except Exception as exc:  # MLflow gone: the driver back-fills from the files it keeps
             self.result["artifact_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+            return
+        if self.result["delivered"]:
+            # everything is in: the run is closed here, in parallel with the other workers, not by the driver
+            try:
+                end_trial_run(self.client, self.run_id, summary["status"], summary.get("health"))
+                self.result["closed"] = True
+            except Exception:   # the driver closes it (or marks the trial pending for the back-fill)
+                pass
+

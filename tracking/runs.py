@@ -7,9 +7,9 @@
          ├─ child run "trial-0001"   resolved config with dotted keys, metrics, per-trial artifacts
          └─ …
 
-The driver creates a trial's child run before the trial starts and closes it when the trial ends,
-whatever the end (completed, diverged, pruned, failed, lost with its worker and re-queued), so no
-trial is missing. `gradstudy.state` ∈ completed, pruned, diverged, failed, requeued, running. MLflow run
+The driver creates a trial's child run before the trial starts; the worker closes it when the trial
+returns with everything delivered (tracking/reporter.py), the driver whatever the other ends (failed,
+lost with its worker and re-queued, MLflow unreachable from the worker), so no trial is missing. `gradstudy.state` ∈ completed, pruned, diverged, failed, requeued, running. MLflow run
 status: FINISHED (completed, diverged), KILLED (pruned), FAILED (failed, requeued).
 """
 from __future__ import annotations
@@ -24,11 +24,10 @@ from mlflow.entities import Metric, Param, RunTag
 
 from tracking import names
 from tracking.reporter import write_artifacts
+from tracking.run_end import end_trial_run
 from tracking.store import artifact_location
 from tracking.urls import scrub
 
-STATUS = {"completed": "FINISHED", "diverged": "FINISHED", "pruned": "KILLED", "failed": "FAILED",
-          "requeued": "FAILED"}
 
 
 def _chunks(items: list, size: int) -> Iterable[list]:
@@ -95,13 +94,7 @@ class StudyRecorder:
 
     def finish_trial(self, run_id: str, state: str, health: Optional[str] = None,
                      reason: Optional[str] = None) -> None:
-        tags = [RunTag(names.TAG_STATE, state)]
-        if health:
-            tags.append(RunTag(names.TAG_HEALTH, health))
-        if reason:
-            tags.append(RunTag(names.TAG_FAIL_REASON, scrub(reason)[:5000]))
-        self.client.log_batch(run_id, tags=tags)
-        self.client.set_terminated(run_id, STATUS.get(state, "FAILED"))
+        end_trial_run(self.client, run_id, state, health, reason)
 
     def backfill(self, number: int, summary: dict[str, Any], history: list, state: str,
                  old_run_id: Optional[str] = None) -> str:

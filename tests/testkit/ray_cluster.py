@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Optional
 
 from testkit.mlflow_server import free_port
+from testkit.processes import cmdline
 
 RAY = str(Path(sys.executable).parent / "ray")
 HOST = "127.0.0.1"
@@ -83,14 +84,6 @@ def _stat(pid: int) -> Optional[tuple[int, int, str]]:
         return int(rest[1]), int(rest[19]), rest[0]
     except (OSError, IndexError, ValueError):
         return None
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def _processes() -> dict[int, tuple[int, int]]:
@@ -290,7 +283,7 @@ class RayCluster:
 
     def _find_raylet(self, node: Node) -> Optional[int]:
         for pid in _descendants(node.pid, _processes()):
-            if "/raylet/raylet " in _cmdline(pid) + " ":
+            if "/raylet/raylet " in cmdline(pid) + " ":
                 return pid
         return None
 
@@ -359,7 +352,7 @@ class RayCluster:
         self.sample()
         node.killed = True
         st = _stat(node.raylet_pid)
-        if st is not None and "/raylet/raylet" in _cmdline(node.raylet_pid):
+        if st is not None and "/raylet/raylet" in cmdline(node.raylet_pid):
             os.kill(node.raylet_pid, signal.SIGKILL)
 
     def kill_gcs(self) -> int:
@@ -368,7 +361,7 @@ class RayCluster:
         self.sample()
         head = self.head
         for pid in _descendants(head.pid, _processes()):
-            if "/gcs/gcs_server " in _cmdline(pid) + " ":
+            if "/gcs/gcs_server " in cmdline(pid) + " ":
                 head.killed = True
                 os.kill(pid, signal.SIGKILL)
                 return pid

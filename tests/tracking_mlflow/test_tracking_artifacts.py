@@ -392,7 +392,7 @@ def test_trial_record_round_trips_through_user_attrs(summary):
 
 
 @pytest.mark.parametrize("min_s, drawn", [(0.0, True), (20.0, False)])
-def test_a_short_trial_gets_its_tables_and_its_figures_only_when_asked(summary, tmp_path, min_s, drawn):
+def test_a_short_trial_gets_its_tables_and_its_figures_only_when_asked_and_its_run_closed(summary, tmp_path, min_s, drawn):
     """`tracking.trial_figures_min_s`: a trial that trained less than that long gets no PNGs (they cost
     ~1.5 s of CPU each trial), the rest of its artifacts always; recorded in a real local MLflow store."""
     from mlflow import MlflowClient
@@ -410,3 +410,8 @@ def test_a_short_trial_gets_its_tables_and_its_figures_only_when_asked(summary, 
     names = {a.path for a in client.list_artifacts(run_id)}
     assert {"summary.json", "config.yaml", "probes.csv", "probe_scalars.csv"} <= names, names
     assert ("gradient_profile.png" in names) == drawn and ("gradient_heatmap.png" in names) == drawn, names
+    # everything delivered: the worker's reporter closed the run itself (the driver does not have to)
+    run = client.get_run(run_id)
+    assert reporter.result["closed"] is True and run.info.status == "FINISHED", (reporter.result, run.info)
+    assert run.data.tags["gradstudy.state"] == summary["status"] and run.data.tags["gradstudy.health"] == \
+        summary["health"], run.data.tags

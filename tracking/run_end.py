@@ -1,0 +1,32 @@
+"""Closing a trial's child run: its final `gradstudy.state` (and health, failure reason) and MLflow status.
+
+The worker closes the run of a trial that returned (tracking/reporter.py), in parallel with the other
+workers; the driver closes the runs of trials it knows more of (lost, failed before placement, closed
+late after an MLflow outage) through tracking/runs.py.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from mlflow import MlflowClient
+from mlflow.entities import RunTag
+
+from tracking import names
+from tracking.urls import scrub
+
+STATUS = {"completed": "FINISHED", "diverged": "FINISHED", "pruned": "KILLED", "failed": "FAILED",
+          "requeued": "FAILED"}
+
+
+def end_trial_run(client: MlflowClient, run_id: str, state: str, health: Optional[str] = None,
+                  reason: Optional[str] = None) -> None:
+    tags = [RunTag(names.TAG_STATE, state)]
+    if health:
+        tags.append(RunTag(names.TAG_HEALTH, health))
+    if reason:
+        tags.append(RunTag(names.TAG_FAIL_REASON, scrub(reason)[:5000]))
+    client.log_batch(run_id, tags=tags)
+    client.set_terminated(run_id, STATUS.get(state, "FAILED"))
+
+
+__all__ = ["STATUS", "end_trial_run"]
