@@ -430,7 +430,8 @@ def test_tracking_server_lost_mid_study_then_backfilled(home, tmp_path, drivers,
     driver = drivers.start(["run", "experiment=demo", f"train.steps={steps}", "train.probe_every=50",
                             f"train.log_every={log_every}", "task.seq_len=10", "model.hidden_size=8",
                             "cluster.num_cpus=2", "cluster.max_concurrent=2", CALM, "study.sampler=random",
-                            "study.seed=0", f"study.name={name}", "study.n_trials=4", f"tracking.uri={server.url}"])
+                            "study.seed=0", f"study.name={name}", "study.n_trials=4", f"tracking.uri={server.url}",
+                            "tracking.trial_figures_min_s=0"])
 
     def completed():
         study = load(name)
