@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=100)
     ap.add_argument("--window", type=int, default=20)
+    ap.add_argument("--no-tracking", action="store_true", help="MLflow off (the 10,000-trial version: "
+                    "--trials 10000 --window 1000 --no-tracking)")
     ap.add_argument("--json", action="store_true", help="print one JSON line instead of the table")
     args = ap.parse_args(argv)
     os.environ.setdefault("GRADSTUDY_HOME", tempfile.mkdtemp(prefix="gradstudy-soak-"))
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     overrides = ["experiment=demo", "train.steps=20", "train.probe_every=10", "task.seq_len=10",
                  "model.hidden_size=8", "cluster.num_cpus=2", "study.sampler=random", "study.name=soak",
-                 f"study.n_trials={args.trials}"]
+                 f"study.n_trials={args.trials}", f"tracking.enabled={str(not args.no_tracking).lower()}"]
     samples: list[tuple[int, float]] = []
 
     def progress(p) -> None:
@@ -74,9 +76,17 @@ def main(argv: list[str] | None = None) -> dict:
     requeued = sum(bool(t.user_attrs.get("gradstudy.requeued")) for t in trials)
     finished = states["COMPLETE"] + states["PRUNED"] + states["FAIL"] - requeued
 
+    from study import results
+    from study.storage import load_study
+
+    started = time.perf_counter()
+    results.status(load_study("soak", ""))          # what `gradstudy status soak` computes, storage opened anew
+    status_s = time.perf_counter() - started
+
     client = MlflowClient(resolve_uri("", data_dir()))
     experiment = client.get_experiment_by_name("gradstudy/soak")
-    runs = client.search_runs([experiment.experiment_id], max_results=50000) if experiment else []
+    runs = (client.search_runs([experiment.experiment_id], max_results=50000)
+            if experiment and not args.no_tracking else [])
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
     open_runs = [r.info.run_id for r in children if r.info.status == "RUNNING"]
 
@@ -90,6 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
         "rss_growth_mb": round(rss_mb() - after_first, 1),
         "s_per_trial_first_window": round(per_trial_s(trials, True, window), 3),
         "s_per_trial_last_window": round(per_trial_s(trials, False, window), 3), "window": window,
+        "status_s": round(status_s, 2),
     }
     placement.shutdown()
     if args.json:
