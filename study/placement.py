@@ -121,7 +121,7 @@ def plan(cfg: ClusterConfig) -> Placement:
 
 def _fit(resources: dict, cpu: float, gpu: float) -> int:
     """How many trials of `cpu` CPUs and `gpu` GPUs the cluster's resources hold at once (at least 1)."""
-    fit = math.floor(resources.get("CPU", 0.0) / cpu + 1e-9) if cpu > 0 else 1_000_000
+    fit = math.floor(resources.get("CPU", 0.0) / cpu + 1e-9)     # cpu > 0: validate_root
     if gpu > 0:
         fit = min(fit, math.floor(resources.get("GPU", 0.0) / gpu + 1e-9))
     return max(1, fit)

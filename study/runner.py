@@ -143,8 +143,9 @@ class StudyRunner:
                                     skip_if_exists=False)
         if frozen.state == TrialState.RUNNING:
             store.fail(frozen)
-        if not again:
-            self._count(store.frozen(frozen))
+        if not again:   # a final FAIL (or the state it had, if it was not running)
+            final = TrialState.FAIL if frozen.state == TrialState.RUNNING else frozen.state
+            self._count(frozen.number, final, frozen.values)
         self.hooks.lost(frozen, "requeued" if again else "failed", reason)
 
     def recover_orphans(self, study: optuna.Study) -> int:
@@ -161,22 +162,23 @@ class StudyRunner:
             trial.set_user_attr(key, value)
         if summary["status"] == "pruned":
             study.tell(trial, state=TrialState.PRUNED)
+            self._count(trial.number, TrialState.PRUNED)
         else:
-            study.tell(trial, objective_values(summary, self.metrics, self.directions))
-        self._count(TrialStore(study).frozen(trial))
+            values = objective_values(summary, self.metrics, self.directions)
+            study.tell(trial, values)
+            self._count(trial.number, TrialState.COMPLETE, values)
 
-    def _count(self, frozen: optuna.trial.FrozenTrial) -> None:
+    def _count(self, number: int, state: TrialState, values: Optional[list[float]] = None) -> None:
         """A trial this driver finished, into the running count (none before the loop starts)."""
         if self.tally is not None:
-            self.tally.add(frozen)
+            self.tally.count(number, state, values)
 
     def fail(self, study: optuna.Study, trial: optuna.Trial, reason: str, error: str) -> None:
         trial.set_user_attr(TrialAttr.FAIL_REASON, reason)
         trial.set_user_attr(TrialAttr.ERROR, error[-2000:])
         study.tell(trial, state=TrialState.FAIL)
-        frozen = TrialStore(study).frozen(trial)
-        self._count(frozen)
-        self.hooks.lost(frozen, "failed", f"{reason}: {error[-500:]}")
+        self._count(trial.number, TrialState.FAIL)
+        self.hooks.lost(TrialStore(study).frozen(trial), "failed", f"{reason}: {error[-500:]}")
 
     # --- the loop -------------------------------------------------------------------------------------
     def run(self, hooks: Sequence[StudyHooks] = ()) -> Outcome:

@@ -16,8 +16,6 @@ from typing import Any, Mapping, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from study.compose import _compose, compose_trial
-from study.hydra_errors import check_known_keys
-from study.schema import RootConfig
 from workers import config as wconfig
 from workers.config import TrialConfig
 
@@ -51,11 +49,11 @@ class TrialComposer:
                 if node is _MISSING or isinstance(node, DictConfig) or OmegaConf.is_list(node):
                     return None           # not a leaf of the base: a config-group choice, a new key…
                 OmegaConf.update(cfg, key, value, merge=False)
-            data = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-            check_known_keys(data, RootConfig, "", [])
+            # only leaves the base already has were set: no key can be unknown here (the base was checked)
+            data = {k: OmegaConf.to_container(cfg[k], resolve=True, enum_to_str=True) for k in TRIAL_SECTIONS}
         except Exception:    # anything the fast path cannot tell: Hydra says it (or raises the ConfigError)
             return None
-        return wconfig.from_dict({k: data[k] for k in TRIAL_SECTIONS})
+        return wconfig.from_dict(data)
 
 
 _MISSING = object()

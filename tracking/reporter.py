@@ -4,9 +4,9 @@ Step metrics and probe metrics go through a background BatchLogger (training doe
 At the end: the final metrics, then the artifacts (summary.json, config.yaml, the probe tables, and the
 gradient profile and heatmap plots of a trial that trained `figures_min_s` or longer), then, when all of it
 was delivered, the run is closed here (state, health, status: tracking/run_end.py) rather than by the
-driver, so that the driver's per-trial MLflow work stays small. Nothing here raises into the trial: if MLflow is unreachable the
-trial still finishes, and `result` says what was not delivered so that the driver keeps it for a
-back-fill (`gradstudy report NAME`). `history` holds every metric sent, for that back-fill.
+driver, so that the driver's per-trial MLflow work stays small. Nothing here raises into the trial: if
+MLflow is unreachable the trial still finishes, and `result` says what was not delivered so that the
+driver keeps it for a back-fill (`gradstudy report NAME`). `history` holds every metric sent, for that back-fill.
 """
 from __future__ import annotations
 

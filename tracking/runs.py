@@ -9,8 +9,9 @@
 
 The driver creates a trial's child run before the trial starts; the worker closes it when the trial
 returns with everything delivered (tracking/reporter.py), the driver whatever the other ends (failed,
-lost with its worker and re-queued, MLflow unreachable from the worker), so no trial is missing. `gradstudy.state` ∈ completed, pruned, diverged, failed, requeued, running. MLflow run
-status: FINISHED (completed, diverged), KILLED (pruned), FAILED (failed, requeued).
+lost with its worker and re-queued, MLflow unreachable from the worker), so no trial is missing.
+`gradstudy.state` ∈ completed, pruned, diverged, failed, requeued, running. MLflow run status:
+FINISHED (completed, diverged), KILLED (pruned), FAILED (failed, requeued).
 """
 from __future__ import annotations
 

@@ -23,9 +23,11 @@ STATES = ("COMPLETE", "PRUNED", "FAIL", "REQUEUED", "RUNNING", "WAITING")
 
 
 def counts_towards_total(t: FrozenTrial) -> bool:
-    if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
-        return True
-    return t.state == TrialState.FAIL and not t.user_attrs.get(REQUEUED)
+    return state_counts_towards_total(t.state, bool(t.user_attrs.get(REQUEUED)))
+
+
+def state_counts_towards_total(state: TrialState, requeued: bool) -> bool:
+    return state in (TrialState.COMPLETE, TrialState.PRUNED) or (state == TrialState.FAIL and not requeued)
 
 
 def state_counts(trials: list[FrozenTrial]) -> dict[str, int]:
@@ -36,10 +38,14 @@ def state_counts(trials: list[FrozenTrial]) -> dict[str, int]:
 
 
 def rank_key(direction: StudyDirection, t: FrozenTrial) -> tuple[float, int]:
-    value = float(t.values[0]) if t.values else None
+    return value_rank_key(direction, float(t.values[0]) if t.values else None, t.number)
+
+
+def value_rank_key(direction: StudyDirection, value: Optional[float], number: int) -> tuple[float, int]:
+    """Smaller is better: a non-finite or missing value loses, ties go to the lower trial number."""
     if value is None or not math.isfinite(value):
-        return math.inf, t.number
-    return (value if direction == StudyDirection.MINIMIZE else -value), t.number
+        return math.inf, number
+    return (value if direction == StudyDirection.MINIMIZE else -value), number
 
 
 def best_trial(study: optuna.Study, trials: Optional[list[FrozenTrial]] = None) -> Optional[FrozenTrial]:

@@ -33,7 +33,7 @@ def test_the_tally_agrees_with_the_storage():
         tally = Tally(study.directions[0], trials)
         assert tally.done == sum(counts_towards_total(t) for t in trials) == 7
         assert (tally.pruned, tally.failed) == (1, 1)
-        assert tally.best.number == best_trial(study).number == (2 if direction == "minimize" else 4)
+        assert tally.best_number == best_trial(study).number == (2 if direction == "minimize" else 4)
 
 
 def test_a_trial_is_counted_once_and_a_finite_value_beats_an_infinite_one():
