@@ -88,10 +88,11 @@ class StudyTracking(StudyHooks):
     # --- the driver's hooks -------------------------------------------------------------------------
     def start(self, runner, study: optuna.Study) -> None:
         self.open_parent(runner.composed, runner.space.structured())
+        self.safely(self.describe, study)
 
     def launch(self, trial: optuna.Trial, config: dict[str, Any]) -> dict[str, Any]:
         """The trial's child run; the worker logs to it (the TrialJob's fields)."""
-        _, run_id = self._live(self.recorder.start_trial, trial.number, config)
+        _, run_id = self._live(self.recorder.start_trial, trial.number, config, list(trial.params))
         trial.set_user_attr(ATTR_RUN, run_id)
         trial.set_user_attr(ATTR_SYNC, "running" if run_id else "pending")
         return {"tracking_uri": self.uri, "run_id": run_id or "", "figures_min_s": self.figures_min_s}
@@ -128,8 +129,10 @@ class StudyTracking(StudyHooks):
                   "study.pruner": root.study.pruner.value, "study.n_trials": root.study.n_trials,
                   "study.objectives": ", ".join(f"{o.metric} ({o.direction.value})" for o in root.study.objectives),
                   **{f"search.{k}": v for k, v in describe_search(search).items()}}
-        tags = {"mlflow.source.git.commit": git_commit(), names.TAG_OVERRIDES: " ".join(composed.overrides)}
-        self.recorder.log_study(params, composed.yaml, tags)
+        self.recorder.log_study(params, composed.yaml, {names.TAG_OVERRIDES: " ".join(composed.overrides)})
+        self.recorder.set_source({"mlflow.source.type": "LOCAL",
+                                  "mlflow.source.name": " ".join(["gradstudy run", *composed.overrides])[:250],
+                                  "mlflow.source.git.commit": git_commit()})
 
     def finish(self, study: optuna.Study) -> None:
         """End of a run: back-fill what MLflow missed, then the study report and counts on the parent."""
@@ -152,7 +155,8 @@ class StudyTracking(StudyHooks):
         """(Re)write the study report (PNGs + report.html) and attach it to the parent run with the
         counts; the parent run is ended if no trial is running or waiting (`gradstudy report` after
         MLflow was lost at the end of a run: the driver could not end it)."""
-        from tracking.report import write_study_report
+        from tracking.report import RunLinks, write_study_report
+        from tracking.ui_links import ui_address
 
         summaries = {}
         for t in finished(study.get_trials(deepcopy=False)):
@@ -161,13 +165,41 @@ class StudyTracking(StudyHooks):
                 summaries[t.number] = json.loads(path.read_text())
         folder = study_dir(study.study_name) / "report"
         folder.mkdir(parents=True, exist_ok=True)
-        html = write_study_report(study, folder, summaries, study.user_attrs.get(StudyAttr.NIGHTLY))
+        links = RunLinks(ui_address(self.uri), self.recorder.experiment_id, self.run_ids(study))
+        html = write_study_report(study, folder, summaries, study.user_attrs.get(StudyAttr.NIGHTLY), links)
         self.recorder.log_report(folder)
         self.log_counts(study)
+        self.describe(study, summaries)
         if not any(t.state in (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
                    for t in study.get_trials(deepcopy=False)):
             self.recorder.end_study()
         return html
+
+    def run_ids(self, study: optuna.Study) -> dict[int, str]:
+        """Trial number → the MLflow run that holds it."""
+        attrs = study.user_attrs
+        return {t.number: run for t in study.get_trials(deepcopy=False) if (run := mlflow_record(attrs, t)[1])}
+
+    def describe(self, study: optuna.Study, summaries: Optional[dict[int, dict]] = None) -> None:
+        """The parent run's description (tracking/study_note.py) and its `best/*` metrics."""
+        from tracking.run_look import run_name
+        from tracking.study_note import best_metrics, study_note
+        from tracking.trials import best_trial
+
+        trials = study.get_trials(deepcopy=False)
+        names_by_number = {}
+        best = best_trial(study, trials)
+        if best is not None:
+            summary = (summaries or {}).get(best.number)
+            if summary is None:
+                path = trial_dir(study.study_name, best.number) / "summary.json"
+                summary = json.loads(path.read_text()) if path.exists() else None
+            if summary:
+                names_by_number[best.number] = run_name(best.number, summary["config"], list(best.params))
+        self.recorder.set_note(study_note(study, self.recorder.experiment_id, self.run_ids(study), names_by_number))
+        metrics = best_metrics(study, trials)
+        if metrics:
+            self.recorder.log_study_metrics(metrics)
 
     def log_comparison(self, comparison: dict[str, Any]) -> None:
         """The nightly comparison on the parent run: an artifact and a few metrics."""
@@ -198,7 +230,7 @@ class StudyTracking(StudyHooks):
             summary = json.loads(summary_path.read_text())
             history_path = folder / "history.json"
             history = json.loads(history_path.read_text()) if history_path.exists() else []
-            run_id = self.recorder.backfill(t.number, summary, history, summary["status"], old)
+            run_id = self.recorder.backfill(t.number, summary, history, summary["status"], old, list(t.params))
             study.set_user_attr(f"{ATTR_BACKFILL}{t.number}", run_id)
             count += 1
         return count

@@ -48,6 +48,11 @@ def final_metrics(final: dict[str, Any]) -> Iterator[tuple[str, float]]:
             yield f"final/{key}", number
 
 
+def metric_of_objective(objective: str) -> str:
+    """The MLflow metric of a study objective (`final.test_loss` → `final/test_loss`)."""
+    return objective.replace(".", "/")
+
+
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
     """Dotted keys → string values: MLflow params of a trial's resolved config."""
     out: dict[str, str] = {}

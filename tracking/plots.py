@@ -30,18 +30,9 @@ from matplotlib.figure import Figure
 
 from tracking.values import finite_number
 from workers.config import LAMBDA1_INITS as _INITS
-from workers.health import SEVERITY
+from tracking.colours import HEALTH_COLOURS, OTHER_COLOUR
 
 LAMBDA1_INITS = tuple(i.value for i in _INITS)   # init schemes whose init_gain is λ1 of W_rec
-
-HEALTH_ORDER = SEVERITY   # the verdicts, least severe first (workers/health.py)
-HEALTH_COLOURS = {
-    "healthy": "#2ca02c",
-    "vanishing": "#1f77b4",
-    "exploding": "#ff7f0e",
-    "diverged": "#d62728",
-}
-OTHER_COLOUR = "#7f7f7f"
 DPI = 110
 MAX_COLUMNS = 500   # heatmap columns; longer profiles are binned
 

@@ -1,6 +1,8 @@
-"""The report of one study: PNG figures and a `report.html` that links them, in one folder.
+"""The report of one study: PNG figures and a `report.html` that holds them, in one folder.
 
-Links are relative, so the folder can be logged as is as an MLflow artifact directory. The report reads
+The page embeds its figures (data URIs): MLflow's artifact viewer shows an HTML artifact as a sandboxed
+blob: page, where relative paths break, and the same file opened from disk still works. Trial numbers
+link to their MLflow runs (`RunLinks`; a small script points them at the MLflow server that shows the page). The report reads
 the Optuna study (trial states, params, values and the user attrs the study driver sets:
 `gradstudy.health`, `gradstudy.cell`, `gradstudy.vanishing_ratio`, `gradstudy.final`,
 `gradstudy.status`, `gradstudy.requeued`) and, optionally, the trials' `summary.json` dicts by number.
@@ -27,7 +29,9 @@ Knows nothing of Ray or the study driver: it gets an Optuna study and plain dict
 """
 from __future__ import annotations
 
+import base64
 import re
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
@@ -40,6 +44,18 @@ from tracking.phase_figure import phase_figure
 from tracking.study_figures import health_mix_figure, history_figure, importance_figure, param_figure
 from tracking.trials import best_per_cell, state_counts
 from tracking.values import fmt
+
+@dataclass
+class RunLinks:
+    """Where the trials' MLflow runs are: `ui_base` (the MLflow UI's address, no trailing slash; inside
+    MLflow the page replaces it with the server it is shown by), the experiment, trial number → run id."""
+    ui_base: str
+    experiment_id: str
+    run_ids: dict[int, str] = field(default_factory=dict)
+
+    def paths(self) -> dict[int, str]:
+        return {n: f"#/experiments/{self.experiment_id}/runs/{r}" for n, r in self.run_ids.items()}
+
 
 FILES = {
     "health": "health_mix.png",
@@ -78,9 +94,15 @@ def _comparison(c: dict[str, Any]) -> dict[str, Any]:
             "health_previous": str(health.get("previous")), "health_current": str(health.get("current"))}
 
 
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
 def write_study_report(study: optuna.Study, folder: Path, summaries: Optional[dict[int, dict]] = None,
-                       comparison: Optional[dict[str, Any]] = None) -> Path:
-    """Write the study's figures and `report.html` into `folder`; return the HTML's path."""
+                       comparison: Optional[dict[str, Any]] = None, links: Optional[RunLinks] = None) -> Path:
+    """Write the study's figures and `report.html` into `folder`; return the HTML's path. The page holds
+    its figures (data URIs), so it reads the same from disk and inside MLflow's artifact viewer; with
+    `links`, trial numbers link to their MLflow runs."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for old in [*(folder / f for f in FILES.values()), *folder.glob("profile_*.png")]:
@@ -131,7 +153,10 @@ def write_study_report(study: optuna.Study, folder: Path, summaries: Optional[di
             plots.gradient_profile(summaries[t.number], folder / file)
             profiles.append({"file": file, "cell": cell, "number": t.number})
 
+    drawn = [f for f in figures.values() if f] + [p["file"] for p in profiles]
+    runs = links.paths() if links else {}
     page = _template().render(
+        images={f: _data_uri(folder / f) for f in drawn}, runs=runs, ui_base=links.ui_base if links else "",
         name=study.study_name, meta=meta, counts=state_counts(trials),
         comparison=_comparison(comparison) if comparison else None,
         multi=len(study.directions) > 1, objective=name0, objectives=objectives, best=best_rows,

@@ -1,7 +1,9 @@
 """A `workers.reporter.Reporter` that records one trial in its MLflow child run, from the worker.
 
 Step metrics and probe metrics go through a background BatchLogger (training does not wait on MLflow).
-At the end: the final metrics, then the artifacts (summary.json, config.yaml, the probe tables, and the
+At the end: the final metrics and the last probe's profile as `profile/log10_grad_h` with step = t
+(tracking/profile_records.py), the task as the run's input dataset (tracking/task_input.py), then the
+artifacts (summary.json, config.yaml, the probe tables, the profile table `profiles.json`, and the
 gradient profile and heatmap plots of a trial that trained `figures_min_s` or longer), then, when all of it
 was delivered, the run is closed here (state, health, status: tracking/run_end.py) rather than by the
 driver, so that the driver's per-trial MLflow work stays small. Nothing here raises into the trial: if
@@ -16,7 +18,8 @@ from typing import Any
 
 from mlflow import MlflowClient
 
-from tracking import names
+from tracking import names, profile_records
+from tracking.task_input import log_task_input
 from tracking.batch_logger import BatchLogger
 from tracking.run_end import end_trial_run
 from tracking.store import use_recording_http
@@ -36,7 +39,15 @@ def write_artifacts(summary: dict[str, Any], folder: Path, figures: bool = True)
             plots.gradient_heatmap(summary, folder / "gradient_heatmap.png")
         plots.probe_table(summary, folder / "probes.csv")
         plots.probe_scalars(summary, folder / "probe_scalars.csv")
+        profile_records.write_profile_table(summary, folder / profile_records.TABLE)
     return folder
+
+
+def closing_tags(folder: Path) -> dict[str, str]:
+    """Tags that go with the trial's artifacts when its run is closed (the table list MLflow reads)."""
+    if (Path(folder) / profile_records.TABLE).exists():
+        return {profile_records.LOGGED_ARTIFACTS: profile_records.logged_tables_tag()}
+    return {}
 
 
 class MlflowReporter(Reporter):
@@ -69,14 +80,19 @@ class MlflowReporter(Reporter):
     def on_end(self, summary: dict[str, Any]) -> None:
         for key, value in names.final_metrics(summary["final"]):
             self._add(key, value, summary["steps"])
+        for t, value in profile_records.profile_points(summary):
+            self._add(profile_records.METRIC, value, t)
         if self.logger is None:
             return
         left = self.logger.close(self.close_timeout_s)
         self.result.update(delivered=not left, undelivered=len(left))
         try:
+            log_task_input(self.client, self.run_id, summary["config"])
             with tempfile.TemporaryDirectory(prefix="gradstudy-artifacts-") as tmp:
                 figures = (summary["final"].get("wall_s") or 0.0) >= self.figures_min_s
-                self.client.log_artifacts(self.run_id, str(write_artifacts(summary, Path(tmp), figures)))
+                folder = write_artifacts(summary, Path(tmp), figures)
+                self.client.log_artifacts(self.run_id, str(folder))
+                tags = closing_tags(folder)
             self.result["artifacts"] = True
         except Exception as exc:  # MLflow gone: the driver back-fills from the files it keeps
             self.result["artifact_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
@@ -84,7 +100,7 @@ class MlflowReporter(Reporter):
         if self.result["delivered"]:
             # everything is in: the run is closed here, in parallel with the other workers, not by the driver
             try:
-                end_trial_run(self.client, self.run_id, summary["status"], summary.get("health"))
+                end_trial_run(self.client, self.run_id, summary["status"], summary.get("health"), None, tags)
                 self.result["closed"] = True
             except Exception:   # the driver closes it (or marks the trial pending for the back-fill)
                 pass

@@ -1,4 +1,5 @@
-"""Closing a trial's child run: its final `gradstudy.state` (and health, failure reason) and MLflow status.
+"""Closing a trial's child run: its final `gradstudy.state` (and health, failure reason), its colour (the
+health's, `mlflow.runColor`) and MLflow status.
 
 The worker closes the run of a trial that returned (tracking/reporter.py), in parallel with the other
 workers; the driver closes the runs of trials it knows more of (lost, failed before placement, closed
@@ -12,6 +13,7 @@ from mlflow import MlflowClient
 from mlflow.entities import RunTag
 
 from tracking import names
+from tracking.run_look import COLOUR_TAG, run_colour
 from tracking.urls import scrub
 
 STATUS = {"completed": "FINISHED", "diverged": "FINISHED", "pruned": "KILLED", "failed": "FAILED",
@@ -19,8 +21,9 @@ STATUS = {"completed": "FINISHED", "diverged": "FINISHED", "pruned": "KILLED", "
 
 
 def end_trial_run(client: MlflowClient, run_id: str, state: str, health: Optional[str] = None,
-                  reason: Optional[str] = None) -> None:
-    tags = [RunTag(names.TAG_STATE, state)]
+                  reason: Optional[str] = None, extra_tags: Optional[dict[str, str]] = None) -> None:
+    tags = [RunTag(names.TAG_STATE, state), RunTag(COLOUR_TAG, run_colour(health))]
+    tags += [RunTag(k, v) for k, v in (extra_tags or {}).items()]
     if health:
         tags.append(RunTag(names.TAG_HEALTH, health))
     if reason:

@@ -3,9 +3,9 @@
     experiment "gradstudy/<study>"
       └─ parent run "<study>"        tag gradstudy.role=study: search space, sampler, pruner, objectives,
          │                           git commit, resolved config (secrets masked), the study report
-         ├─ child run "trial-0000"   tags gradstudy.study/trial/state/health/cell, params = the trial's
-         ├─ child run "trial-0001"   resolved config with dotted keys, metrics, per-trial artifacts
-         └─ …
+         ├─ child run "000 rnn tanh λ1=0.5"   tags gradstudy.study/trial/state/health/cell, mlflow.runColor
+         ├─ child run "001 rnn relu λ1=0.5"   (by health); params = the keys of the trial's resolved config
+         └─ …                                 that apply to it (dotted); metrics, per-trial artifacts
 
 The driver creates a trial's child run before the trial starts; the worker closes it when the trial
 returns with everything delivered (tracking/reporter.py), the driver whatever the other ends (failed,
@@ -23,11 +23,14 @@ from typing import Any, Iterable, Optional
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
-from tracking import names
-from tracking.reporter import write_artifacts
+from tracking import names, profile_records, run_look
+from tracking.reporter import closing_tags, write_artifacts
 from tracking.run_end import end_trial_run
 from tracking.store import artifact_location
+from tracking.study_note import NOTE_TAG
+from tracking.task_input import log_task_input
 from tracking.urls import scrub
+from workers.key_use import applies
 
 
 
@@ -43,6 +46,7 @@ def experiment_name(study: str) -> str:
 class StudyRecorder:
     def __init__(self, client: MlflowClient, uri: str, data_dir: Path, study: str):
         self.client, self.uri, self.study = client, uri, study
+        self.source_tags: dict[str, str] = {}   # mlflow.source.* of the parent, repeated on each trial
         name = experiment_name(study)
         found = client.get_experiment_by_name(name)
         if found is None:
@@ -73,6 +77,16 @@ class StudyRecorder:
             self.client.log_batch(self.parent_id, tags=batch)
         self.client.log_text(self.parent_id, scrub(config_yaml), "config.yaml")
 
+    def set_source(self, tags: dict[str, str]) -> None:
+        """`mlflow.source.*` (what ran the study, its git commit): on the parent now, on each trial run as
+        it is created, so the runs table's Source and Version columns are filled."""
+        self.source_tags = {k: scrub(str(v))[:5000] for k, v in tags.items()}
+        self.client.log_batch(self.parent_id, tags=[RunTag(k, v) for k, v in self.source_tags.items()])
+
+    def set_note(self, markdown: str) -> None:
+        """The parent run's description (shown first on its page): the study's summary."""
+        self.client.set_tag(self.parent_id, NOTE_TAG, scrub(markdown)[:60000])
+
     def log_study_metrics(self, metrics: dict[str, float]) -> None:
         now = int(time.time() * 1000)
         self.client.log_batch(self.parent_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
@@ -84,11 +98,16 @@ class StudyRecorder:
         self.client.set_terminated(self.parent_id, status)
 
     # --- trials ---------------------------------------------------------------------------------------
-    def start_trial(self, number: int, config: dict[str, Any], extra_tags: Optional[dict[str, str]] = None) -> str:
+    def start_trial(self, number: int, config: dict[str, Any], sampled: Iterable[str] = (),
+                    extra_tags: Optional[dict[str, str]] = None) -> str:
+        """The trial's child run: named for what it is (tracking/run_look.py), grey until its health is
+        known, with the params that apply to it (workers/key_use.py; config.yaml keeps them all)."""
         tags = {names.PARENT: self.parent_id, names.TAG_STUDY: self.study, names.TAG_TRIAL: str(number),
-                names.TAG_STATE: "running", names.TAG_CELL: str(config["model"]["cell"]), **(extra_tags or {})}
-        run = self.client.create_run(self.experiment_id, run_name=f"trial-{number:04d}", tags=tags)
-        params = [Param(k, v) for k, v in names.flatten(config).items()]
+                names.TAG_STATE: "running", names.TAG_CELL: str(config["model"]["cell"]),
+                run_look.COLOUR_TAG: run_look.run_colour(None), **self.source_tags, **(extra_tags or {})}
+        run = self.client.create_run(self.experiment_id, run_name=run_look.run_name(number, config, sampled),
+                                     tags=tags)
+        params = [Param(k, v) for k, v in names.flatten(config).items() if applies(k, config)]
         for batch in _chunks(params, 100):
             self.client.log_batch(run.info.run_id, params=batch)
         return run.info.run_id
@@ -98,21 +117,25 @@ class StudyRecorder:
         end_trial_run(self.client, run_id, state, health, reason)
 
     def backfill(self, number: int, summary: dict[str, Any], history: list, state: str,
-                 old_run_id: Optional[str] = None) -> str:
+                 old_run_id: Optional[str] = None, sampled: Iterable[str] = ()) -> str:
         """Record a trial again from the files the driver kept (a fresh child run; the partial one is
         deleted)."""
-        run_id = self.start_trial(number, summary["config"], {names.TAG_BACKFILLED: "true"})
+        run_id = self.start_trial(number, summary["config"], sampled, {names.TAG_BACKFILLED: "true"})
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, int(s)) for k, v, s in history]
-        if not history:   # no step history kept: at least the probes and the final figures
+        if not history:   # no step history kept: at least the probes, the final figures and the profile
             for probe in summary.get("probes", []):
                 metrics += [Metric(k, v, now, probe["step"]) for k, v in names.probe_metrics(probe)]
             metrics += [Metric(k, v, now, summary["steps"]) for k, v in names.final_metrics(summary["final"])]
+            metrics += [Metric(profile_records.METRIC, v, now, t) for t, v in profile_records.profile_points(summary)]
         for batch in _chunks(metrics, 1000):
             self.client.log_batch(run_id, metrics=batch)
+        log_task_input(self.client, run_id, summary["config"])
         with tempfile.TemporaryDirectory(prefix="gradstudy-backfill-") as tmp:
-            self.client.log_artifacts(run_id, str(write_artifacts(summary, Path(tmp))))
-        self.finish_trial(run_id, state, summary.get("health"))
+            folder = write_artifacts(summary, Path(tmp))
+            self.client.log_artifacts(run_id, str(folder))
+            tags = closing_tags(folder)
+        end_trial_run(self.client, run_id, state, summary.get("health"), None, tags)
         # the partial run, and any run of an earlier back-fill of this trial that was cut short
         stale = {r.info.run_id for r in self.client.search_runs(
             [self.experiment_id], filter_string=f"tags.`{names.TAG_TRIAL}` = '{number}'", max_results=1000)}

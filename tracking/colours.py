@@ -1,0 +1,13 @@
+"""The colour of each health verdict, shared by the figures and the MLflow runs (no plotting import)."""
+from __future__ import annotations
+
+from workers.health import SEVERITY
+
+HEALTH_ORDER = SEVERITY   # the verdicts, least severe first (workers/health.py)
+HEALTH_COLOURS = {
+    "healthy": "#2ca02c",
+    "vanishing": "#1f77b4",
+    "exploding": "#ff7f0e",
+    "diverged": "#d62728",
+}
+OTHER_COLOUR = "#7f7f7f"   # no verdict (yet): running, failed before a probe

@@ -1,0 +1,68 @@
+"""The gradient profile log10 ‖∂L_T/∂h_t‖ (top layer) in forms the MLflow UI can compare across runs.
+
+- A metric `profile/log10_grad_h` with step = t (t = 1..T) from the trial's last probe: one chart in
+  MLflow's chart view then overlays the profile of every trial (x = t, y = decades). Profiles longer than
+  MAX_POINTS are thinned to every k-th t (the first and last t kept); non-finite points are left out.
+- A table `profiles.json` (MLflow's `log_table` format: pandas' split orient, listed in the run's
+  `mlflow.loggedArtifacts` tag) with one row per probe and t: step, t, log10_grad_h, for MLflow's
+  artifact comparison. Written into the trial's artifact folder, so it costs no extra request.
+The PNG figures stay (tracking/plots.py).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+METRIC = "profile/log10_grad_h"
+TABLE = "profiles.json"
+LOGGED_ARTIFACTS = "mlflow.loggedArtifacts"   # MLflow's tag listing the tables of a run
+MAX_POINTS = 1000
+
+
+def top_layer(probe: dict[str, Any]) -> list[Optional[float]]:
+    """log10 ‖∂L_T/∂h_t‖ of the top layer, t = 1..T; None where not finite."""
+    layers = probe.get("grad_h_log10") or []
+    if not layers:
+        return []
+    out = []
+    for v in layers[-1]:
+        out.append(float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None)
+    return out
+
+
+def profile_points(summary: dict[str, Any]) -> Iterator[tuple[int, float]]:
+    """(t, log10 value) of the last probe's profile, thinned to at most MAX_POINTS."""
+    probes = [p for p in summary.get("probes") or [] if isinstance(p, dict)]
+    if not probes:
+        return
+    profile = top_layer(probes[-1])
+    length = len(profile)
+    stride = max(1, math.ceil(length / MAX_POINTS))
+    for t in range(1, length + 1):
+        if (t - 1) % stride and t != length:
+            continue
+        value = profile[t - 1]
+        if value is not None:
+            yield t, value
+
+
+def write_profile_table(summary: dict[str, Any], path: Path) -> Optional[Path]:
+    """The per-probe profiles as an MLflow table file; None when there is no probe."""
+    rows = []
+    for probe in summary.get("probes") or []:
+        if not isinstance(probe, dict):
+            continue
+        for t, value in enumerate(top_layer(probe), start=1):
+            rows.append([probe.get("step"), t, value])
+    if not rows:
+        return None
+    Path(path).write_text(json.dumps({"columns": ["step", "t", "log10_grad_h"], "data": rows},
+                                     separators=(",", ":"), allow_nan=False), encoding="utf-8")
+    return Path(path)
+
+
+def logged_tables_tag() -> str:
+    """The value of `mlflow.loggedArtifacts` for a run that holds the profile table."""
+    return json.dumps([{"path": TABLE, "type": "table"}])
