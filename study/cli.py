@@ -7,7 +7,8 @@
     gradstudy list                   the studies in the storage
     gradstudy nightly [--date D] [overrides…]   the nightly study `nightly-<date>`; exit 5 on a regression
     gradstudy report NAME            back-fill MLflow, rewrite the study report on the parent run
-    gradstudy ui [--port 5000]       the MLflow UI on the local store, bound to 127.0.0.1
+    gradstudy ui [NAME] [--open]     a link per study to its trials in the MLflow UI (the local store's UI is
+                                     served on 127.0.0.1:5000; --tracking-uri URL for a server; --no-serve)
 
 Overrides are Hydra's (`model.cell=lstm task=copy_memory task.seq_len=100`). A bad configuration is
 one line on stderr naming the key, the value and what is valid, exit code 2, and nothing is written.
@@ -66,8 +67,8 @@ def _run_study(overrides: list[str], hooks=(), epilogue: list[str] | None = None
               f"{study_dir(name) / 'trials'}")
     if composed.root.tracking.enabled:
         report = study_dir(name) / "report" / "report.html"
-        ui = "`gradstudy ui`, then http://127.0.0.1:5000" if not composed.root.tracking.uri else composed.root.tracking.uri
-        out.print(f"In MLflow: {ui} → experiment gradstudy/{name}; study report: {report}")
+        where = f" --tracking-uri {scrub(composed.root.tracking.uri)}" if composed.root.tracking.uri else ""
+        out.print(f"In MLflow: `gradstudy ui {name}{where}` prints the link to its trials; study report: {report}")
     for line in epilogue or []:
         out.print(line)
     code = outcome.code
@@ -185,21 +186,9 @@ def _write_report(args: argparse.Namespace, study, composed) -> int:
 
 
 def _ui(args: argparse.Namespace) -> int:
-    import os
-    import shutil
+    from study.ui_command import ui
 
-    from study.paths import data_dir
-    from tracking.store import local_root, resolve_uri
-
-    uri = resolve_uri("", data_dir())
-    url = f"http://127.0.0.1:{args.port}"
-    print(f"MLflow UI on {uri}: {url}  (Ctrl-C to stop)", flush=True)
-    mlflow = shutil.which("mlflow") or os.path.join(os.path.dirname(sys.executable), "mlflow")
-    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")   # no background job runners
-    os.execv(mlflow, [mlflow, "ui", "--backend-store-uri", uri, "--default-artifact-root",
-                      (local_root(data_dir()) / "artifacts").as_uri(), "--host", "127.0.0.1",
-                      "--port", str(args.port), "--workers", "1"])
-    return 0
+    return ui(args)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -235,8 +224,13 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--storage", default="", help=storage_help)
     report.add_argument("--tracking-uri", default=None, help="MLflow URI (default: the study's tracking.uri)")
     report.set_defaults(run=_report)
-    ui = sub.add_parser("ui", help="the MLflow UI on the local store (loopback only)")
-    ui.add_argument("--port", type=int, default=5000)
+    ui = sub.add_parser("ui", help="links to the studies' trials in the MLflow UI; serves the local store")
+    ui.add_argument("name", nargs="?", default=None, help="one study (default: every study in the store)")
+    ui.add_argument("--port", type=int, default=5000, help="port of the local store's UI on 127.0.0.1")
+    ui.add_argument("--open", action="store_true", help="open the (first) link in the default browser")
+    ui.add_argument("--no-serve", action="store_true", help="print the links only; start no UI")
+    ui.add_argument("--tracking-uri", default=None,
+                    help="an MLflow tracking server (default: MLFLOW_TRACKING_URI, else the local store)")
     ui.set_defaults(run=_ui)
     return p
 

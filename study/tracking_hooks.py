@@ -88,6 +88,10 @@ class StudyTracking(StudyHooks):
     # --- the driver's hooks -------------------------------------------------------------------------
     def start(self, runner, study: optuna.Study) -> None:
         self.open_parent(runner.composed, runner.space.structured())
+        root = runner.composed.root
+        objectives = [(names.metric_of_objective(o.metric), o.direction.value) for o in root.study.objectives]
+        sampled = [k for k, spec in runner.space.structured().items() if not spec["fixed"]]
+        self.safely(self.recorder.seed_view, objectives, sampled)
         self.safely(self.describe, study)
 
     def launch(self, trial: optuna.Trial, config: dict[str, Any]) -> dict[str, Any]:

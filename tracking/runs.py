@@ -3,7 +3,7 @@
     experiment "gradstudy/<study>"
       └─ parent run "<study>"        tag gradstudy.role=study: search space, sampler, pruner, objectives,
          │                           git commit, resolved config (secrets masked), the study report
-         ├─ child run "000 rnn tanh λ1=0.5"   tags gradstudy.study/trial/state/health/cell, mlflow.runColor
+         ├─ child run "000 rnn tanh λ1=0.5"   tags gradstudy.role=trial, study/trial/state/health/cell, mlflow.runColor
          ├─ child run "001 rnn relu λ1=0.5"   (by health); params = the keys of the trial's resolved config
          └─ …                                 that apply to it (dotted); metrics, per-trial artifacts
 
@@ -23,7 +23,7 @@ from typing import Any, Iterable, Optional
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
-from tracking import names, profile_records, run_look
+from tracking import names, profile_records, run_look, ui_links, ui_view
 from tracking.reporter import closing_tags, write_artifacts
 from tracking.run_end import end_trial_run
 from tracking.store import artifact_location
@@ -83,6 +83,17 @@ class StudyRecorder:
         self.source_tags = {k: scrub(str(v))[:5000] for k, v in tags.items()}
         self.client.log_batch(self.parent_id, tags=[RunTag(k, v) for k, v in self.source_tags.items()])
 
+    def seed_view(self, objectives: list[tuple[str, str]], sampled: list[str]) -> str:
+        """The study's runs page in the MLflow UI (tracking/ui_links.py, tracking/ui_view.py): the seeded
+        view written where this MLflow version supports it; the page's query is kept on the experiment."""
+        seeded = ui_view.supported()
+        if seeded:
+            state = ui_view.view_state(objectives, sampled)
+            self.client.set_experiment_tag(self.experiment_id, ui_view.TAG, ui_view.encode(f"study {self.study}", state))
+        query = ui_links.trials_query(objectives[0][0], objectives[0][1], seeded)
+        self.client.set_experiment_tag(self.experiment_id, ui_links.QUERY_TAG, query)
+        return query
+
     def set_note(self, markdown: str) -> None:
         """The parent run's description (shown first on its page): the study's summary."""
         self.client.set_tag(self.parent_id, NOTE_TAG, scrub(markdown)[:60000])
@@ -102,7 +113,8 @@ class StudyRecorder:
                     extra_tags: Optional[dict[str, str]] = None) -> str:
         """The trial's child run: named for what it is (tracking/run_look.py), grey until its health is
         known, with the params that apply to it (workers/key_use.py; config.yaml keeps them all)."""
-        tags = {names.PARENT: self.parent_id, names.TAG_STUDY: self.study, names.TAG_TRIAL: str(number),
+        tags = {names.PARENT: self.parent_id, names.TAG_ROLE: "trial", names.TAG_STUDY: self.study,
+                names.TAG_TRIAL: str(number),
                 names.TAG_STATE: "running", names.TAG_CELL: str(config["model"]["cell"]),
                 run_look.COLOUR_TAG: run_look.run_colour(None), **self.source_tags, **(extra_tags or {})}
         run = self.client.create_run(self.experiment_id, run_name=run_look.run_name(number, config, sampled),

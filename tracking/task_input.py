@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from typing import Any
 
 CONTEXT_TAG = "mlflow.data.context"
@@ -36,5 +37,14 @@ def task_dataset(config: dict[str, Any]):
     return DatasetInput(dataset=dataset, tags=[InputTag(key=CONTEXT_TAG, value="train")])
 
 
-def log_task_input(client, run_id: str, config: dict[str, Any]) -> None:
-    client.log_inputs(run_id, datasets=[task_dataset(config)])
+def log_task_input(client, run_id: str, config: dict[str, Any], attempts: int = 3) -> bool:
+    """Whether the input was logged. Trials of one task log the same dataset: two first logs at once can
+    collide on the server's (experiment, name, digest) key, and the retry finds the dataset then. A
+    failure here is cosmetic (the Dataset column), never a reason to hold the trial's record back."""
+    for attempt in range(attempts):
+        try:
+            client.log_inputs(run_id, datasets=[task_dataset(config)])
+            return True
+        except Exception:
+            time.sleep(0.2 * (attempt + 1))
+    return False

@@ -1,14 +1,45 @@
 """Addresses in the MLflow UI: where a study's trials open as a readable table.
 
-`ui_address(uri)`: the MLflow UI that shows a store (a tracking server is its own UI; the local store is
-shown by `gradstudy ui`, on 127.0.0.1:5000 unless told otherwise).
+- `ui_address(uri)`: the MLflow UI that shows a store (a tracking server is its own UI; the local store
+  is shown by `gradstudy ui`, on 127.0.0.1:5000 unless told another port).
+- `trials_query(...)`: the runs page of the study's trials in MLflow's training view
+  (`workflowType=machine_learning`: without it MLflow 3.17 opens an experiment on its GenAI pages),
+  flat and sorted by the first objective: the seeded view (tracking/ui_view.py) where this MLflow
+  version has one, else the same search as plain URL parameters (MLflow applies a saved view only when
+  the URL carries no search parameter of its own, so the two are never mixed).
+The study's query is kept on its experiment (tag `gradstudy.ui_query`), written when the study starts, so
+that `gradstudy ui` needs nothing but the store.
 """
 from __future__ import annotations
 
+from urllib.parse import quote, urlencode
+
+from tracking.ui_view import KEY, TRIALS_FILTER, column
+
 LOCAL_UI = "http://127.0.0.1:5000"
+QUERY_TAG = "gradstudy.ui_query"
+TRAINING_VIEW = {"compareRunsMode": "TABLE", "workflowType": "machine_learning"}
 
 
 def ui_address(uri: str, port: int | None = None) -> str:
     if uri.startswith(("http://", "https://")):
         return uri.rstrip("/")
     return f"http://127.0.0.1:{port}" if port else LOCAL_UI
+
+
+def trials_query(objective: str, direction: str, seeded: bool) -> str:
+    """The runs page's query string: `objective` an MLflow metric, `direction` minimize|maximize."""
+    if seeded:
+        return urlencode({"viewStateShareKey": KEY, **TRAINING_VIEW})
+    return urlencode({"searchFilter": TRIALS_FILTER, "orderByKey": column("metrics", objective),
+                      "orderByAsc": "true" if direction == "minimize" else "false", "startTime": "ALL",
+                      "lifecycleFilter": "Active", **TRAINING_VIEW}, quote_via=quote, safe="")
+
+
+def trials_url(ui: str, experiment_id: str, query: str | None) -> str:
+    """The study's trials; an experiment from before the query was kept opens on its plain runs list."""
+    return f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs?" + (query or urlencode(TRAINING_VIEW))
+
+
+def run_url(ui: str, experiment_id: str, run_id: str) -> str:
+    return f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -34,7 +35,10 @@ from study.compose import compose_root
 from study.runner import StudyRunner
 from study.storage import open_storage
 from study.tracking_hooks import mlflow_record
+from tracking.colours import HEALTH_COLOURS
 from tracking.names import flatten
+from tracking.run_look import run_name
+from workers.key_use import applies
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -49,7 +53,8 @@ CALM = "++search.params={model.init: scaled, model.init_gain: 'choice(0.5, 2.0)'
 METRICS = {"train/loss", "grad/global_norm", "grad/vanishing_ratio", "grad/horizon", "grad/clipped_fraction",
            "grad/norm/recurrent", "weights/lambda1/0", "weights/spectral_radius/0", "final/test_loss",
            "final/baseline_ratio", "final/seq_per_s"}
-TRIAL_ARTIFACTS = {"gradient_profile.png", "gradient_heatmap.png", "probes.csv", "summary.json", "config.yaml"}
+TRIAL_ARTIFACTS = {"gradient_profile.png", "gradient_heatmap.png", "probes.csv", "summary.json", "config.yaml",
+                   "profiles.json"}
 HEALTH = {"healthy", "vanishing", "exploding", "diverged"}
 
 
@@ -171,8 +176,26 @@ def check_study_records(client: MlflowClient, uri: str, study: optuna.Study, hom
     assert {"config.yaml", "report/report.html"} <= files, files
     assert any(f.startswith("report/") and f.endswith(".png") for f in files), files
     config = download(uri, parent.info.run_id, "config.yaml", tmp / "parent").read_text()
+    # the report holds its figures (MLflow shows it as a sandboxed blob: page) and links trials to their runs
+    page = download(uri, parent.info.run_id, "report/report.html", tmp / "parent").read_text()
+    images = re.findall(r'<img [^>]*src="([^"]+)"', page)
+    assert images and all(src.startswith("data:image/png;base64,") for src in images), [x[:40] for x in images]
+    ui = uri.rstrip("/") if uri.startswith("http") else "http://127.0.0.1:5000"
+    exp_id = parent.info.experiment_id
+    best_run = next(t for t in trials if t.state == TrialState.COMPLETE and
+                    t.values[0] == min(x.values[0] for x in trials if x.state == TrialState.COMPLETE))
+    assert f'href="{ui}/#/experiments/{exp_id}/runs/{best_run.user_attrs["gradstudy.mlflow_run"]}"' in page
     assert f"name: {name}" in config
     assert parent.data.metrics.get("study/complete") == sum(t.state == TrialState.COMPLETE for t in trials)
+    assert parent.data.tags["mlflow.source.name"].startswith("gradstudy run experiment=demo"), parent.data.tags
+    # the description: counts, the best trial linked to its run, the search space in words
+    best = min((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: (t.values[0], t.number))
+    note = parent.data.tags["mlflow.note.content"]
+    assert f"complete {sum(t.state == TrialState.COMPLETE for t in trials)}" in note, note
+    assert f"runs/{best.user_attrs['gradstudy.mlflow_run']})" in note, note
+    assert "- `model.init_gain`: choice(0.5, 2, 4)" in note and "- `model.init`: = scaled (fixed)" in note, note
+    assert parent.data.metrics["best/final/test_loss"] == pytest.approx(best.values[0])
+    assert parent.data.metrics["best/trial"] == best.number
 
     assert sorted(children) == [t.number for t in trials], sorted(children)
     by_number = {}
@@ -184,7 +207,13 @@ def check_study_records(client: MlflowClient, uri: str, study: optuna.Study, hom
         summary = json.loads((home / "studies" / name / "trials" / f"{t.number:05d}" / "summary.json").read_text())
         assert t.user_attrs["gradstudy.mlflow"] == "synced", t.user_attrs
         assert t.user_attrs["gradstudy.mlflow_run"] == rid
-        assert run.info.run_name == f"trial-{t.number:04d}"
+        assert run.info.run_name == run_name(t.number, summary["config"], list(t.params))
+        assert run.info.run_name.startswith(f"{t.number:03d} rnn {t.params['model.activation']} "
+                                            f"λ1={t.params['model.init_gain']:g}"), run.info.run_name
+        assert tags["mlflow.runColor"] == HEALTH_COLOURS[summary["health"]]
+        assert tags["mlflow.source.git.commit"] == parent.data.tags["mlflow.source.git.commit"]
+        assert [(d.dataset.name, [(x.key, x.value) for x in d.tags]) for d in run.inputs.dataset_inputs] == \
+            [("adding T=10", [("mlflow.data.context", "train")])]
         assert tags["mlflow.parentRunId"] == parent.info.run_id
         assert tags["gradstudy.study"] == name and tags["gradstudy.trial"] == str(t.number)
         assert tags["gradstudy.state"] == ("diverged" if summary["status"] == "diverged" else "completed")
@@ -192,8 +221,11 @@ def check_study_records(client: MlflowClient, uri: str, study: optuna.Study, hom
         assert tags["gradstudy.health"] == summary["health"] == t.user_attrs["gradstudy.health"]
         assert tags["gradstudy.health"] in HEALTH
         assert tags["gradstudy.cell"] == "rnn"
-        # params: the trial's resolved config, flattened
-        assert run.data.params == flatten(summary["config"])
+        # params: the keys of the trial's resolved config that apply to it (adam: no momentum; no clipping: no
+        # threshold; rnn: no reservoir keys)
+        assert run.data.params == {k: v for k, v in flatten(summary["config"]).items() if applies(k, summary["config"])}
+        assert not {"train.momentum", "train.clip.threshold", "model.spectral_radius", "model.leak",
+                    "model.forget_bias", "task.n_copy", "task.tau"} & set(run.data.params), sorted(run.data.params)
         assert run.data.params["model.cell"] == "rnn" and run.data.params["train.lr"] == "0.001"
         assert run.data.params["model.hidden_size"] == "8" and run.data.params["task.seq_len"] == "10"
         assert run.data.params["model.init_gain"] == str(t.params["model.init_gain"])
@@ -207,12 +239,26 @@ def check_study_records(client: MlflowClient, uri: str, study: optuna.Study, hom
         history = client.get_metric_history(rid, "grad/vanishing_ratio")
         assert sorted(m.step for m in history) == [p["step"] for p in ratios]
         assert {m.step: m.value for m in history} == pytest.approx({p["step"]: p["vanishing_ratio"] for p in ratios})
+        # the last probe's profile: one point per t, step = t
+        profile = {m.step: m.value for m in client.get_metric_history(rid, "profile/log10_grad_h")}
+        last = summary["probes"][-1]["grad_h_log10"][-1]
+        assert profile == pytest.approx({t: v for t, v in enumerate(last, start=1) if finite(v)})
+        assert json.loads(tags["mlflow.loggedArtifacts"]) == [{"path": "profiles.json", "type": "table"}]
         # artifacts
         assert TRIAL_ARTIFACTS <= artifact_paths(client, rid), artifact_paths(client, rid)
         png = download(uri, rid, "gradient_profile.png", tmp / rid).read_bytes()
         assert png[:8] == PNG_MAGIC and len(png) > 1024
         kept = json.loads(download(uri, rid, "summary.json", tmp / rid).read_text())
         assert kept["health"] == summary["health"] and kept["final"] == pytest.approx(summary["final"])
+    # the profile tables, read back the way MLflow's own load_table reads them (its search is fluent)
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        table = client.load_table(exp_id, "profiles.json", extra_columns=["run_id"])
+    finally:
+        mlflow.set_tracking_uri(previous)
+    assert set(table["run_id"]) == {r.info.run_id for r in by_number.values()}
+    assert list(table.columns) == ["step", "t", "log10_grad_h", "run_id"]
     return by_number
 
 

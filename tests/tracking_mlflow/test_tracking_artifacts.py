@@ -3,6 +3,7 @@
 from `workers.trial.run_trial` on a tiny config (CPU). No mocks."""
 from __future__ import annotations
 
+import base64
 import copy
 import csv
 import math
@@ -38,26 +39,27 @@ def assert_png(path: Path) -> None:
     assert len(data) > 1024, (path, len(data))
 
 
-def html_links(page: str) -> tuple[set[str], set[str]]:
-    """(every href/src in the page, the src of every <img>)."""
-    links = set(re.findall(r'(?:href|src)="([^"]+)"', page))
-    images = set(re.findall(r'<img [^>]*src="([^"]+)"', page))
-    return links, images
+def embedded_images(page: str) -> dict[str, bytes]:
+    """The figures a page holds: data-file name → the PNG bytes of its data URI."""
+    found = {}
+    for tag in re.findall(r"<img [^>]*>", page):
+        src, file = re.search(r'src="([^"]+)"', tag).group(1), re.search(r'data-file="([^"]+)"', tag).group(1)
+        assert src.startswith("data:image/png;base64,"), (file, src[:40])
+        found[file] = base64.b64decode(src.split(",", 1)[1])
+    return found
 
 
 def check_report(folder: Path, page_path: Path) -> str:
-    """Every linked file exists; every linked PNG is shown by an <img> and is a real PNG; links are relative."""
+    """Every figure is embedded (the page reads the same from disk and in MLflow's sandboxed viewer), is a
+    real PNG and is also kept beside the page; the only links are to MLflow runs."""
     assert page_path == folder / "report.html" and page_path.is_file()
     page = page_path.read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
-    links, images = html_links(page)
-    for link in links:
-        assert not link.startswith(("/", "file:", "http")), link
-        assert (folder / link).is_file(), link
-    pngs = {link for link in links if link.endswith(".png")}
-    assert pngs == images
-    for png in pngs:
-        assert_png(folder / png)
+    for file, data in embedded_images(page).items():
+        assert data[:8] == PNG_MAGIC and len(data) > 1024, file
+        assert (folder / file).read_bytes() == data, file
+    for link in re.findall(r'href="([^"]+)"', page):
+        assert re.fullmatch(r"https?://[^/]+/#/experiments/\w+/runs/\w+", link), link
     return page
 
 
@@ -244,7 +246,7 @@ def test_phase_study_report(tmp_path):
     study = phase_study()
     page = check_report(tmp_path, write_study_report(study, tmp_path))
     for key in ("health", "history", "importances", "phase"):
-        assert f'<img src="{FILES[key]}"' in page, key
+        assert f'data-file="{FILES[key]}"' in page, key
     assert "phase &lt;&amp;&gt;" in page and "phase <&>" not in page
     assert best_rows(page) == {"rnn": 1}
     counts = state_counts(study.trials)
@@ -284,7 +286,7 @@ def test_best_per_cell(tmp_path):
     page = check_report(tmp_path, write_study_report(study, tmp_path))
     assert best_rows(page) == EXPECTED_BEST
     # no λ1 in this study: the "phase" figure falls back to the two leading parameters
-    assert f'<img src="{FILES["phase"]}"' in page and "λ1" not in page.split("Phase diagram")[1]
+    assert f'data-file="{FILES["phase"]}"' in page and "λ1" not in page.split("Phase diagram")[1]
 
 
 def test_maximize_ranks_the_other_way(tmp_path):
@@ -307,8 +309,8 @@ def test_report_with_a_real_summary(summary, tmp_path):
                     "gradstudy.final": summary["final"], "gradstudy.status": summary["status"],
                     "gradstudy.vanishing_ratio": last["vanishing_ratio"]}))
     page = check_report(tmp_path, write_study_report(study, tmp_path, summaries={0: summary}))
-    assert f'<img src="{FILES["phase"]}"' in page
-    assert '<img src="profile_rnn_00000.png"' in page
+    assert f'data-file="{FILES["phase"]}"' in page
+    assert 'data-file="profile_rnn_00000.png"' in page
     assert "importances not available" in page      # one trial: a note, not a figure
     assert not (tmp_path / FILES["importances"]).exists()
 
@@ -356,9 +358,9 @@ def test_edge_studies(kind, tmp_path):
         assert "<img" not in page and "no complete trials yet" in page
     if kind == "multi_objective":
         assert best_rows(page) == {"rnn": 0} and "Pareto" in page
-        assert f'<img src="{FILES["history"]}"' in page and f'<img src="{FILES["phase"]}"' in page
+        assert f'data-file="{FILES["history"]}"' in page and f'data-file="{FILES["phase"]}"' in page
     if kind == "single_param":
-        assert f'<img src="{FILES["phase"]}"' in page
+        assert f'data-file="{FILES["phase"]}"' in page
 
 
 def test_rewrite_drops_stale_figures(tmp_path):
@@ -415,3 +417,21 @@ def test_a_short_trial_gets_its_tables_and_its_figures_only_when_asked_and_its_r
     assert reporter.result["closed"] is True and run.info.status == "FINISHED", (reporter.result, run.info)
     assert run.data.tags["gradstudy.state"] == summary["status"] and run.data.tags["gradstudy.health"] == \
         summary["health"], run.data.tags
+
+
+def test_report_links_trials_to_their_runs(tmp_path):
+    """With RunLinks, the best trials' numbers link to their MLflow runs at the given UI address; a trial
+    without a run stays plain text; the page rewrites the address to the server that shows it."""
+    from tracking.report import RunLinks
+
+    study = optuna.create_study(direction="maximize")
+    for value in (0.5, 0.9):
+        study.add_trial(create_trial(params={"train.lr": 0.01}, distributions={"train.lr": LR}, value=value,
+                                     user_attrs=attrs("healthy")))
+    links = RunLinks("http://mlflow.example:8080", "7", {1: "abc123"})
+    page = check_report(tmp_path, write_study_report(study, tmp_path, links=links))
+    assert best_rows(page) == {"rnn": 1}
+    assert re.findall(r'<a class="run" href="([^"]+)"', page) == ["http://mlflow.example:8080/#/experiments/7/runs/abc123"]
+    assert 'data-path="#/experiments/7/runs/abc123"' in page and 'location.href.indexOf("blob:")' in page
+    plain = write_study_report(study, tmp_path, links=RunLinks("http://x", "7", {0: "other"})).read_text()
+    assert '<a class="run"' not in plain
