@@ -37,7 +37,9 @@ from study.storage import open_storage
 from study.tracking_hooks import mlflow_record
 from tracking.colours import HEALTH_COLOURS
 from tracking.names import flatten
+from tracking import ui_view
 from tracking.run_look import run_name
+from tracking.ui_links import trials_query
 from workers.key_use import applies
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -196,6 +198,12 @@ def check_study_records(client: MlflowClient, uri: str, study: optuna.Study, hom
     assert "- `model.init_gain`: choice(0.5, 2, 4)" in note and "- `model.init`: = scaled (fixed)" in note, note
     assert parent.data.metrics["best/final/test_loss"] == pytest.approx(best.values[0])
     assert parent.data.metrics["best/trial"] == best.number
+    # the study's page in the MLflow UI: the seeded view (MLflow 3.17) and the query `gradstudy ui` prints
+    experiment = client.get_experiment(parent.info.experiment_id)
+    assert experiment.tags["gradstudy.ui_query"] == trials_query("final/test_loss", "minimize", ui_view.supported())
+    if ui_view.supported():
+        view = ui_view.decode(experiment.tags[ui_view.TAG])
+        assert view["orderByKey"] == "metrics.`final/test_loss`" and "params.`model.init_gain`" in view["selectedColumns"]
 
     assert sorted(children) == [t.number for t in trials], sorted(children)
     by_number = {}
@@ -299,6 +307,17 @@ def test_local_sqlite_store_records_the_study(home, tmp_path):
         folder = Path(uri[len("file://"):])
         assert folder.is_absolute() and TRIAL_ARTIFACTS <= {p.name for p in folder.iterdir()}
     assert sorted(p.name for p in root.iterdir()) == ["artifacts", "mlflow.db"]
+
+    # `gradstudy ui`: the link to the study's trials, without serving; an unknown study is one line, exit 2
+    parent = study_runs(client, "local", only=False)[0][0]
+    links = run_cli(["ui", "--no-serve"], home, tmp_path / "logs", 60)
+    assert links.rc == 0, links
+    query = client.get_experiment(parent.info.experiment_id).tags["gradstudy.ui_query"]
+    assert f"trials: http://127.0.0.1:5000/#/experiments/{parent.info.experiment_id}/runs?{query}" in links.out
+    assert f"/runs/{parent.info.run_id}/artifacts/report/report.html" in links.out
+    unknown = run_cli(["ui", "nope", "--no-serve"], home, tmp_path / "logs", 60)
+    assert unknown.rc == 2 and "study 'nope' has no MLflow experiment" in unknown.err and "local" in unknown.err
+    assert "Traceback" not in unknown.err
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -1,25 +1,27 @@
 """The MLflow UI of a finished study, seen in a real browser: headless Chromium (Debian's package, put
 there by `make browser` / scripts/install-browser) driven by Playwright — no browser download.
 
-A tiny 3-trial study runs through the `gradstudy` CLI, `gradstudy ui` serves the local store, and the
-browser checks that
-  1. the experiment's runs page shows the study's parent run and, once its row is expanded, every child
-     run (trial-0000 …), each linking to its own run;
-  2. a child run's Artifacts view shows `gradient_profile.png` as a loaded image of the logged PNG's size;
-  3. (soft: a warning, not a failure) its Model metrics tab draws a `grad/vanishing_ratio` line chart.
+A tiny 3-trial study runs through the `gradstudy` CLI; `gradstudy ui NAME` serves the local store and prints
+the link to the study's trials; a fresh browser (a new profile: no saved MLflow UI state) follows it and sees
+  1. the trials as a flat list (no parent row to expand), each row named for its trial (`000 rnn tanh λ1=…`),
+     sorted by the objective, in the training view (not MLflow's GenAI pages);
+  2. the chart view of the same link: the `profile/log10_grad_h` chart with one line per trial;
+  3. the study report inside MLflow's artifact viewer, every figure loaded (embedded in the page);
+  4. the parent run's description: the study's summary with the best trial;
+  5. a child run's Artifacts view showing `gradient_profile.png` as a loaded image of the PNG's size.
 Screenshots go to test-artifacts/ at the repo root (git-ignored); their paths are printed.
 
-URLs of MLflow 3.17: `#/experiments/<id>` alone opens the GenAI overview (traces), so the runs table is at
-`#/experiments/<id>/runs`; a run is `#/experiments/<id>/runs/<run_id>`, its tabs `/artifacts/<path>`
-and `/model-metrics`.
+URLs of MLflow 3.17: the runs page is `#/experiments/<id>/runs?…` (tracking/ui_links.py); a run is
+`#/experiments/<id>/runs/<run_id>`, its tabs `/artifacts/<path>`.
 """
 from __future__ import annotations
 
+import math
+import re
 import socket
 import struct
 import time
 import urllib.request
-import warnings
 from pathlib import Path
 
 import pytest
@@ -37,7 +39,7 @@ STUDY = "browser"
 TINY = ["experiment=demo", "train.steps=20", "train.probe_every=5", "task.seq_len=10", "model.hidden_size=8",
         "cluster.num_cpus=2", "study.n_trials=3", f"study.name={STUDY}", "tracking.trial_figures_min_s=0"]
 CHART = "gradient_profile.png"
-METRIC = "grad/vanishing_ratio"
+PROFILE = "profile/log10_grad_h"
 UI_TIMEOUT_MS = 60_000
 
 pytestmark = [
@@ -94,24 +96,34 @@ def close_assistant(page) -> None:
         pass
 
 
+def row_ids_in_order(page) -> list[str]:
+    """The run ids of the runs table's rows, top to bottom (the grid may render rows out of DOM order)."""
+    rows = page.locator("[role=row][row-id][row-index]")
+    pairs = [(int(r.get_attribute("row-index")), r.get_attribute("row-id")) for r in rows.all()]
+    return [rid for _, rid in sorted(set(pairs))]
+
+
 @pytest.mark.browser
 @pytest.mark.mlflow_server
-def test_mlflow_ui_shows_child_runs_and_gradient_chart(drivers, tmp_path, monkeypatch):
+def test_mlflow_ui_opens_the_study_as_named_trials_charts_and_report(drivers, tmp_path, monkeypatch):
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the `test` extra: make setup")
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlflow import MlflowClient
 
     started = time.monotonic()
-    # --- a finished study, then the UI on its store ---------------------------------------------------
+    # --- a finished study, then `gradstudy ui NAME` on its store ------------------------------------------
     study = drivers.run(["run", *TINY], timeout=200)
     assert study.returncode == 0, study.output()
     ran = time.monotonic()
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    ui = drivers.start(["ui", "--port", str(port)])
-    wait_until(lambda: answers(f"{base}/health"), timeout=120, what=f"`gradstudy ui` answering on {base}",
+    ui = drivers.start(["ui", STUDY, "--port", str(port)])
+    wait_until(lambda: "trials: " in ui.stdout(), timeout=120, what=f"`gradstudy ui {STUDY}` printing its link",
                interval=0.5, proc=ui)
+    trials_link = re.search(r"trials: (\S+)", ui.stdout()).group(1)
+    report_link = re.search(r"report: (\S+)", ui.stdout()).group(1)
+    assert trials_link.startswith(f"{base}/#/experiments/") and "workflowType=machine_learning" in trials_link
     served = time.monotonic()
 
     client = MlflowClient(tracking_uri=base)          # through the UI's own server: the same store
@@ -122,16 +134,23 @@ def test_mlflow_ui_shows_child_runs_and_gradient_chart(drivers, tmp_path, monkey
     parents = [r for r in runs if r.data.tags.get("gradstudy.role") == "study"]
     assert len(parents) == 1, [(r.info.run_name, r.data.tags) for r in runs]
     parent = parents[0]
-    children = sorted((r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id),
-                      key=lambda r: r.info.run_name)
-    assert [r.info.run_name for r in children] == ["trial-0000", "trial-0001", "trial-0002"], \
-        [(r.info.run_name, r.data.tags) for r in runs]
-    # the child whose chart is checked: the first that has the figure and the metric (a diverged trial
-    # may lack the metric)
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(int(r.data.tags["gradstudy.trial"]) for r in children) == [0, 1, 2]
+    for run in children:
+        assert re.fullmatch(rf"{int(run.data.tags['gradstudy.trial']):03d} rnn \w+ λ1=[\d.]+", run.info.run_name), \
+            run.info.run_name
+    # the order the link promises: by final/test_loss, ascending (a missing value last)
+    by_loss = [r.info.run_id for r in sorted(children, key=lambda r: r.data.metrics.get("final/test_loss", math.inf))]
+    with_profile = [r for r in children if client.get_metric_history(r.info.run_id, PROFILE)]
+    assert with_profile, "no trial logged its gradient profile"
+    # the child whose PNG is checked: the first that has the figure
     with_chart = [r for r in children if any(a.path == CHART for a in client.list_artifacts(r.info.run_id))]
     assert with_chart, f"no child run has {CHART}"
-    child = next((r for r in with_chart if METRIC in r.data.metrics), with_chart[0])
+    child = with_chart[0]
     width, height = png_size(Path(client.download_artifacts(child.info.run_id, CHART, str(tmp_path))))
+    report_html = Path(client.download_artifacts(parent.info.run_id, "report/report.html", str(tmp_path))).read_text()
+    n_figures = report_html.count('<img src="data:image/png;base64,')
+    assert n_figures >= 3, "the report embeds fewer figures than expected"
 
     expect = sync_api.expect
     expect.set_options(timeout=UI_TIMEOUT_MS)
@@ -143,24 +162,56 @@ def test_mlflow_ui_shows_child_runs_and_gradient_chart(drivers, tmp_path, monkey
             page = browser.new_page()
             page.set_default_timeout(UI_TIMEOUT_MS)
 
-            # --- 1. the runs table: the parent, expanded, shows every child --------------------------
-            page.goto(f"{base}/#/experiments/{exp_id}/runs")
-            parent_row = page.locator(f'[role=row][row-id="{parent.info.run_id}"]')
-            parent_row.first.wait_for()
-            close_assistant(page)
-            expect(run_link(page, parent)).to_have_text(STUDY)
-            if not run_link(page, children[0]).is_visible():
-                # MLflow nests child runs under their parent's row, collapsed: its expander button
-                parent_row.locator('button[data-component-id*="runnamecellrenderer"]').click()
-            for run in children:
+            # --- 1. the printed link: the trials, flat, named, sorted, in the training view ------------------
+            page.goto(trials_link)
+            for run in children:       # visible without expanding anything: no parent row to open
                 expect(run_link(page, run)).to_be_visible()
                 expect(run_link(page, run)).to_have_text(run.info.run_name)
-            screenshot(page, "mlflow-ui-runs.png")
+            close_assistant(page)
+            expect(run_link(page, parent)).to_have_count(0)
+            wait_until(lambda: row_ids_in_order(page) == by_loss, timeout=30,
+                       what=f"the rows in final/test_loss order {by_loss} (seen: {row_ids_in_order(page)})")
+            expect(page.get_by_text("Model training", exact=True).first).to_be_visible()
+            screenshot(page, "mlflow-ui-trials.png")
             listed = time.monotonic()
 
-            # --- 2. a child run's Artifacts view shows the gradient profile as an image --------------
-            run_link(page, child).click()
-            expect(page.get_by_role("heading", name=child.info.run_name)).to_be_visible()
+            # --- 2. the same link in chart view: one profile line per trial ---------------------------------
+            page.goto(trials_link.replace("compareRunsMode=TABLE", "compareRunsMode=CHART"))
+            close_assistant(page)
+            title = page.get_by_text(PROFILE, exact=True).first
+            title.wait_for()
+            card = page.locator("div").filter(has=title).filter(has=page.locator("path.js-line")).last
+            card.wait_for()
+            # MLflow 3.17 draws each run's line twice (the line and its hover twin): count distinct paths
+            lines = lambda: {line.get_attribute("d") or "" for line in card.locator("path.js-line").all()}  # noqa: E731
+            wait_until(lambda: len(lines()) == len(with_profile), timeout=30,
+                       what=f"{len(with_profile)} distinct lines in the {PROFILE} chart (seen {len(lines())})")
+            for d in lines():
+                assert d.startswith("M") and "L" in d, f"an empty profile line: d={d!r}"
+            card.scroll_into_view_if_needed()
+            screenshot(page, "mlflow-ui-profile-chart.png")
+            charted = time.monotonic()
+
+            # --- 3. the study report inside MLflow: every embedded figure loaded ---------------------------
+            page.goto(report_link)
+            close_assistant(page)
+            frame = page.frame_locator("iframe").first
+            expect(frame.get_by_role("heading", name=f"Study {STUDY}")).to_be_visible()
+            images = frame.locator("img")
+            expect(images).to_have_count(n_figures)
+            wait_until(lambda: all(img.evaluate("e => e.complete && e.naturalWidth > 0") for img in images.all()),
+                       timeout=UI_TIMEOUT_MS / 1000, what="every figure of the report loaded inside MLflow")
+            screenshot(page, "mlflow-ui-report.png")
+
+            # --- 4. the parent run opens on the study's summary -----------------------------------------------
+            page.goto(f"{base}/#/experiments/{exp_id}/runs/{parent.info.run_id}")
+            close_assistant(page)
+            expect(page.get_by_text(f"Study {STUDY}", exact=True).first).to_be_visible()
+            expect(page.get_by_text("Best trial", exact=False).first).to_be_visible()
+            screenshot(page, "mlflow-ui-study-description.png")
+            reported = time.monotonic()
+
+            # --- 5. a child run's Artifacts view shows the gradient profile as an image ---------------------
             page.goto(f"{base}/#/experiments/{exp_id}/runs/{child.info.run_id}/artifacts/{CHART}")
             close_assistant(page)
             expect(page.get_by_text(CHART, exact=True).first).to_be_visible()
@@ -171,27 +222,9 @@ def test_mlflow_ui_shows_child_runs_and_gradient_chart(drivers, tmp_path, monkey
                        what=f"a loaded {width}×{height} <img> of {CHART} in the Artifacts view of "
                             f"{child.info.run_name}")
             screenshot(page, "mlflow-ui-gradient-chart.png")
-            charted = time.monotonic()
-
-            # --- 3. soft: the Model metrics tab draws grad/vanishing_ratio ---------------------------
-            if METRIC in child.data.metrics:
-                try:
-                    page.goto(f"{base}/#/experiments/{exp_id}/runs/{child.info.run_id}/model-metrics")
-                    close_assistant(page)
-                    page.get_by_placeholder("Search metric charts").fill(METRIC)
-                    legend = page.get_by_text(f"{child.info.run_name} ({METRIC})", exact=True)
-                    # the innermost element holding the legend and a drawn line (Plotly): the chart's card
-                    card = page.locator("div").filter(has=legend).filter(has=page.locator("path.js-line")).last
-                    card.wait_for(timeout=30_000)
-                    line = card.locator("path.js-line").first.get_attribute("d") or ""
-                    assert line.startswith("M") and "L" in line, f"no line drawn for {METRIC}: d={line!r}"
-                    screenshot(page, "mlflow-ui-vanishing-ratio.png")
-                except (sync_api.Error, AssertionError) as exc:
-                    warnings.warn(f"the {METRIC} chart of {child.info.run_name} was not seen in the Model "
-                                  f"metrics tab: {str(exc).splitlines()[0]}")
         finally:
             browser.close()
     done = time.monotonic()
-    print(f"timings: study {ran - started:.1f} s, UI up {served - ran:.1f} s, runs page {listed - served:.1f} s, "
-          f"gradient chart {charted - listed:.1f} s, metric chart {done - charted:.1f} s; "
-          f"total {done - started:.1f} s")
+    print(f"timings: study {ran - started:.1f} s, UI up {served - ran:.1f} s, trials page {listed - served:.1f} s, "
+          f"profile chart {charted - listed:.1f} s, report and description {reported - charted:.1f} s, "
+          f"artifact {done - reported:.1f} s; total {done - started:.1f} s")
