@@ -22,7 +22,7 @@ from workers.config import ConfigError, TaskConfig, ModelConfig, TrainConfig, Tr
 
 # The numbers of summary.json's `final` section that a study can optimize (study.objectives[].metric).
 OBJECTIVE_METRICS = ("final.test_loss", "final.baseline_ratio", "final.accuracy", "final.wall_s",
-                     "final.seq_per_s", "final.steps_to_solve")
+                     "final.seq_per_s", "final.steps_to_solve", "final.nrmse", "final.free_run_nrmse")
 # study.name: used in Optuna storage names, MLflow experiment names and directory names.
 STUDY_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 

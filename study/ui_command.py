@@ -3,8 +3,8 @@ trials in the MLflow UI (flat, sorted by the first objective, in the training vi
 
 - The local store (default): `mlflow ui` is started on 127.0.0.1:P over it, the links are printed once
   it answers, and it serves until Ctrl-C; `--no-serve` prints the links only.
-- A tracking server (`--tracking-uri http(s)://…`, or MLFLOW_TRACKING_URI): the server is its own UI; the
-  links are printed, nothing is started.
+- A tracking server (`--tracking-uri http(s)://…`, or an http(s) MLFLOW_TRACKING_URI): the server is its
+  own UI; the links are printed, nothing is started.
 `--open` opens the (first) link in the default browser. An unknown NAME is one line naming it and the
 studies the store holds, exit 2.
 """
@@ -74,7 +74,8 @@ def ui(args: argparse.Namespace) -> int:
     from tracking.store import connect, local_root, resolve_uri
     from tracking.ui_links import ui_address
 
-    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    env = os.environ.get("MLFLOW_TRACKING_URI", "")
+    uri = args.tracking_uri or (env if env.startswith(("http://", "https://")) else "")   # a server, or local
     remote = uri.startswith(("http://", "https://"))
     if uri and not remote:
         raise TrackingError(uri, "an http(s) tracking server, or no --tracking-uri for the local store")

@@ -3,7 +3,7 @@
 Metrics: `train/loss`; `grad/global_norm`, `grad/norm/<group>`, `grad/vanishing_ratio`, `grad/decay_rate`, `grad/horizon`,
 `grad/clipped_fraction`, `weights/lambda1/<layer>`, `weights/spectral_radius/<layer>`, `val/loss`,
 `val/accuracy`; `final/test_loss`, `final/baseline_ratio`, `final/accuracy`, `final/solved`,
-`final/steps_to_solve`, `final/seq_per_s`. Tags: `gradstudy.study`, `gradstudy.trial`,
+`final/steps_to_solve`, `final/seq_per_s`, `final/nrmse` and `final/free_run_nrmse` (mackey_glass). Tags: `gradstudy.study`, `gradstudy.trial`,
 `gradstudy.state`, `gradstudy.health`, `gradstudy.cell`. Layers are numbered from 0 (bottom).
 """
 from __future__ import annotations
@@ -18,7 +18,8 @@ TAG_FAIL_REASON, TAG_BACKFILLED = "gradstudy.fail_reason", "gradstudy.backfilled
 TAG_OVERRIDES = "gradstudy.overrides"
 PARENT = "mlflow.parentRunId"
 
-FINAL = ("test_loss", "baseline_ratio", "accuracy", "solved", "steps_to_solve", "seq_per_s")
+FINAL = ("test_loss", "baseline_ratio", "accuracy", "solved", "steps_to_solve", "seq_per_s", "nrmse",
+         "free_run_nrmse")
 
 
 def probe_metrics(probe: dict[str, Any]) -> Iterator[tuple[str, float]]:

@@ -57,6 +57,8 @@ CELL_KEYS: dict[str, tuple[Cell, ...]] = {
     "model.sparsity": (Cell.esn,),
     "model.input_scaling": (Cell.esn,),
     "model.forget_bias": (Cell.lstm,),
+    "model.washout": (Cell.esn,),
+    "model.ridge": (Cell.esn,),
 }
 
 
@@ -112,6 +114,7 @@ class TaskConfig:
     n_copy: int = 10                  # copy_memory: symbols to remember
     tau: int = 17                     # mackey_glass: delay
     horizon: int = 1                  # mackey_glass: predict x(t + horizon)
+    free_run: int = 0                 # mackey_glass: k > 0 adds Jaeger's free-running NRMSE_k (84: NRMSE84)
     test_size: int = 1000             # held-out sequences for the final score
     val_size: int = 256               # held-out sequences for intermediate values
 
@@ -133,6 +136,8 @@ class ModelConfig:
     leak: float = 1.0                          # esn: leak rate a in h = (1-a)h + a f(.)
     sparsity: float = 0.9                      # esn: fraction of zero reservoir weights
     input_scaling: float = 1.0                 # esn: scale of the fixed input weights
+    washout: int = 50                          # esn: steps of each window that drive the reservoir only
+    ridge: float = 1e-6                        # esn: λ of the closed-form ridge readout
 
 
 @dataclass
@@ -252,6 +257,10 @@ def validate(cfg: TrialConfig) -> TrialConfig:
     check(t.n_copy >= 1, "task.n_copy", t.n_copy, "an integer ≥ 1")
     check(t.tau >= 1, "task.tau", t.tau, "an integer ≥ 1")
     check(t.horizon >= 1, "task.horizon", t.horizon, "an integer ≥ 1")
+    check(isinstance(t.free_run, int) and t.free_run >= 0, "task.free_run", t.free_run, "an integer ≥ 0")
+    if t.free_run:
+        check(t.name == TaskName.mackey_glass and t.horizon == 1, "task.free_run", t.free_run,
+              "0 unless task.name=mackey_glass with task.horizon=1 (the network's output is its next input)")
     check(t.test_size >= 1, "task.test_size", t.test_size, "an integer ≥ 1")
     check(t.val_size >= 1, "task.val_size", t.val_size, "an integer ≥ 1")
 
@@ -269,6 +278,11 @@ def validate(cfg: TrialConfig) -> TrialConfig:
     check(0 < m.leak <= 1, "model.leak", m.leak, "a number in (0, 1]")
     check(0 <= m.sparsity < 1, "model.sparsity", m.sparsity, "a number in [0, 1)")
     check(m.input_scaling > 0, "model.input_scaling", m.input_scaling, "a number > 0")
+    check(isinstance(m.washout, int) and m.washout >= 0, "model.washout", m.washout, "an integer ≥ 0")
+    if m.cell == Cell.esn and t.name in (TaskName.mackey_glass, TaskName.copy_memory):
+        check(m.washout < t.seq_len, "model.washout", m.washout,
+              f"an integer < task.seq_len ({t.seq_len}): the steps left after the washout fit the readout")
+    check(math.isfinite(m.ridge) and m.ridge >= 0, "model.ridge", m.ridge, "a number ≥ 0")
 
     check(tr.steps >= 0, "train.steps", tr.steps, "an integer ≥ 0 (0: one probe at initialization, no update)")
     check(tr.batch_size >= 2 or m.norm != Norm.batch, "train.batch_size", tr.batch_size,

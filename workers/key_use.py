@@ -20,6 +20,7 @@ RULES: dict[str, Callable[[dict[str, Any]], bool]] = {
     "task.n_copy": lambda c: c["task"]["name"] == "copy_memory",
     "task.tau": lambda c: c["task"]["name"] == "mackey_glass",
     "task.horizon": lambda c: c["task"]["name"] == "mackey_glass",
+    "task.free_run": lambda c: c["task"]["name"] == "mackey_glass",
     "model.init_gain": lambda c: c["model"]["init"] in _LAMBDA1,
     "train.momentum": lambda c: c["train"]["optimizer"] in ("momentum", "rmsprop"),
     "train.clip.threshold": lambda c: c["train"]["clip"]["mode"] != "none",

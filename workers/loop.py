@@ -45,21 +45,26 @@ class LoopResult:
 
 
 @torch.no_grad()
-def evaluate(net: RecurrentNet, task: Task, batch: Batch) -> dict[str, Any]:
-    """The task's scores on a held-out set, in eval mode (batch norm uses its running statistics)."""
+def evaluate(net: RecurrentNet, task: Task, batch: Batch, skip: int = 0) -> dict[str, Any]:
+    """The task's scores on a held-out set, in eval mode (batch norm uses its running statistics);
+    `skip`: the first steps of a per-step task left unscored (an echo state network's washout)."""
     was_training = net.training
     net.eval()
-    scores = task.evaluate(net(batch.x).out, batch.y)
+    out, y = net(batch.x).out, batch.y
+    if skip and task.per_step:
+        out, y = out[:, skip:], y[:, skip:]
+    scores = task.evaluate(out, y)
     net.train(was_training)
     return scores
 
 
 class Trainer:
-    def __init__(self, net: RecurrentNet, task: Task, cfg: TrialConfig):
+    def __init__(self, net: RecurrentNet, task: Task, cfg: TrialConfig, optimize: bool = True):
+        """`optimize=False`: gradients and probes only, never an update (an ESN's ridge fit)."""
         self.net, self.task, self.cfg = net, task, cfg.train
         self.params = [p for p in net.parameters() if p.requires_grad]
         self.groups = net.parameter_groups()
-        self.optimizer = make_optimizer(self.params, self.cfg)
+        self.optimizer = make_optimizer(self.params, self.cfg) if optimize else None
         self.unrolled_always = self.cfg.penalty.omega > 0
 
     # --- gradients -------------------------------------------------------------------------------------
@@ -124,7 +129,11 @@ class Trainer:
              update: bool = True) -> tuple[float, Optional[float], bool, dict]:
         """One update (the gradient alone without `update`); returns (loss, global norm or None, clipped,
         probe fields or {})."""
-        self.optimizer.zero_grad(set_to_none=True)
+        if self.optimizer is not None:
+            self.optimizer.zero_grad(set_to_none=True)
+        else:
+            for p in self.params:
+                p.grad = None
         fields: dict[str, Any] = self.measure(batch) if probing else {}
         loss = self.backward(batch)
         if probing:
@@ -135,7 +144,7 @@ class Trainer:
         if probing:
             fields.update(global_norm=norm, clipped=clipped)
             before = probes.snapshot(self.groups)
-        if update and math.isfinite(loss_value) and (norm is None or math.isfinite(norm)):
+        if update and self.optimizer is not None and math.isfinite(loss_value) and (norm is None or math.isfinite(norm)):
             self.optimizer.step()
             if probing:
                 fields["update_ratio"] = probes.update_ratios(before, self.groups)

@@ -14,8 +14,10 @@ from typing import Any, Optional
 import torch
 
 from workers import health
-from workers.config import TrialConfig, to_dict, validate
+from workers.config import Cell, TrialConfig, to_dict, validate
 from workers.device import pick_device
+from workers.esn_fit import fit_readout, washout_of
+from workers.free_run import free_run_nrmse
 from workers.loop import evaluate, train
 from workers.model.network import RecurrentNet
 from workers.reporter import Reporter
@@ -41,8 +43,9 @@ def run_trial(cfg: TrialConfig, reporter: Optional[Reporter] = None,
     reporter.on_start({"config": to_dict(cfg), "device": str(device), "task_length": task.length,
                        "parameters": sum(p.numel() for p in net.parameters() if p.requires_grad),
                        "baseline_loss": task.baseline_loss})
-    result = train(net, task, cfg, reporter, device)
-    test = evaluate(net, task, task.held_out("test", cfg.task.test_size).to(device))
+    fit = fit_readout if cfg.model.cell == Cell.esn else train
+    result = fit(net, task, cfg, reporter, device)
+    test = evaluate(net, task, task.held_out("test", cfg.task.test_size).to(device), washout_of(task, cfg))
     solved = math.isfinite(test["loss"]) and task.solved(test)
     steps_to_solve = result.steps_to_solve
     if solved and steps_to_solve is None:
@@ -59,6 +62,8 @@ def run_trial(cfg: TrialConfig, reporter: Optional[Reporter] = None,
                       if result.wall_s > 0 and result.steps > 0 else None),
         **{k: v for k, v in test.items() if k not in ("loss", "accuracy")},
     }
+    if cfg.task.free_run:
+        final["free_run_nrmse"] = free_run_nrmse(net, task, cfg.task.free_run, cfg.task.test_size)
     verdict = health.trial_verdict([p["health"] for p in result.probes], result.status == "diverged")
     summary = json_safe({
         "config": to_dict(cfg),

@@ -204,7 +204,8 @@ def test_esn_only_readout_learns():
     net = make_net(cell=Cell.esn, hidden_size=64, layers=2)
     for layer in net.layers:
         assert all(not p.requires_grad for p in layer.core.parameters())
-        assert torch.count_nonzero(layer.core.bias_ih_l0) == 0
+        bias = layer.core.bias_ih_l0                # a fixed input bias U(−s, s), s = input_scaling (1)
+        assert torch.count_nonzero(bias) == 64 and bias.abs().max() <= 1.0
         assert torch.count_nonzero(layer.core.bias_hh_l0) == 0
     assert {id(p) for p in trainable(net)} == {id(p) for p in net.readout.parameters()}
     groups = net.parameter_groups()
@@ -253,14 +254,14 @@ def test_esn_leak_changes_the_dynamics():
     hs_full = torch.stack(full(x, unrolled=True).hs[0], 1)
     hs_leaky = torch.stack(leaky(x, unrolled=True).hs[0], 1)
     assert not torch.allclose(hs_full, hs_leaky, atol=1e-4)
-    # the leaky update, by hand: h_1 = a·tanh(W_in x_1) from h_0 = 0
-    w_in = leaky.layers[0].w_ih.detach()
-    assert torch.allclose(hs_leaky[:, 0], 0.3 * torch.tanh(x[:, 0] @ w_in.T), atol=1e-6)
-    assert torch.allclose(hs_full[:, 0], torch.tanh(x[:, 0] @ w_in.T), atol=1e-6)
+    # the leaky update, by hand: h_1 = a·tanh(W_in x_1 + b) from h_0 = 0
+    w_in, b = leaky.layers[0].w_ih.detach(), leaky.layers[0].core.bias_ih_l0.detach()
+    assert torch.allclose(hs_leaky[:, 0], 0.3 * torch.tanh(x[:, 0] @ w_in.T + b), atol=1e-6)
+    assert torch.allclose(hs_full[:, 0], torch.tanh(x[:, 0] @ w_in.T + b), atol=1e-6)
     # h_2 = (1 − a) h_1 + a·tanh(W_in x_2 + W h_1)
     w = leaky.layers[0].w_hh.detach()
     h1 = hs_leaky[:, 0]
-    expected = 0.7 * h1 + 0.3 * torch.tanh(x[:, 1] @ w_in.T + h1 @ w.T)
+    expected = 0.7 * h1 + 0.3 * torch.tanh(x[:, 1] @ w_in.T + b + h1 @ w.T)
     assert torch.allclose(hs_leaky[:, 1], expected, atol=1e-6)
 
 

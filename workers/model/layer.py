@@ -11,7 +11,7 @@ Cells (PyTorch's own equations, gates in PyTorch's order):
 - rnn:  h' = f(W_ih x + b_ih + W_hh h + b_hh), f = model.activation
 - lstm: i, f, g, o = σ, σ, tanh, σ of (W_ih x + b_ih + W_hh h + b_hh); c' = f⊙c + i⊙g; h' = o⊙tanh(c')
 - gru:  r, z = σ(...), n = tanh(W_in x + b_in + r⊙(W_hn h + b_hn)); h' = (1 − z)⊙n + z⊙h
-- esn:  h' = (1 − a) h + a f(W_in x + W h), with W and W_in fixed (Jaeger 2001); only the readout learns.
+- esn:  h' = (1 − a) h + a f(W_in x + b + W h), with W, W_in, b fixed (Jaeger 2001); only the readout learns.
 """
 from __future__ import annotations
 

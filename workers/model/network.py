@@ -109,13 +109,25 @@ class RecurrentNet(nn.Module):
         """Whether `between` at step t reads step t alone (batch norm pools its statistics over time)."""
         return self.cfg.norm != Norm.batch
 
-    def head(self, h: torch.Tensor) -> torch.Tensor:
-        """The readout (after attention, if any) of the top sequence h [B, T, H]: [B, T or 1, output]."""
+    def readout_input(self, h: torch.Tensor) -> torch.Tensor:
+        """What the readout reads of the top sequence h [B, T, H]: [B, T or 1, H or 2H] (with attention)."""
         last_only = not self.per_step
         top = h[:, -1:] if last_only else h
         if self.attention is not None:
             top = torch.cat([top, self.attention(h, last_only)], -1)
-        return self.readout(top)
+        return top
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        """The readout of the top sequence h [B, T, H]: [B, T or 1, output]."""
+        return self.readout(self.readout_input(h))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The readout's input for a batch x (the states an echo state network's readout is fit on)."""
+        h = x
+        for i, layer in enumerate(self.layers):
+            out, _, _ = layer(h)
+            h = self.between(i, h, out)
+        return self.readout_input(h)
 
     def parameter_groups(self) -> dict[str, list[torch.Tensor]]:
         """Trainable parameters by role: input, recurrent, bias, readout, other (attention, norms)."""
