@@ -58,6 +58,7 @@ class OptunaReporter(Reporter):
         self.key, self.prune = intermediate_key(metric), prune
         self.single_objective = len(self.study.directions) == 1   # Optuna: no report() with several
         self.last_step = None
+        self.reason: Optional[str] = None
         self.pending: list[tuple[str, Any, Any]] = []    # ("attr", key, value) or ("value", value, step)
 
     def _quick(self):
@@ -97,9 +98,16 @@ class OptunaReporter(Reporter):
             return False                    # no decision without the storage
         try:
             with self._quick():
-                return self.trial.should_prune()
+                pruned = self.trial.should_prune()
         except StorageUnavailable:
             return False
+        if pruned:
+            self.reason = (f"{type(self.study.pruner).__name__}: {self.key} at step {step} "
+                           f"against the other trials'")
+        return pruned
+
+    def stop_reason(self) -> Optional[str]:
+        return self.reason
 
     def on_end(self, summary: dict[str, Any]) -> None:
         try:

@@ -275,10 +275,13 @@ class StudyRunner:
         except ConfigError as exc:
             self.fail(study, trial, "config", str(exc))
             return False
-        prune = self.root.study.pruner.value != "none" and len(self.metrics) == 1
+        s = self.root.study
+        prune = s.pruner.value not in ("none", "health") and len(self.metrics) == 1
+        health = s.pruner.value in ("health", "median_health")
         job = TrialJob(self.storage_url, self.name, trial_id(trial), trial.number, cfg, self.metrics[0], prune,
                        pruner=study.pruner, threads=max(1, int(plan.cpu)),
-                       storage_retry_s=self.root.study.storage_retry_s,
+                       storage_retry_s=s.storage_retry_s,
+                       health_patience=s.health_patience if health else 0, health_warmup_steps=s.pruner_warmup_steps,
                        **self.hooks.launch(trial, to_dict(cfg)))
         try:
             in_flight[plan.submit(job)] = trial

@@ -39,7 +39,7 @@ def make_sampler(cfg: StudyConfig, space: SearchSpace) -> optuna.samplers.BaseSa
 
 
 def make_pruner(cfg: StudyConfig) -> optuna.pruners.BasePruner:
-    if cfg.pruner == Pruner.median:
+    if cfg.pruner in (Pruner.median, Pruner.median_health):
         return optuna.pruners.MedianPruner(n_startup_trials=cfg.pruner_startup_trials,
                                            n_warmup_steps=cfg.pruner_warmup_steps)
     if cfg.pruner == Pruner.successive_halving:

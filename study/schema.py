@@ -41,6 +41,8 @@ class Pruner(str, Enum):
     median = "median"
     successive_halving = "successive_halving"
     hyperband = "hyperband"
+    health = "health"                     # gradient health alone (workers/health_stop.py)
+    median_health = "median_health"       # the median pruner or gradient health: prune on either
 
 
 class Direction(str, Enum):
@@ -72,7 +74,8 @@ class StudyConfig:
     sampler: Sampler = Sampler.tpe
     seed: int = 0                         # the sampler's seed
     pruner: Pruner = Pruner.median
-    pruner_warmup_steps: int = 0          # median: do not prune before this training step
+    pruner_warmup_steps: int = 0          # median, health: do not prune before this training step
+    health_patience: int = 3              # health: prune after this many unhealthy probes in a row
     pruner_startup_trials: int = 2        # median: trials to finish before pruning starts
     objectives: List[Objective] = field(default_factory=lambda: [Objective()])
     timeout_s: float = 0.0                # wall-clock budget for the run; 0 = none
@@ -134,11 +137,12 @@ def validate_root(root: RootConfig) -> RootConfig:
     check(isinstance(s.name, str) and STUDY_NAME_PATTERN.fullmatch(s.name) is not None, "study.name",
           s.name, "a non-empty name of letters, digits, '_', '.' and '-' that starts with a letter or digit")
     check(s.n_trials >= 1, "study.n_trials", s.n_trials, "an integer ≥ 1")
+    check(s.health_patience >= 1, "study.health_patience", s.health_patience, "an integer ≥ 1")
     check(len(s.objectives) >= 1, "study.objectives", [], "at least one {metric, direction}")
     for i, objective in enumerate(s.objectives):
         check(objective.metric in OBJECTIVE_METRICS, f"study.objectives[{i}].metric", objective.metric,
               "one of " + ", ".join(OBJECTIVE_METRICS) + " (the numbers of summary.json's final section)")
-    if len(s.objectives) > 1 and s.pruner != Pruner.none:
+    if len(s.objectives) > 1 and s.pruner not in (Pruner.none, Pruner.health):
         raise ConfigError("study.pruner", s.pruner.value, "none with several objectives",
                           f"study.pruner={s.pruner.value!r} with {len(s.objectives)} objectives: pruning "
                           "needs a single objective; set study.pruner=none")

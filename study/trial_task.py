@@ -13,6 +13,7 @@ import torch
 
 from study.optuna_reporter import OptunaReporter
 from workers.config import TrialConfig
+from workers.health_stop import HealthStop
 from workers.reporter import FanOut
 from workers.trial import run_trial
 
@@ -32,6 +33,8 @@ class TrialJob:
     run_id: str = ""
     figures_min_s: float = 0.0   # the per-trial figures for trials that trained at least this long
     storage_retry_s: float = 600.0   # how long the reporter's last writes wait out a storage outage
+    health_patience: int = 0     # > 0: the gradient-health pruning rule (workers/health_stop.py) with this patience
+    health_warmup_steps: int = 0
 
 
 def execute(job: TrialJob) -> dict[str, Any]:
@@ -39,6 +42,8 @@ def execute(job: TrialJob) -> dict[str, Any]:
     torch.set_num_threads(job.threads)
     reporters: list = [OptunaReporter(job.storage_url, job.study_name, job.trial_id, job.metric, job.prune,
                                       job.pruner, job.storage_retry_s)]
+    if job.health_patience:
+        reporters.append(HealthStop(job.health_patience, job.health_warmup_steps))
     mlflow_reporter = None
     if job.tracking_uri:   # without a run_id (MLflow down at launch) it only keeps the history for the back-fill
         from tracking.reporter import MlflowReporter

@@ -38,6 +38,7 @@ class TrialAttr:
     DECAY_RATE = PREFIX + "decay_rate"
     SEQ_LEN = PREFIX + "seq_len"
     FAIL_REASON = PREFIX + "fail_reason"
+    PRUNE_REASON = PREFIX + "prune_reason"
     ERROR = PREFIX + "error"
     REQUEUED = PREFIX + "requeued"        # a lost trial whose configuration was queued again
     ATTEMPT = PREFIX + "attempt"          # on the queued copy: how many times the configuration was lost
@@ -59,6 +60,7 @@ class TrialRecord:
     vanishing_ratio: Optional[float] = None   # of the last probe
     decay_rate: Optional[float] = None        # of the last probe
     seq_len: Optional[int] = None
+    prune_reason: Optional[str] = None        # a pruned trial: which rule stopped it
 
     @classmethod
     def from_summary(cls, summary: dict[str, Any], path: str) -> "TrialRecord":
@@ -67,7 +69,7 @@ class TrialRecord:
         return cls(health=summary["health"], status=summary["status"], cell=config["model"]["cell"],
                    summary=path, final=summary["final"], steps=summary["steps"],
                    vanishing_ratio=last.get("vanishing_ratio"), decay_rate=last.get("decay_rate"),
-                   seq_len=config["task"]["seq_len"])
+                   seq_len=config["task"]["seq_len"], prune_reason=summary.get("prune_reason"))
 
     def to_user_attrs(self) -> dict[str, Any]:
         return {PREFIX + name: value for name, value in asdict(self).items()}

@@ -15,6 +15,7 @@ from tracking.values import metric_value
 TAG_STUDY, TAG_TRIAL, TAG_STATE = "gradstudy.study", "gradstudy.trial", "gradstudy.state"
 TAG_HEALTH, TAG_CELL, TAG_ROLE = "gradstudy.health", "gradstudy.cell", "gradstudy.role"
 TAG_FAIL_REASON, TAG_BACKFILLED = "gradstudy.fail_reason", "gradstudy.backfilled"
+TAG_PRUNE_REASON = "gradstudy.prune_reason"
 TAG_OVERRIDES = "gradstudy.overrides"
 PARENT = "mlflow.parentRunId"
 

@@ -27,7 +27,8 @@ def end_trial_run(client: MlflowClient, run_id: str, state: str, health: Optiona
     if health:
         tags.append(RunTag(names.TAG_HEALTH, health))
     if reason:
-        tags.append(RunTag(names.TAG_FAIL_REASON, scrub(reason)[:5000]))
+        tag = names.TAG_PRUNE_REASON if state == "pruned" else names.TAG_FAIL_REASON
+        tags.append(RunTag(tag, scrub(reason)[:5000]))
     client.log_batch(run_id, tags=tags)
     client.set_terminated(run_id, STATUS.get(state, "FAILED"))
 

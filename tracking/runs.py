@@ -147,7 +147,7 @@ class StudyRecorder:
             folder = write_artifacts(summary, Path(tmp))
             self.client.log_artifacts(run_id, str(folder))
             tags = closing_tags(folder)
-        end_trial_run(self.client, run_id, state, summary.get("health"), None, tags)
+        end_trial_run(self.client, run_id, state, summary.get("health"), summary.get("prune_reason"), tags)
         # the partial run, and any run of an earlier back-fill of this trial that was cut short
         stale = {r.info.run_id for r in self.client.search_runs(
             [self.experiment_id], filter_string=f"tags.`{names.TAG_TRIAL}` = '{number}'", max_results=1000)}

@@ -6,11 +6,12 @@ itself knows none of them.
 
 Call order: on_start once; on_step every `train.log_every` steps; on_probe at step 0, every
 `train.probe_every` steps and at the last step, each followed by one should_stop (pruning is decided
-only there, where a validation score exists); on_end once with the summary, whatever happened.
+only there, where a validation score exists); on_end once with the summary, whatever happened. A
+pruned trial's summary holds `prune_reason`, from the reporter that stopped it (`stop_reason`).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 
 class Reporter:
@@ -29,6 +30,10 @@ class Reporter:
     def should_stop(self, step: int) -> bool:
         """After each probe: True stops the trial as pruned."""
         return False
+
+    def stop_reason(self) -> Optional[str]:
+        """Why this reporter stopped the trial (after should_stop said True), else None."""
+        return None
 
     def on_end(self, summary: dict[str, Any]) -> None:
         """Once, with the summary, whatever happened."""
@@ -53,7 +58,10 @@ class FanOut(Reporter):
             r.on_probe(probe)
 
     def should_stop(self, step):
-        return any([r.should_stop(step) for r in self.reporters])
+        return any([r.should_stop(step) for r in self.reporters])   # a list: every reporter decides
+
+    def stop_reason(self):
+        return next((reason for r in self.reporters if (reason := r.stop_reason())), None)
 
     def on_end(self, summary):
         for r in self.reporters:

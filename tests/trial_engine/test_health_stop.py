@@ -1,0 +1,53 @@
+"""The gradient-health pruning rule (workers/health_stop.py): k unhealthy probes in a row after the warm-up
+stop a trial, with the reason in its summary; one healthy probe spares it."""
+from __future__ import annotations
+
+import pytest
+
+from workers.config import Activation, Device, Init, TaskName, TrialConfig
+from workers.health_stop import HealthStop
+from workers.reporter import FanOut, Reporter
+from workers.trial import run_trial
+
+
+def feed(rule: HealthStop, verdicts: list[str], every: int = 10) -> list[bool]:
+    decisions = []
+    for i, verdict in enumerate(verdicts):
+        rule.on_probe({"step": i * every, "health": verdict})
+        decisions.append(rule.should_stop(i * every))
+    return decisions
+
+
+def test_patience_warmup_and_reason():
+    assert feed(HealthStop(3), ["vanishing", "exploding", "diverged"]) == [False, False, True]
+    rule = HealthStop(3)
+    assert feed(rule, ["vanishing", "vanishing", "healthy", "vanishing", "vanishing", "vanishing"]) == \
+        [False, False, False, False, False, True]
+    assert rule.stop_reason() == "health: the last 3 probes (steps 30–50) were vanishing"
+    assert feed(HealthStop(2, warmup_steps=25), ["vanishing"] * 4) == [False, False, False, True]   # steps 0..30
+    assert feed(HealthStop(1), ["healthy", "exploding"]) == [False, True]
+    assert HealthStop(3).stop_reason() is None
+    with pytest.raises(ValueError):
+        HealthStop(0)
+
+
+def tiny(gain: float) -> TrialConfig:
+    cfg = TrialConfig()
+    cfg.task.name, cfg.task.seq_len = TaskName.adding, 30
+    cfg.task.test_size, cfg.task.val_size = 64, 32
+    cfg.model.hidden_size, cfg.model.init, cfg.model.init_gain = 16, Init.scaled, gain
+    cfg.model.activation = Activation.tanh
+    cfg.train.steps, cfg.train.batch_size, cfg.train.probe_every = 60, 16, 10
+    cfg.train.device = Device.cpu
+    return cfg
+
+
+def test_a_vanishing_trial_is_pruned_and_a_healthy_one_spared():
+    """Pascanu et al.: λ1 = 0.5 < 1/γ vanishes over 30 steps; λ1 = 2 stays healthy (demo's grid)."""
+    vanishing = run_trial(tiny(0.5), FanOut(Reporter(), HealthStop(3)))
+    assert vanishing["status"] == "pruned" and vanishing["steps"] == 21      # stopped after the probe at 20
+    assert [p["health"] for p in vanishing["probes"]] == ["vanishing"] * 3
+    assert vanishing["prune_reason"] == "health: the last 3 probes (steps 0–20) were vanishing"
+    healthy = run_trial(tiny(2.0), FanOut(Reporter(), HealthStop(3)))
+    assert healthy["status"] == "completed" and healthy["steps"] == 60 and "prune_reason" not in healthy
+    assert healthy["health"] == "healthy"
