@@ -4,6 +4,7 @@
     gradstudy run [overrides…]       a study (e.g. experiment=adding_cells study.n_trials=64)
     gradstudy resume NAME [overrides…]  finish an interrupted study as it was started (overrides last)
     gradstudy status NAME [--json]   counts by state, best so far, health mix
+    gradstudy check NAME             the study's expectations (published results), ✓/✗; exit 6 if one fails
     gradstudy list                   the studies in the storage
     gradstudy nightly [--date D] [overrides…]   the nightly study `nightly-<date>`; exit 5 on a regression
     gradstudy report NAME            back-fill MLflow, rewrite the study report on the parent run
@@ -16,7 +17,8 @@ one line on stderr naming the key, the value and what is valid, exit code 2, and
 Exit codes: 0 done; 2 a bad configuration, or a storage, MLflow or Ray that cannot be reached or started
 (nothing written); 3 the study is run by another driver; 4 study.timeout_s ran out (resumable); 5 the
 nightly study regressed; 6 the storage stayed unreachable for study.storage_retry_s mid-study (resumable);
-7 the Ray cluster stopped answering mid-study (resumable); 130 interrupted.
+7 the Ray cluster stopped answering mid-study (resumable); 130 interrupted. `gradstudy check`: 6 an
+expectation (a published result) did not hold.
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ EXIT_LOCKED = 3
 EXIT_BUDGET = 4     # the wall-clock budget ran out before study.n_trials were finished
 EXIT_STORAGE = 6    # the study storage stayed unreachable for study.storage_retry_s (resumable)
 EXIT_CLUSTER = 7    # the Ray cluster stopped answering mid-study (resumable)
+EXIT_EXPECTATION = 6   # `gradstudy check`: a published result the study is expected to reproduce did not hold
 
 
 def _run_study(overrides: list[str], hooks=(), epilogue: list[str] | None = None) -> int:
@@ -112,7 +115,7 @@ def _status(args: argparse.Namespace) -> int:
     import json
 
     from study import results
-    from study.console import status_table
+    from study.console import expectations_table, status_table
     from study.storage import load_study
 
     status = results.status(load_study(args.name, args.storage))
@@ -120,7 +123,26 @@ def _status(args: argparse.Namespace) -> int:
         print(json.dumps(status, default=str))
     else:
         Console().print(status_table(status))
+        if status["expectations"]:
+            Console().print(expectations_table(status["expectations"]))
     return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    """The study's expectations (published claims): exit 6 when one does not hold."""
+    from study import results
+    from study.console import expectations_table
+    from study.storage import load_study
+
+    checked = results.status(load_study(args.name, args.storage))["expectations"]
+    if not checked:
+        print(f"study {args.name} declares no expectations (`expect:` rules in its experiment): nothing to check")
+        return 0
+    Console().print(expectations_table(checked))
+    failed = [r for r in checked if not r["passed"]]
+    print(f"{len(checked) - len(failed)} of {len(checked)} expectations hold"
+          + (f"; failed: {'; '.join(r['rule'] for r in failed)}" if failed else ""))
+    return EXIT_EXPECTATION if failed else 0
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -212,6 +234,10 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="one JSON object")
     status.add_argument("--storage", default="", help=storage_help)
     status.set_defaults(run=_status)
+    check = sub.add_parser("check", help="the study's expectations (published results): exit 6 if one fails")
+    check.add_argument("name")
+    check.add_argument("--storage", default="", help=storage_help)
+    check.set_defaults(run=_check)
     lst = sub.add_parser("list", help="the studies in the storage")
     lst.add_argument("--storage", default="", help=storage_help)
     lst.set_defaults(run=_list)

@@ -116,6 +116,18 @@ def status_table(status: dict) -> Table:
     return table
 
 
+def expectations_table(results: list[dict]) -> Table:
+    """Each published claim with what the study measured: ✓ held, ✗ did not."""
+    table = Table(title="expectations (published results)")
+    for col in ("", "rule", "measured", "trials", "source"):
+        table.add_column(col)
+    for r in results:
+        measured = "-" if r["measured"] is None else _fmt(r["measured"])
+        table.add_row("✓" if r["passed"] else "✗", r["rule"] + (f"\n{r['claim']}" if r.get("claim") else ""),
+                      measured + (f" ({r['note']})" if r.get("note") else ""), str(r["trials"]), r["source"])
+    return table
+
+
 def trials_table(study, limit: int = 30) -> Table | None:
     """Every finished trial side by side (small studies only): parameters, verdict, gradient ratio."""
     from study import results

@@ -11,6 +11,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
+from tracking import expectations
 from tracking.attrs import StudyAttr, TrialAttr
 from tracking.trials import REQUEUED, best_per_cell, best_trial, counts_towards_total, state_counts
 
@@ -43,4 +44,5 @@ def status(study: optuna.Study) -> dict[str, Any]:
         "health": health_mix(finished(trials)),
         "directions": [d.name.lower() for d in study.directions],
         "objectives": study.user_attrs.get(StudyAttr.OBJECTIVES),
+        "expectations": expectations.evaluate(trials, study.user_attrs.get(StudyAttr.EXPECT) or []),
     }

@@ -20,6 +20,7 @@ import contextlib
 import math
 import os
 import time
+from dataclasses import asdict
 from typing import Any, Callable, Optional, Sequence
 
 import optuna
@@ -112,12 +113,13 @@ class StudyRunner:
             study.set_user_attr(StudyAttr.SEARCH, self.space.structured())
             study.set_user_attr(StudyAttr.OBJECTIVES, self.metrics)
         study.set_user_attr(StudyAttr.N_TRIALS, self.root.study.n_trials)
+        study.set_user_attr(StudyAttr.EXPECT, [asdict(rule) for rule in self.root.expect])   # checks, not identity
         return study
 
     def identity(self) -> str:
         """The part of the configuration that makes two runs the same study (not counts or placement)."""
         root = yaml.safe_load(self.composed.yaml)
-        for section in ("cluster", "tracking", "nightly"):
+        for section in ("cluster", "tracking", "nightly", "expect"):
             root.pop(section, None)
         for key in ("n_trials", "timeout_s", "storage"):
             root.get("study", {}).pop(key, None)

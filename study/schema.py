@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Dict, List
 
+from tracking.expectations import RuleError, check_rule
 from workers import config as wconfig
 from workers.config import ConfigError, TaskConfig, ModelConfig, TrainConfig, TrialConfig, check
 
@@ -116,6 +117,18 @@ class NightlyConfig:
 
 
 @dataclass
+class Expectation:
+    """A published claim checked on the study's trials (tracking/expectations.py)."""
+    claim: str = ""                       # the claim, in words
+    where: str = ""                       # the trials it is about: "model.cell == lstm and …"; "" = all
+    metric: str = "final.test_loss"       # final.<key> of the summary, or vanishing_ratio / decay_rate
+    stat: str = "max"                     # over the matching trials: min, max, median, mean
+    op: str = "<"                         # <, <=, >, >=
+    value: float = 0.0
+    source: str = ""                      # the paper, its table or figure
+
+
+@dataclass
 class RootConfig:
     task: TaskConfig = field(default_factory=TaskConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -125,6 +138,7 @@ class RootConfig:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     nightly: NightlyConfig = field(default_factory=NightlyConfig)
+    expect: List[Expectation] = field(default_factory=list)
 
 
 def validate_root(root: RootConfig) -> RootConfig:
@@ -138,6 +152,11 @@ def validate_root(root: RootConfig) -> RootConfig:
           s.name, "a non-empty name of letters, digits, '_', '.' and '-' that starts with a letter or digit")
     check(s.n_trials >= 1, "study.n_trials", s.n_trials, "an integer ≥ 1")
     check(s.health_patience >= 1, "study.health_patience", s.health_patience, "an integer ≥ 1")
+    for i, rule in enumerate(root.expect):
+        try:
+            check_rule(asdict(rule))
+        except RuleError as exc:
+            raise ConfigError(f"expect[{i}].{exc.field}", exc.value, exc.valid) from None
     check(len(s.objectives) >= 1, "study.objectives", [], "at least one {metric, direction}")
     for i, objective in enumerate(s.objectives):
         check(objective.metric in OBJECTIVE_METRICS, f"study.objectives[{i}].metric", objective.metric,

@@ -186,6 +186,7 @@ class StudyTracking(StudyHooks):
 
     def describe(self, study: optuna.Study, summaries: Optional[dict[int, dict]] = None) -> None:
         """The parent run's description (tracking/study_note.py) and its `best/*` metrics."""
+        from tracking.expectations import evaluate
         from tracking.run_look import run_name
         from tracking.study_note import best_metrics, study_note
         from tracking.trials import best_trial
@@ -200,7 +201,9 @@ class StudyTracking(StudyHooks):
                 summary = json.loads(path.read_text()) if path.exists() else None
             if summary:
                 names_by_number[best.number] = run_name(best.number, summary["config"], list(best.params))
-        self.recorder.set_note(study_note(study, self.recorder.experiment_id, self.run_ids(study), names_by_number))
+        checked = evaluate(trials, study.user_attrs.get(StudyAttr.EXPECT) or [])
+        self.recorder.set_note(study_note(study, self.recorder.experiment_id, self.run_ids(study), names_by_number,
+                                          checked))
         metrics = best_metrics(study, trials)
         if metrics:
             self.recorder.log_study_metrics(metrics)

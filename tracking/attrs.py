@@ -24,6 +24,7 @@ class StudyAttr:
     OBJECTIVES = PREFIX + "objectives"    # the objective metrics, in order
     N_TRIALS = PREFIX + "n_trials"        # the target count of finished trials
     NIGHTLY = PREFIX + "nightly"          # the comparison with the previous night
+    EXPECT = PREFIX + "expect"            # the experiment's expectation rules (published claims)
     BACKFILL = PREFIX + "mlflow_backfill."  # + trial number: the MLflow run that now holds the trial
 
 

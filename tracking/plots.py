@@ -110,8 +110,11 @@ def describe(summary: dict) -> str:
         init_text = f" · init {init}, $\\lambda_1$={model['init_gain']:.3g}"
     elif init:
         init_text = f" · init {init}"
+    verdict = summary.get("health", "?")
+    if model.get("cell") == "esn" and verdict == "vanishing":   # fading memory is the echo state property
+        verdict = "vanishing (fading memory: the echo state property)"
     return (f"{task.get('name', '?')} · {cell_text} · T={task.get('seq_len', '?')}{init_text}"
-            f" · health: {summary.get('health', '?')}")
+            f" · health: {verdict}")
 
 
 # --- figures --------------------------------------------------------------------------------------------

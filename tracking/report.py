@@ -38,7 +38,7 @@ from typing import Any, Optional
 
 import optuna
 
-from tracking import plots, report_data
+from tracking import expectations, plots, report_data
 from tracking.attrs import StudyAttr, TrialAttr
 from tracking.phase_figure import phase_figure
 from tracking.study_figures import health_mix_figure, history_figure, importance_figure, param_figure
@@ -155,7 +155,10 @@ def write_study_report(study: optuna.Study, folder: Path, summaries: Optional[di
 
     drawn = [f for f in figures.values() if f] + [p["file"] for p in profiles]
     runs = links.paths() if links else {}
+    checked = expectations.evaluate(trials, study.user_attrs.get(StudyAttr.EXPECT) or [])
+    esn = any(t.user_attrs.get(TrialAttr.CELL) == "esn" for t in trials)
     page = _template().render(
+        expectations=[dict(r, measured=_fmt(r["measured"]), note=r.get("note", "")) for r in checked], esn=esn,
         images={f: _data_uri(folder / f) for f in drawn}, runs=runs, ui_base=links.ui_base if links else "",
         name=study.study_name, meta=meta, counts=state_counts(trials),
         comparison=_comparison(comparison) if comparison else None,
