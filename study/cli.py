@@ -131,14 +131,16 @@ def _status(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     """The study's expectations (published claims): exit 6 when one does not hold."""
     from study import results
-    from study.console import expectations_table
     from study.storage import load_study
 
     checked = results.status(load_study(args.name, args.storage))["expectations"]
     if not checked:
         print(f"study {args.name} declares no expectations (`expect:` rules in its experiment): nothing to check")
         return 0
-    Console().print(expectations_table(checked))
+    for r in checked:   # one line a rule: readable in a nightly job's log
+        measured = "nothing measured (no trial matched)" if r["measured"] is None else f"measured {r['measured']:.4g}"
+        print(f"{'✓' if r['passed'] else '✗'} {r['rule']}: {measured} over {r['trials']} trial(s)"
+              + (f" — {r['claim']}" if r["claim"] else "") + (f" [{r['source']}]" if r["source"] else ""))
     failed = [r for r in checked if not r["passed"]]
     print(f"{len(checked) - len(failed)} of {len(checked)} expectations hold"
           + (f"; failed: {'; '.join(r['rule'] for r in failed)}" if failed else ""))
