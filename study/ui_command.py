@@ -40,7 +40,7 @@ def study_links(client, ui: str, name: str | None) -> list[tuple[str, str, str]]
     """(study, link to its trials, link to its report) of NAME or of every study in the store."""
     from tracking.ui_links import QUERY_TAG, trials_url
 
-    experiments = [e for e in client.search_experiments(max_results=1000, filter_string=f"name LIKE '{PREFIX}%'")]
+    experiments = client.search_experiments(max_results=1000, filter_string=f"name LIKE '{PREFIX}%'")
     by_study = {e.name[len(PREFIX):]: e for e in experiments}
     if name is not None and name not in by_study:
         known = ", ".join(sorted(by_study)) or "none"

@@ -181,9 +181,37 @@ def test_median_pruner_stops_clearly_worse_trials(home, ray_session):
         summary = json.loads(Path(t.user_attrs["gradstudy.summary"]).read_text())
         assert summary["status"] == "pruned" and summary["steps"] == steps
         assert t.values == [t.intermediate_values[last]]    # Optuna keeps the last reported value
+        assert t.user_attrs["gradstudy.prune_reason"] == f"MedianPruner: val_loss at step {last} against the " \
+                                                          "other trials'"
     for t in trials:
         if t.state == TrialState.COMPLETE:
             assert t.user_attrs["gradstudy.steps"] == 60 and max(t.intermediate_values) == 59
+
+
+@pytest.mark.timeout(240)
+def test_health_pruner_stops_the_vanishing_trial_and_spares_the_healthy_one(home, ray_session):
+    """study.pruner=health on two demo corners (tanh, T = 10 → 30): λ1 = 0.5 vanishes from the first probe and
+    is pruned at the third (patience 3, steps 0, 10, 20); λ1 = 2 stays healthy and runs its 60 steps. The
+    reason is on the Optuna trial and on its MLflow run."""
+    from mlflow import MlflowClient
+
+    study = run_study([
+        "experiment=demo", "task.seq_len=30", "model.hidden_size=16", "train.steps=60", "train.probe_every=10",
+        "cluster.num_cpus=2", "tracking.trial_figures_min_s=1000",
+        "++search.params={model.init: scaled, model.activation: tanh, model.init_gain: 'choice(0.5, 2.0)'}",
+        "study.name=health_prune", "study.n_trials=2", "study.pruner=health", "study.health_patience=3",
+    ])
+    trials = {t.params["model.init_gain"]: t for t in study.get_trials(deepcopy=False)}
+    vanishing, healthy = trials[0.5], trials[2.0]
+    assert vanishing.state == TrialState.PRUNED and healthy.state == TrialState.COMPLETE
+    assert vanishing.user_attrs["gradstudy.steps"] == 21 and healthy.user_attrs["gradstudy.steps"] == 60
+    reason = "health: the last 3 probes (steps 0–20) were vanishing"
+    assert vanishing.user_attrs["gradstudy.prune_reason"] == reason
+    assert healthy.user_attrs.get("gradstudy.prune_reason") is None and healthy.user_attrs["gradstudy.health"] == "healthy"
+    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
+    run = client.get_run(vanishing.user_attrs["gradstudy.mlflow_run"])
+    assert run.data.tags["gradstudy.prune_reason"] == reason and run.data.tags["gradstudy.state"] == "pruned"
+    assert run.info.status == "KILLED"
 
 
 # ----------------------------------------------------------------------------------------------------
