@@ -61,7 +61,7 @@ class FanOut(Reporter):
         return any([r.should_stop(step) for r in self.reporters])   # a list: every reporter decides
 
     def stop_reason(self):
-        return next((reason for r in self.reporters if (reason := r.stop_reason())), None)
+        return next((reason for r in self.reporters if (reason := getattr(r, "stop_reason", lambda: None)())), None)
 
     def on_end(self, summary):
         for r in self.reporters:

@@ -25,6 +25,12 @@ from workers.summary import json_safe
 from workers.tasks import make_task
 
 
+def _stop_reason(reporter: Reporter) -> str:
+    """Why the trial was pruned (a reporter without `stop_reason` gives no reason: "pruned")."""
+    reason = getattr(reporter, "stop_reason", None)
+    return (reason() if callable(reason) else None) or "pruned"
+
+
 def build(cfg: TrialConfig, device: torch.device):
     """The task and the network of a trial, deterministic from `train.seed`."""
     seed = cfg.train.seed
@@ -69,7 +75,7 @@ def run_trial(cfg: TrialConfig, reporter: Optional[Reporter] = None,
         "config": to_dict(cfg),
         "health": verdict,
         "status": result.status,
-        **({"prune_reason": reporter.stop_reason() or "pruned"} if result.status == "pruned" else {}),
+        **({"prune_reason": _stop_reason(reporter)} if result.status == "pruned" else {}),
         "steps": result.steps,
         "device": str(device),
         "final": final,

@@ -48,7 +48,9 @@ def test_each_pruner_is_built(kind):
     pruner = make_pruner(StudyConfig(pruner=kind))
     expected = {Pruner.none: optuna.pruners.NopPruner, Pruner.median: optuna.pruners.MedianPruner,
                 Pruner.successive_halving: optuna.pruners.SuccessiveHalvingPruner,
-                Pruner.hyperband: optuna.pruners.HyperbandPruner}[kind]
+                Pruner.hyperband: optuna.pruners.HyperbandPruner,
+                Pruner.health: optuna.pruners.NopPruner,               # the health rule runs in the worker
+                Pruner.median_health: optuna.pruners.MedianPruner}[kind]
     assert isinstance(pruner, expected)
 
 

@@ -50,7 +50,8 @@ def _sweep_values(expression: str) -> list:
 
 
 def test_groups_are_packages_with_options():
-    assert EXPERIMENTS == ["adding_cells", "copy_memory", "demo", "init_phase", "nightly", "wrec_phase"]
+    assert EXPERIMENTS == ["adding_cells", "copy_memory", "demo", "init_phase", "nightly", "paper_hochreiter1997",
+                           "paper_jaeger2001", "paper_le2015", "paper_pascanu2013", "wrec_phase"]
     assert SEARCHES == ["cells", "clipping", "esn", "init_phase", "none", "wrec_scale"]
     for group in GROUPS:
         assert CONF.joinpath(group, "__init__.py").is_file(), group

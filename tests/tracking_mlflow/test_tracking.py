@@ -602,7 +602,10 @@ def test_ui_listens_on_loopback_only(home, tmp_path):
             assert time.monotonic() < deadline, out.read_text()
             time.sleep(0.25)
         assert http_ok(url + "/")
-        first = out.read_text().splitlines()[0]
+        while "MLflow UI on" not in out.read_text():        # printed once the UI answers
+            assert time.monotonic() < deadline, out.read_text()
+            time.sleep(0.25)
+        first = next(line for line in out.read_text().splitlines() if line.startswith("MLflow UI on"))
         assert url in first and str(home / "mlflow" / "mlflow.db") in first, first
         assert listening_addresses(port) == {"0100007F"}          # 127.0.0.1, nothing else (no 0.0.0.0, no ::)
         for address in other_addresses():
