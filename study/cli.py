@@ -70,7 +70,8 @@ def _run_study(overrides: list[str], hooks=(), epilogue: list[str] | None = None
               f"{study_dir(name) / 'trials'}")
     if composed.root.tracking.enabled:
         report = study_dir(name) / "report" / "report.html"
-        where = f" --tracking-uri {scrub(composed.root.tracking.uri)}" if composed.root.tracking.uri else ""
+        uri = composed.root.tracking.uri
+        where = f" --tracking-uri {scrub(uri)}" if uri.startswith(("http://", "https://")) else ""
         out.print(f"In MLflow: `gradstudy ui {name}{where}` prints the link to its trials; study report: {report}")
     for line in epilogue or []:
         out.print(line)

@@ -51,6 +51,22 @@ from workers.summary import write_trial_folder
 
 
 
+# Keys added after studies could have been started, with their defaults: a stored identity without one of
+# them is the same study when the key is at its default (`gradstudy resume` keeps working across upgrades).
+LATER_KEYS = {("study", "health_patience"): 3, ("task", "free_run"): 0, ("model", "washout"): 50,
+              ("model", "ridge"): 1e-6}
+
+
+def same_identity(stored: str, current: str) -> bool:
+    if stored == current:
+        return True
+    old, new = yaml.safe_load(stored) or {}, yaml.safe_load(current) or {}
+    for (section, key), default in LATER_KEYS.items():
+        if key not in (old.get(section) or {}) and (new.get(section) or {}).get(key) == default:
+            new[section].pop(key)
+    return old == new
+
+
 class StudyRunner:
     def __init__(self, composed: Composed, on_progress: Callable[[Progress], None] = lambda p: None):
         self.composed = composed
@@ -103,7 +119,7 @@ class StudyRunner:
                                     pruner=make_pruner(self.root.study), directions=self.directions,
                                     load_if_exists=True)
         existing = study.user_attrs.get(StudyAttr.CONFIG)
-        if existing is not None and existing != self.identity():
+        if existing is not None and not same_identity(existing, self.identity()):
             raise ConfigError("study.name", self.name,
                               "a new name: a study of this name exists with another configuration "
                               f"(`gradstudy resume {self.name}` continues it as it was)")

@@ -28,6 +28,7 @@ from tracking import names
 from tracking.attrs import StudyAttr, TrialAttr, describe_search
 from tracking.errors import TrackingError
 from tracking.store import connect, resolve_uri, use_recording_http
+from tracking.urls import scrub
 
 if TYPE_CHECKING:   # MLflow is imported only when a study is tracked
     from tracking.runs import StudyRecorder
@@ -135,7 +136,7 @@ class StudyTracking(StudyHooks):
                   **{f"search.{k}": v for k, v in describe_search(search).items()}}
         self.recorder.log_study(params, composed.yaml, {names.TAG_OVERRIDES: " ".join(composed.overrides)})
         self.recorder.set_source({"mlflow.source.type": "LOCAL",
-                                  "mlflow.source.name": " ".join(["gradstudy run", *composed.overrides])[:250],
+                                  "mlflow.source.name": scrub(" ".join(["gradstudy run", *composed.overrides]))[:250],
                                   "mlflow.source.git.commit": git_commit()})
 
     def finish(self, study: optuna.Study) -> None:

@@ -12,7 +12,7 @@ import optuna
 import torch
 
 from study.optuna_reporter import OptunaReporter
-from workers.config import TrialConfig
+from workers.config import Cell, TrialConfig
 from workers.health_stop import HealthStop
 from workers.reporter import FanOut
 from workers.trial import run_trial
@@ -43,7 +43,8 @@ def execute(job: TrialJob) -> dict[str, Any]:
     reporters: list = [OptunaReporter(job.storage_url, job.study_name, job.trial_id, job.metric, job.prune,
                                       job.pruner, job.storage_retry_s)]
     if job.health_patience:
-        reporters.append(HealthStop(job.health_patience, job.health_warmup_steps))
+        reporters.append(HealthStop(job.health_patience, job.health_warmup_steps,
+                                    fading_is_design=job.config.model.cell == Cell.esn))
     mlflow_reporter = None
     if job.tracking_uri:   # without a run_id (MLflow down at launch) it only keeps the history for the back-fill
         from tracking.reporter import MlflowReporter

@@ -28,9 +28,12 @@ FILTERS = ("metrics.`final/test_loss` < 0.17", "tags.`gradstudy.health` = 'vanis
            "params.`model.cell` = 'lstm'")
 
 
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))   # loopback: never through http_proxy
+
+
 def _answers(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=2) as r:
+        with _DIRECT.open(url, timeout=2) as r:
             return r.status == 200
     except OSError:
         return False
@@ -98,11 +101,16 @@ def ui(args: argparse.Namespace) -> int:
                                "--port", str(args.port), "--workers", "1"], env=env)
     try:
         deadline = time.monotonic() + 120
-        while not _answers(f"{address}/health"):
-            if server.poll() is not None:
+        while True:
+            if server.poll() is not None:   # checked first: another server on the port must not pass for ours
                 print(f"gradstudy: `mlflow ui` exited with code {server.returncode} (is port {args.port} in use? "
                       "--port picks another)", file=sys.stderr)
                 return 2
+            if _answers(f"{address}/health"):
+                time.sleep(0.5)
+                if server.poll() is None:
+                    break
+                continue
             if time.monotonic() > deadline:
                 raise TrackingError(address, "an MLflow UI answering within 120 s")
             time.sleep(0.3)

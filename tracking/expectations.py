@@ -159,6 +159,8 @@ class TrialValues:
                                          else TrialAttr.DECAY_RATE)
         else:
             value = (trial.user_attrs.get(TrialAttr.FINAL) or {}).get(metric[len("final."):])
+        if isinstance(value, bool):   # final.solved: 1 or 0, so `mean` is the fraction solved
+            value = float(value)
         number = _number(value)
         return number if number is not None and math.isfinite(number) else None
 

@@ -87,7 +87,8 @@ class MlflowReporter(Reporter):
         left = self.logger.close(self.close_timeout_s)
         self.result.update(delivered=not left, undelivered=len(left))
         try:
-            log_task_input(self.client, self.run_id, summary["config"])
+            if self.result["delivered"]:   # MLflow answering: else its retries would only stall the worker
+                log_task_input(self.client, self.run_id, summary["config"])
             with tempfile.TemporaryDirectory(prefix="gradstudy-artifacts-") as tmp:
                 figures = (summary["final"].get("wall_s") or 0.0) >= self.figures_min_s
                 folder = write_artifacts(summary, Path(tmp), figures)

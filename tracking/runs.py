@@ -39,6 +39,9 @@ def _chunks(items: list, size: int) -> Iterable[list]:
         yield items[i:i + size]
 
 
+NOTE_LIMIT = 8000
+
+
 def experiment_name(study: str) -> str:
     return f"gradstudy/{study}"
 
@@ -96,7 +99,10 @@ class StudyRecorder:
 
     def set_note(self, markdown: str) -> None:
         """The parent run's description (shown first on its page): the study's summary."""
-        self.client.set_tag(self.parent_id, NOTE_TAG, scrub(markdown)[:60000])
+        text = scrub(markdown)
+        if len(text) > NOTE_LIMIT:   # MLflow keeps at most 8000 characters in a run tag
+            text = text[:NOTE_LIMIT - 60].rsplit("\n", 1)[0] + "\n\n… (cut: the full summary is in report/report.html)"
+        self.client.set_tag(self.parent_id, NOTE_TAG, text)
 
     def log_study_metrics(self, metrics: dict[str, float]) -> None:
         now = int(time.time() * 1000)

@@ -261,6 +261,8 @@ def validate(cfg: TrialConfig) -> TrialConfig:
     if t.free_run:
         check(t.name == TaskName.mackey_glass and t.horizon == 1, "task.free_run", t.free_run,
               "0 unless task.name=mackey_glass with task.horizon=1 (the network's output is its next input)")
+        check(not m.attention, "task.free_run", t.free_run,
+              "0 with model.attention=true (a fed-back step would attend to itself alone, not the history)")
     check(t.test_size >= 1, "task.test_size", t.test_size, "an integer ≥ 1")
     check(t.val_size >= 1, "task.val_size", t.val_size, "an integer ≥ 1")
 

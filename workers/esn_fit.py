@@ -83,7 +83,7 @@ def fit_readout(net: RecurrentNet, task: Task, cfg: TrialConfig, reporter: Repor
         if not finite or (record is not None and record["health"] == "diverged"):
             result.status = "diverged"
             break
-        if probing and reporter.should_stop(collected):
+        if probing and reporter.should_stop(collected) and collected < total:   # a finished fit is not pruned
             result.status = "pruned"
             break
     result.wall_s = time.perf_counter() - start

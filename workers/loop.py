@@ -235,7 +235,7 @@ def train(net: RecurrentNet, task: Task, cfg: TrialConfig, reporter: Reporter,
         if not finite or (probing and record["health"] == "diverged"):
             result.status = "diverged"
             break
-        if probing and reporter.should_stop(step):
+        if probing and reporter.should_stop(step) and step != last:   # a finished trial is not pruned
             result.status = "pruned"
             break
     result.wall_s = time.perf_counter() - start

@@ -64,8 +64,8 @@ def run_trial(cfg: TrialConfig, reporter: Optional[Reporter] = None,
         "solved": bool(solved),
         "steps_to_solve": steps_to_solve,
         "wall_s": result.wall_s,
-        "seq_per_s": (result.steps * cfg.train.batch_size / result.wall_s
-                      if result.wall_s > 0 and result.steps > 0 else None),
+        "seq_per_s": (result.steps * (1 if cfg.model.cell == Cell.esn else cfg.train.batch_size) / result.wall_s
+                      if result.wall_s > 0 and result.steps > 0 else None),   # an ESN's steps are windows
         **{k: v for k, v in test.items() if k not in ("loss", "accuracy")},
     }
     if cfg.task.free_run:

@@ -198,3 +198,17 @@ def test_leaves_an_initialized_hydra_alone():
         assert GlobalHydra.instance().hydra is outer
         assert compose("config").model.cell == Cell.rnn
     assert not GlobalHydra.instance().is_initialized()
+
+
+def test_a_study_started_before_new_keys_existed_is_still_the_same_study():
+    """`gradstudy resume` across an upgrade: keys added since, at their defaults, do not change the identity."""
+    import yaml
+
+    from study.runner import same_identity
+
+    old = {"study": {"name": "s"}, "task": {"seq_len": 10}, "model": {"cell": "esn"}}
+    new = {"study": {"name": "s", "health_patience": 3}, "task": {"seq_len": 10, "free_run": 0},
+           "model": {"cell": "esn", "washout": 50, "ridge": 1e-6}}
+    assert same_identity(yaml.safe_dump(old), yaml.safe_dump(new))
+    assert not same_identity(yaml.safe_dump(old), yaml.safe_dump({**new, "model": {"cell": "esn", "washout": 20}}))
+    assert not same_identity(yaml.safe_dump(old), yaml.safe_dump({**new, "task": {"seq_len": 20}}))

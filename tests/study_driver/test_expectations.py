@@ -94,6 +94,11 @@ def test_rules_evaluate_on_the_matching_trials(tmp_path):
     assert results[0]["rule"] == "max final.baseline_ratio < 0.5 where model.cell == lstm"
     assert results[0]["claim"] == "LSTM learns it" and results[0]["source"] == "a paper"
     assert describe(rule()) == "max final.baseline_ratio < 0.5"
+    # a yes/no number (final.solved) counts as 1/0: its mean is the fraction of trials that solved the task
+    for i, t in enumerate(study.get_trials(deepcopy=False)[:2]):
+        t.user_attrs[TrialAttr.FINAL]["solved"] = bool(i)
+    (solved,) = evaluate(study.get_trials(deepcopy=False)[:2], [rule(metric="final.solved", stat="mean", op=">=", value=0.5)])
+    assert solved["measured"] == 0.5 and solved["passed"]
 
 
 @pytest.mark.parametrize("second_value,code", [(0.8, 0), (1.5, 6)])

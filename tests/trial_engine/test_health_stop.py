@@ -51,3 +51,17 @@ def test_a_vanishing_trial_is_pruned_and_a_healthy_one_spared():
     healthy = run_trial(tiny(2.0), FanOut(Reporter(), HealthStop(3)))
     assert healthy["status"] == "completed" and healthy["steps"] == 60 and "prune_reason" not in healthy
     assert healthy["health"] == "healthy"
+
+
+def test_an_esn_is_not_pruned_for_fading_memory():
+    rule = HealthStop(2, fading_is_design=True)
+    assert feed(rule, ["vanishing", "vanishing", "vanishing"]) == [False, False, False]
+    assert feed(rule, ["exploding", "diverged"]) == [False, True]      # after the vanishing ones, two bad in a row
+
+
+def test_a_trial_that_ran_to_the_end_is_not_pruned():
+    """Unhealthy at every probe, but the third probe is the last step: the trial completes."""
+    cfg = tiny(0.5)
+    cfg.train.steps = 21                                   # probes at 0, 10, 20 (the last step)
+    summary = run_trial(cfg, FanOut(Reporter(), HealthStop(3)))
+    assert summary["status"] == "completed" and summary["steps"] == 21 and summary["health"] == "vanishing"
