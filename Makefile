@@ -29,7 +29,7 @@ study: setup
 browser:
 	scripts/install-browser
 
-# Everything but the `long` fault and soak tests (multi-node cluster, 30-s storage outages, soak): ~14 min on 2 cores.
+# Everything but the `long` fault and soak tests (multi-node cluster, 30-s storage outages, soak): ~16 min on 2 cores.
 test: setup browser
 	$(VPY) -m pytest -q -m "not long"
 
