@@ -31,6 +31,7 @@ from optuna.trial import TrialState
 from study import placement
 from study.cluster_watch import ClusterLost, ClusterWatch, gcs_address
 from study.compose import Composed, compose_trial
+from study.schema import RootConfig
 from study.lock import study_lock
 from study.objectives import lookup, objective_values
 from study.paths import trial_dir
@@ -51,18 +52,19 @@ from workers.summary import write_trial_folder
 
 
 
-# Keys added after studies could have been started, with their defaults: a stored identity without one of
-# them is the same study when the key is at its default (`gradstudy resume` keeps working across upgrades).
-LATER_KEYS = {("study", "health_patience"): 3, ("task", "free_run"): 0, ("model", "washout"): 50,
-              ("model", "ridge"): 1e-6}
+# Keys added after studies could have been started: a stored identity without one of them is the same study
+# when the key is at its schema default (`gradstudy resume` keeps working across upgrades).
+LATER_KEYS = (("study", "health_patience"), ("task", "free_run"), ("model", "washout"), ("model", "ridge"))
 
 
 def same_identity(stored: str, current: str) -> bool:
     if stored == current:
         return True
     old, new = yaml.safe_load(stored) or {}, yaml.safe_load(current) or {}
-    for (section, key), default in LATER_KEYS.items():
-        if key not in (old.get(section) or {}) and (new.get(section) or {}).get(key) == default:
+    defaults = RootConfig()
+    for section, key in LATER_KEYS:
+        if key not in (old.get(section) or {}) and (new.get(section) or {}).get(key) == getattr(
+                getattr(defaults, section), key):
             new[section].pop(key)
     return old == new
 

@@ -160,6 +160,7 @@ class StudyTracking(StudyHooks):
         """(Re)write the study report (PNGs + report.html) and attach it to the parent run with the
         counts; the parent run is ended if no trial is running or waiting (`gradstudy report` after
         MLflow was lost at the end of a run: the driver could not end it)."""
+        from tracking.expectations import evaluate
         from tracking.report import RunLinks, write_study_report
         from tracking.ui_links import ui_address
 
@@ -170,11 +171,13 @@ class StudyTracking(StudyHooks):
                 summaries[t.number] = json.loads(path.read_text())
         folder = study_dir(study.study_name) / "report"
         folder.mkdir(parents=True, exist_ok=True)
-        links = RunLinks(ui_address(self.uri), self.recorder.experiment_id, self.run_ids(study))
-        html = write_study_report(study, folder, summaries, study.user_attrs.get(StudyAttr.NIGHTLY), links)
+        run_ids = self.run_ids(study)
+        checked = evaluate(study.get_trials(deepcopy=False), study.user_attrs.get(StudyAttr.EXPECT) or [], summaries)
+        html = write_study_report(study, folder, summaries, study.user_attrs.get(StudyAttr.NIGHTLY),
+                                  RunLinks(ui_address(self.uri), self.recorder.experiment_id, run_ids), checked)
         self.recorder.log_report(folder)
         self.log_counts(study)
-        self.describe(study, summaries)
+        self.describe(study, summaries, checked, run_ids)
         if not any(t.state in (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
                    for t in study.get_trials(deepcopy=False)):
             self.recorder.end_study()
@@ -185,8 +188,10 @@ class StudyTracking(StudyHooks):
         attrs = study.user_attrs
         return {t.number: run for t in study.get_trials(deepcopy=False) if (run := mlflow_record(attrs, t)[1])}
 
-    def describe(self, study: optuna.Study, summaries: Optional[dict[int, dict]] = None) -> None:
-        """The parent run's description (tracking/study_note.py) and its `best/*` metrics."""
+    def describe(self, study: optuna.Study, summaries: Optional[dict[int, dict]] = None,
+                 checked: Optional[list[dict]] = None, run_ids: Optional[dict[int, str]] = None) -> None:
+        """The parent run's description (tracking/study_note.py) and its `best/*` metrics; what the report
+        already gathered (summaries, evaluated expectations, run ids) is not gathered again."""
         from tracking.expectations import evaluate
         from tracking.run_look import run_name
         from tracking.study_note import best_metrics, study_note
@@ -202,9 +207,10 @@ class StudyTracking(StudyHooks):
                 summary = json.loads(path.read_text()) if path.exists() else None
             if summary:
                 names_by_number[best.number] = run_name(best.number, summary["config"], list(best.params))
-        checked = evaluate(trials, study.user_attrs.get(StudyAttr.EXPECT) or [])
-        self.recorder.set_note(study_note(study, self.recorder.experiment_id, self.run_ids(study), names_by_number,
-                                          checked))
+        if checked is None:
+            checked = evaluate(trials, study.user_attrs.get(StudyAttr.EXPECT) or [], summaries)
+        run_ids = self.run_ids(study) if run_ids is None else run_ids
+        self.recorder.set_note(study_note(study, self.recorder.experiment_id, run_ids, names_by_number, checked))
         metrics = best_metrics(study, trials)
         if metrics:
             self.recorder.log_study_metrics(metrics)

@@ -41,7 +41,7 @@ def _answers(url: str) -> bool:
 
 def study_links(client, ui: str, name: str | None) -> list[tuple[str, str, str]]:
     """(study, link to its trials, link to its report) of NAME or of every study in the store."""
-    from tracking.ui_links import QUERY_TAG, trials_url
+    from tracking.ui_links import QUERY_TAG, run_url, trials_url
 
     experiments = client.search_experiments(max_results=1000, filter_string=f"name LIKE '{PREFIX}%'")
     by_study = {e.name[len(PREFIX):]: e for e in experiments}
@@ -56,7 +56,7 @@ def study_links(client, ui: str, name: str | None) -> list[tuple[str, str, str]]
         report = "(none yet)"
         parents = client.search_runs([e.experiment_id], filter_string="tags.`gradstudy.role` = 'study'", max_results=1)
         if parents:
-            report = f"{ui}/#/experiments/{e.experiment_id}/runs/{parents[0].info.run_id}/artifacts/report/report.html"
+            report = run_url(ui, e.experiment_id, parents[0].info.run_id) + "/artifacts/report/report.html"
         out.append((study, trials_url(ui, e.experiment_id, e.tags.get(QUERY_TAG)), report))
     return out
 

@@ -1,6 +1,8 @@
 """The colour of each health verdict, shared by the figures and the MLflow runs (no plotting import)."""
 from __future__ import annotations
 
+from typing import Optional
+
 from workers.health import SEVERITY
 
 HEALTH_ORDER = SEVERITY   # the verdicts, least severe first (workers/health.py)
@@ -11,3 +13,8 @@ HEALTH_COLOURS = {
     "diverged": "#d62728",
 }
 OTHER_COLOUR = "#7f7f7f"   # no verdict (yet): running, failed before a probe
+
+
+def health_colour(verdict: Optional[str]) -> str:
+    """The colour of a verdict in the figures and of a trial's MLflow run (`mlflow.runColor`)."""
+    return HEALTH_COLOURS.get(verdict or "", OTHER_COLOUR)

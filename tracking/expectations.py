@@ -34,6 +34,7 @@ from typing import Any, Callable, Optional
 
 from tracking.attrs import TrialAttr
 from tracking.trials import counts_towards_total
+from tracking.values import as_float, dotted
 
 STATS: dict[str, Callable[[list[float]], float]] = {
     "min": min, "max": max, "median": statistics.median, "mean": statistics.fmean}
@@ -71,12 +72,8 @@ class Condition:
 
 
 def _number(value: Any) -> Optional[float]:
-    if isinstance(value, bool):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
+    """A number, or None: text that is not one, and yes/no (`model.attention == false` compares as text)."""
+    return None if isinstance(value, bool) else as_float(value)
 
 
 def _equal(actual: Any, written: str) -> bool:
@@ -131,8 +128,8 @@ def describe(rule: dict[str, Any]) -> str:
 class TrialValues:
     """Config values and metrics of finished trials: sampled params first, else the trial's summary.json."""
 
-    def __init__(self):
-        self._summaries: dict[int, dict] = {}
+    def __init__(self, summaries: Optional[dict[int, dict]] = None):
+        self._summaries: dict[int, dict] = dict(summaries or {})   # those already read, by trial number
 
     def summary(self, trial) -> dict:
         if trial.number not in self._summaries:
@@ -146,12 +143,7 @@ class TrialValues:
     def config_value(self, trial, key: str) -> Any:
         if key in trial.params:
             return trial.params[key]
-        node: Any = self.summary(trial).get("config") or {}
-        for part in key.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return None
-            node = node[part]
-        return node
+        return dotted(self.summary(trial).get("config"), key)
 
     def metric(self, trial, metric: str) -> Optional[float]:
         if metric in PROBE_METRICS:
@@ -165,9 +157,11 @@ class TrialValues:
         return number if number is not None and math.isfinite(number) else None
 
 
-def evaluate(trials: list, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each rule with what was measured on `trials` (an Optuna study's) and whether it held."""
-    values = TrialValues()
+def evaluate(trials: list, rules: list[dict[str, Any]],
+             summaries: Optional[dict[int, dict]] = None) -> list[dict[str, Any]]:
+    """Each rule with what was measured on `trials` (an Optuna study's) and whether it held; `summaries`:
+    trials' summary.json already read (by number), the others are read when a rule needs them."""
+    values = TrialValues(summaries)
     finished = [t for t in trials if counts_towards_total(t) and t.user_attrs.get(TrialAttr.FINAL) is not None]
     results = []
     for rule in rules:

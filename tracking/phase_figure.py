@@ -11,8 +11,8 @@ import numpy as np
 import optuna
 from matplotlib.lines import Line2D
 
-from tracking.colours import HEALTH_COLOURS, HEALTH_ORDER
-from tracking.plots import health_colour, new_figure, save_figure
+from tracking.colours import HEALTH_COLOURS, HEALTH_ORDER, health_colour
+from tracking.plots import new_figure, save_figure
 from tracking.report_data import ACTIVATION_ORDER, GATED
 from tracking.study_figures import log_ticks, off_scale
 from workers import config

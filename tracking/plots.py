@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable
 
 import matplotlib
 import numpy as np
@@ -28,24 +28,14 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from tracking.values import finite_number
 from workers.config import LAMBDA1_INITS as _INITS
-from tracking.colours import HEALTH_COLOURS, OTHER_COLOUR
+from tracking.profile_records import top_layer
 
 LAMBDA1_INITS = tuple(i.value for i in _INITS)   # init schemes whose init_gain is λ1 of W_rec
 DPI = 110
 MAX_COLUMNS = 500   # heatmap columns; longer profiles are binned
 
 GRAD_LABEL = r"$\|\partial L_T / \partial h_t\|$"
-
-
-def health_colour(verdict: Optional[str]) -> str:
-    return HEALTH_COLOURS.get(verdict or "", OTHER_COLOUR)
-
-
-def positive(value: Any) -> Optional[float]:
-    v = finite_number(value)
-    return v if v is not None and v > 0 else None
 
 
 def save_figure(fig, path: Path) -> Path:
@@ -75,15 +65,6 @@ def note_figure(text: str, path: Path, title: str = "", size: tuple[float, float
 # --- reading a summary ------------------------------------------------------------------------------------
 def _probes(summary: dict) -> list[dict]:
     return [p for p in (summary.get("probes") or []) if isinstance(p, dict)]
-
-
-def _top_layer(probe: dict) -> list[Optional[float]]:
-    """log10 ‖∂L_T/∂h_t‖ of the top layer, t = 1..T (None where there is no finite value)."""
-    layers = probe.get("grad_h_log10")
-    if layers:
-        return [finite_number(v) for v in layers[-1]]
-    layers = probe.get("grad_h_norms") or []
-    return [math.log10(v) if (v := positive(x)) is not None else None for x in layers[-1]] if layers else []
 
 
 def _n_layers(summary: dict) -> int:
@@ -123,7 +104,7 @@ def gradient_profile(summary: dict, path: Path) -> Path:
     probes = _probes(summary)
     curves = []
     for i, probe in enumerate(probes):
-        profile = _top_layer(probe)
+        profile = top_layer(probe)
         points = [(t, v) for t, v in enumerate(profile, start=1) if v is not None]
         if points:
             curves.append((_step(probe, i), points))
@@ -139,7 +120,7 @@ def gradient_profile(summary: dict, path: Path) -> Path:
     for step, points in curves:
         ts, vs = zip(*points)
         ax.plot(ts, vs, color=cmap(norm(step)), lw=1.4, marker="o" if len(ts) == 1 else None, ms=3)
-    length = max(len(_top_layer(p)) for p in probes)
+    length = max(len(top_layer(p)) for p in probes)
     ax.set_xlim(0.5, length + 0.5)
     ax.set_xlabel(r"timestep $t$ (the loss $L_T$ is taken at $t = T$)")
     layers = _n_layers(summary)
@@ -155,13 +136,13 @@ def gradient_heatmap(summary: dict, path: Path) -> Path:
     """log10 ‖∂L_T/∂h_t‖ of the top layer as an image: training step (y) × timestep (x)."""
     probes = _probes(summary)
     title = describe(summary)
-    length = max((len(_top_layer(p)) for p in probes), default=0)
+    length = max((len(top_layer(p)) for p in probes), default=0)
     if not probes or length == 0:
         return note_figure("no probes to draw", path, title=title, size=(8.0, 3.0))
     steps = np.array([_step(p, i) for i, p in enumerate(probes)], dtype=float)
     grid = np.full((len(probes), length), np.nan)
     for row, probe in enumerate(probes):
-        for col, value in enumerate(_top_layer(probe)):
+        for col, value in enumerate(top_layer(probe)):
             if value is not None:
                 grid[row, col] = value
     if not np.isfinite(grid).any():

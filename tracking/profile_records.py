@@ -15,6 +15,8 @@ import math
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
+from tracking.values import finite_number
+
 METRIC = "profile/log10_grad_h"
 TABLE = "profiles.json"
 LOGGED_ARTIFACTS = "mlflow.loggedArtifacts"   # MLflow's tag listing the tables of a run
@@ -22,14 +24,15 @@ MAX_POINTS = 1000
 
 
 def top_layer(probe: dict[str, Any]) -> list[Optional[float]]:
-    """log10 ‖∂L_T/∂h_t‖ of the top layer, t = 1..T; None where not finite."""
-    layers = probe.get("grad_h_log10") or []
+    """log10 ‖∂L_T/∂h_t‖ of the top layer, t = 1..T; None where there is no finite value (a summary from
+    before the log profile: from its plain norms, where positive)."""
+    layers = probe.get("grad_h_log10")
+    if layers:
+        return [finite_number(v) for v in layers[-1]]
+    layers = probe.get("grad_h_norms") or []
     if not layers:
         return []
-    out = []
-    for v in layers[-1]:
-        out.append(float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None)
-    return out
+    return [math.log10(v) if (v := finite_number(x)) is not None and v > 0 else None for x in layers[-1]]
 
 
 def profile_points(summary: dict[str, Any]) -> Iterator[tuple[int, float]]:

@@ -43,6 +43,7 @@ from tracking.attrs import StudyAttr, TrialAttr
 from tracking.phase_figure import phase_figure
 from tracking.study_figures import health_mix_figure, history_figure, importance_figure, param_figure
 from tracking.trials import best_per_cell, state_counts
+from tracking.ui_links import run_path
 from tracking.values import fmt
 
 @dataclass
@@ -54,7 +55,7 @@ class RunLinks:
     run_ids: dict[int, str] = field(default_factory=dict)
 
     def paths(self) -> dict[int, str]:
-        return {n: f"#/experiments/{self.experiment_id}/runs/{r}" for n, r in self.run_ids.items()}
+        return {n: run_path(self.experiment_id, r) for n, r in self.run_ids.items()}
 
 
 FILES = {
@@ -99,10 +100,11 @@ def _data_uri(path: Path) -> str:
 
 
 def write_study_report(study: optuna.Study, folder: Path, summaries: Optional[dict[int, dict]] = None,
-                       comparison: Optional[dict[str, Any]] = None, links: Optional[RunLinks] = None) -> Path:
+                       comparison: Optional[dict[str, Any]] = None, links: Optional[RunLinks] = None,
+                       checked: Optional[list[dict[str, Any]]] = None) -> Path:
     """Write the study's figures and `report.html` into `folder`; return the HTML's path. The page holds
     its figures (data URIs), so it reads the same from disk and inside MLflow's artifact viewer; with
-    `links`, trial numbers link to their MLflow runs."""
+    `links`, trial numbers link to their MLflow runs; `checked`: the expectations already evaluated."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for old in [*(folder / f for f in FILES.values()), *folder.glob("profile_*.png")]:
@@ -155,7 +157,8 @@ def write_study_report(study: optuna.Study, folder: Path, summaries: Optional[di
 
     drawn = [f for f in figures.values() if f] + [p["file"] for p in profiles]
     runs = links.paths() if links else {}
-    checked = expectations.evaluate(trials, study.user_attrs.get(StudyAttr.EXPECT) or [])
+    if checked is None:
+        checked = expectations.evaluate(trials, study.user_attrs.get(StudyAttr.EXPECT) or [], summaries)
     esn = any(t.user_attrs.get(TrialAttr.CELL) == "esn" for t in trials)
     page = _template().render(
         expectations=[dict(r, measured=_fmt(r["measured"]), note=r.get("note", "")) for r in checked], esn=esn,

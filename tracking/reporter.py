@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from mlflow import MlflowClient
 
@@ -43,10 +43,26 @@ def write_artifacts(summary: dict[str, Any], folder: Path, figures: bool = True)
     return folder
 
 
-def closing_tags(folder: Path) -> dict[str, str]:
-    """Tags that go with the trial's artifacts when its run is closed (the table list MLflow reads)."""
-    if (Path(folder) / profile_records.TABLE).exists():
-        return {profile_records.LOGGED_ARTIFACTS: profile_records.logged_tables_tag()}
+def end_metrics(summary: dict[str, Any]) -> Iterator[tuple[str, float, int]]:
+    """(name, value, step) that a trial's end adds: the final figures at its last step, then the last
+    probe's profile by t."""
+    for key, value in names.final_metrics(summary["final"]):
+        yield key, value, summary["steps"]
+    for t, value in profile_records.profile_points(summary):
+        yield profile_records.METRIC, value, t
+
+
+def record_end(client: MlflowClient, run_id: str, summary: dict[str, Any], figures: bool = True,
+               with_input: bool = True) -> dict[str, str]:
+    """The end of a trial's record in its run: the task as the run's input dataset (`with_input`), the
+    artifact files; returns the tags that close the run with them (the table list MLflow reads)."""
+    if with_input:
+        log_task_input(client, run_id, summary["config"])
+    with tempfile.TemporaryDirectory(prefix="gradstudy-artifacts-") as tmp:
+        folder = write_artifacts(summary, Path(tmp), figures)
+        client.log_artifacts(run_id, str(folder))
+        if (folder / profile_records.TABLE).exists():
+            return {profile_records.LOGGED_ARTIFACTS: profile_records.logged_tables_tag()}
     return {}
 
 
@@ -78,22 +94,16 @@ class MlflowReporter(Reporter):
             self._add(key, value, probe["step"])
 
     def on_end(self, summary: dict[str, Any]) -> None:
-        for key, value in names.final_metrics(summary["final"]):
-            self._add(key, value, summary["steps"])
-        for t, value in profile_records.profile_points(summary):
-            self._add(profile_records.METRIC, value, t)
+        for key, value, step in end_metrics(summary):
+            self._add(key, value, step)
         if self.logger is None:
             return
         left = self.logger.close(self.close_timeout_s)
         self.result.update(delivered=not left, undelivered=len(left))
         try:
-            if self.result["delivered"]:   # MLflow answering: else its retries would only stall the worker
-                log_task_input(self.client, self.run_id, summary["config"])
-            with tempfile.TemporaryDirectory(prefix="gradstudy-artifacts-") as tmp:
-                figures = (summary["final"].get("wall_s") or 0.0) >= self.figures_min_s
-                folder = write_artifacts(summary, Path(tmp), figures)
-                self.client.log_artifacts(self.run_id, str(folder))
-                tags = closing_tags(folder)
+            figures = (summary["final"].get("wall_s") or 0.0) >= self.figures_min_s
+            # the input only while MLflow answers: else its retries would only stall the worker
+            tags = record_end(self.client, self.run_id, summary, figures, with_input=self.result["delivered"])
             self.result["artifacts"] = True
         except Exception as exc:  # MLflow gone: the driver back-fills from the files it keeps
             self.result["artifact_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"

@@ -13,7 +13,8 @@ from mlflow import MlflowClient
 from mlflow.entities import RunTag
 
 from tracking import names
-from tracking.run_look import COLOUR_TAG, run_colour
+from tracking.colours import health_colour
+from tracking.run_look import COLOUR_TAG
 from tracking.urls import scrub
 
 STATUS = {"completed": "FINISHED", "diverged": "FINISHED", "pruned": "KILLED", "failed": "FAILED",
@@ -22,7 +23,7 @@ STATUS = {"completed": "FINISHED", "diverged": "FINISHED", "pruned": "KILLED", "
 
 def end_trial_run(client: MlflowClient, run_id: str, state: str, health: Optional[str] = None,
                   reason: Optional[str] = None, extra_tags: Optional[dict[str, str]] = None) -> None:
-    tags = [RunTag(names.TAG_STATE, state), RunTag(COLOUR_TAG, run_colour(health))]
+    tags = [RunTag(names.TAG_STATE, state), RunTag(COLOUR_TAG, health_colour(health))]
     tags += [RunTag(k, v) for k, v in (extra_tags or {}).items()]
     if health:
         tags.append(RunTag(names.TAG_HEALTH, health))

@@ -4,13 +4,14 @@ colour that says its health.
 Name: the trial number (3 digits), the cell, the activation where the cell reads it, the recurrent
 initialization with its λ1 (`007 rnn tanh λ1=0.5`, `012 lstm orthogonal λ1=1`), an ESN's spectral radius,
 then every other sampled key as `short=value` (`T=100`, `lr=0.003`), cut at MAX_NAME characters.
-Colour (`mlflow.runColor`): the health verdict's colour of the report's figures (tracking/colours.py).
+Colour (`mlflow.runColor`): the health verdict's colour of the report's figures (tracking/colours.py
+`health_colour`).
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable
 
-from tracking.colours import HEALTH_COLOURS, OTHER_COLOUR
+from tracking.values import dotted
 from workers.key_use import applies, lambda1
 
 MAX_NAME = 80
@@ -32,15 +33,6 @@ def _value(value: Any) -> str:
     return str(value)
 
 
-def _get(config: dict[str, Any], key: str) -> Any:
-    node: Any = config
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
 def run_name(number: int, config: dict[str, Any], sampled: Iterable[str] = ()) -> str:
     model = config.get("model") or {}
     cell = str(model.get("cell", "?"))
@@ -57,10 +49,6 @@ def run_name(number: int, config: dict[str, Any], sampled: Iterable[str] = ()) -
     for key in sampled:
         if key in SHOWN or not applies(key, config):
             continue
-        parts.append(f"{SHORT.get(key, key.rsplit('.', 1)[-1])}={_value(_get(config, key))}")
+        parts.append(f"{SHORT.get(key, key.rsplit('.', 1)[-1])}={_value(dotted(config, key))}")
     name = " ".join(parts)
     return name if len(name) <= MAX_NAME else name[:MAX_NAME - 1] + "…"
-
-
-def run_colour(health: Optional[str]) -> str:
-    return HEALTH_COLOURS.get(health or "", OTHER_COLOUR)

@@ -15,7 +15,6 @@ FINISHED (completed, diverged), KILLED (pruned), FAILED (failed, requeued).
 """
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -23,12 +22,12 @@ from typing import Any, Iterable, Optional
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
-from tracking import names, profile_records, run_look, ui_links, ui_view
-from tracking.reporter import closing_tags, write_artifacts
+from tracking import names, run_look, ui_links, ui_view
+from tracking.colours import health_colour
+from tracking.reporter import end_metrics, record_end
 from tracking.run_end import end_trial_run
 from tracking.store import artifact_location
 from tracking.study_note import NOTE_TAG
-from tracking.task_input import log_task_input
 from tracking.urls import scrub
 from workers.key_use import applies
 
@@ -122,7 +121,7 @@ class StudyRecorder:
         tags = {names.PARENT: self.parent_id, names.TAG_ROLE: "trial", names.TAG_STUDY: self.study,
                 names.TAG_TRIAL: str(number),
                 names.TAG_STATE: "running", names.TAG_CELL: str(config["model"]["cell"]),
-                run_look.COLOUR_TAG: run_look.run_colour(None), **self.source_tags, **(extra_tags or {})}
+                run_look.COLOUR_TAG: health_colour(None), **self.source_tags, **(extra_tags or {})}
         run = self.client.create_run(self.experiment_id, run_name=run_look.run_name(number, config, sampled),
                                      tags=tags)
         params = [Param(k, v) for k, v in names.flatten(config).items() if applies(k, config)]
@@ -144,15 +143,10 @@ class StudyRecorder:
         if not history:   # no step history kept: at least the probes, the final figures and the profile
             for probe in summary.get("probes", []):
                 metrics += [Metric(k, v, now, probe["step"]) for k, v in names.probe_metrics(probe)]
-            metrics += [Metric(k, v, now, summary["steps"]) for k, v in names.final_metrics(summary["final"])]
-            metrics += [Metric(profile_records.METRIC, v, now, t) for t, v in profile_records.profile_points(summary)]
+            metrics += [Metric(k, v, now, s) for k, v, s in end_metrics(summary)]
         for batch in _chunks(metrics, 1000):
             self.client.log_batch(run_id, metrics=batch)
-        log_task_input(self.client, run_id, summary["config"])
-        with tempfile.TemporaryDirectory(prefix="gradstudy-backfill-") as tmp:
-            folder = write_artifacts(summary, Path(tmp))
-            self.client.log_artifacts(run_id, str(folder))
-            tags = closing_tags(folder)
+        tags = record_end(self.client, run_id, summary)
         end_trial_run(self.client, run_id, state, summary.get("health"), summary.get("prune_reason"), tags)
         # the partial run, and any run of an earlier back-fill of this trial that was cut short
         stale = {r.info.run_id for r in self.client.search_runs(

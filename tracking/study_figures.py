@@ -21,8 +21,8 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from tracking.attrs import TrialAttr
-from tracking.colours import HEALTH_COLOURS, HEALTH_ORDER
-from tracking.plots import health_colour, new_figure, save_figure
+from tracking.colours import HEALTH_COLOURS, HEALTH_ORDER, health_colour
+from tracking.plots import new_figure, save_figure
 from tracking.report_data import objective
 from tracking.trials import counts_towards_total as _finished
 

@@ -21,13 +21,10 @@ from tracking.names import metric_of_objective
 from tracking.profile_records import METRIC as PROFILE_METRIC
 from tracking.report_data import objective_names
 from tracking.trials import best_trial, counts_towards_total, state_counts
+from tracking.ui_links import run_path
 from tracking.values import fmt
 
 NOTE_TAG = "mlflow.note.content"
-
-
-def run_link(experiment_id: str, run_id: str) -> str:
-    return f"#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def _number(x: Any) -> str:
@@ -56,9 +53,12 @@ def search_lines(study: optuna.Study, trials: list) -> list[str]:
     keys as `= value`, conditions after `if`."""
     search = study.user_attrs.get(StudyAttr.SEARCH) or {}
     seen: dict[str, BaseDistribution] = {}
-    for t in trials:
+    wanted = {k for k, spec in search.items() if not (isinstance(spec, dict) and spec.get("fixed"))}
+    for t in trials:              # until every sampled key is seen: not a pass over 10,000 trials
         for key, d in t.distributions.items():
             seen.setdefault(key, d)
+        if wanted <= seen.keys():
+            break
     lines = []
     for key, spec in search.items():
         spec = spec if isinstance(spec, dict) else {"expression": str(spec)}
@@ -117,7 +117,7 @@ def study_note(study: optuna.Study, experiment_id: str, run_ids: dict[int, str],
     if best is not None:
         run_id = run_ids.get(best.number)
         label = (run_names or {}).get(best.number) or f"trial {best.number}"
-        link = f"[{label}]({run_link(experiment_id, run_id)})" if run_id else label
+        link = f"[{label}]({run_path(experiment_id, run_id)})" if run_id else label
         scores = ", ".join(f"`{n}` = {fmt(v)}" for n, v in zip(names, best.values or []))
         lines += [f"**Best trial**: {link} — {scores}, health "
                   f"{best.user_attrs.get(TrialAttr.HEALTH, '–')}", ""]

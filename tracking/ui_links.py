@@ -41,5 +41,10 @@ def trials_url(ui: str, experiment_id: str, query: str | None) -> str:
     return f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs?" + (query or urlencode(TRAINING_VIEW))
 
 
+def run_path(experiment_id: str, run_id: str) -> str:
+    """A run's page, relative to the UI's address (what links inside the UI use)."""
+    return f"#/experiments/{experiment_id}/runs/{run_id}"
+
+
 def run_url(ui: str, experiment_id: str, run_id: str) -> str:
-    return f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{ui.rstrip('/')}/{run_path(experiment_id, run_id)}"

@@ -52,7 +52,7 @@ def fit_readout(net: RecurrentNet, task: Task, cfg: TrialConfig, reporter: Repor
     start = time.perf_counter()
     net.eval()                                 # nothing learns: batch norm keeps its statistics
     total = max(tc.steps, 1)                   # windows to collect (train.steps=0: one batch, measured)
-    collected, first = 0, True
+    collected = 0
     while collected < total:
         size = min(tc.batch_size, total - collected)
         batch = task.batch(size, generator).to(device)
@@ -63,8 +63,8 @@ def fit_readout(net: RecurrentNet, task: Task, cfg: TrialConfig, reporter: Repor
             finite = bool(torch.isfinite(x).all())
             if finite:
                 fit.add(x, y)
-        probing = first or collected // tc.probe_every > before // tc.probe_every or collected >= total or not finite
-        first = False
+        probing = (before == 0 or collected // tc.probe_every > before // tc.probe_every or collected >= total
+                   or not finite)
         record = None
         if probing:
             if finite:

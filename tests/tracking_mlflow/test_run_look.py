@@ -13,7 +13,8 @@ from optuna.trial import TrialState, create_trial
 from tracking import profile_records
 from tracking.attrs import StudyAttr, TrialAttr
 from tracking.colours import HEALTH_COLOURS, OTHER_COLOUR
-from tracking.run_look import MAX_NAME, run_colour, run_name
+from tracking.colours import health_colour as run_colour
+from tracking.run_look import MAX_NAME, run_name
 from tracking.study_note import best_metrics, in_words, study_note
 from tracking.task_input import task_dataset, task_label
 from workers.config import TrialConfig, to_dict

@@ -83,6 +83,12 @@ class RecurrentNet(nn.Module):
                 unrolled: bool = False) -> NetOutput:
         """Run the stack; `unrolled=True` keeps every h_t of every layer (an autograd node each, for the
         Ω penalty and for reference computations)."""
+        h, new_states, hs, inputs = self._stack(x, states, unrolled)
+        return NetOutput(self.head(h), new_states, hs, inputs)
+
+    def _stack(self, x: torch.Tensor, states: Optional[list[State]], unrolled: bool):
+        """The top sequence [B, T, H] after every layer, with each layer's last state (and with
+        `unrolled`, every h_t and each layer's input sequence)."""
         if states is None:
             states = [layer.initial_state(x.shape[0], x) for layer in self.layers]
             if unrolled:   # make h_0 a graph leaf so that every h_t is a node even with frozen weights
@@ -96,7 +102,7 @@ class RecurrentNet(nn.Module):
                 hs.append(steps)
                 inputs.append(h)
             h = self.between(i, h, out)
-        return NetOutput(self.head(h), new_states, hs, inputs)
+        return h, new_states, hs, inputs
 
     def between(self, i: int, inputs: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """The input of layer i + 1 (or of the head) from layer i's input and output sequences [B, T, ·]:
@@ -123,11 +129,7 @@ class RecurrentNet(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The readout's input for a batch x (the states an echo state network's readout is fit on)."""
-        h = x
-        for i, layer in enumerate(self.layers):
-            out, _, _ = layer(h)
-            h = self.between(i, h, out)
-        return self.readout_input(h)
+        return self.readout_input(self._stack(x, None, False)[0])
 
     def parameter_groups(self) -> dict[str, list[torch.Tensor]]:
         """Trainable parameters by role: input, recurrent, bias, readout, other (attention, norms)."""
