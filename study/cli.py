@@ -65,14 +65,23 @@ def _run_study(overrides: list[str], hooks=(), epilogue: list[str] | None = None
         out.print(every)
     out.print(best_per_cell_table(outcome.study, list(composed.root.search.params)))
     storage = composed.root.study.storage
-    where = f" --storage '{scrub(storage)}'" if storage else ""   # a password shows as ***
-    out.print(f"Results: `gradstudy status {name}{where}`; trial summaries under "
+    stored = f" --storage '{scrub(storage)}'" if storage else ""   # a password shows as ***
+    out.print(f"Results: `gradstudy status {name}{stored}`; trial summaries under "
               f"{study_dir(name) / 'trials'}")
     if composed.root.tracking.enabled:
         report = study_dir(name) / "report" / "report.html"
         uri = composed.root.tracking.uri
         where = f" --tracking-uri {scrub(uri)}" if uri.startswith(("http://", "https://")) else ""
         out.print(f"In MLflow: `gradstudy ui {name}{where}` prints the link to its trials; study report: {report}")
+        from study.results import finished
+        from study.tracking_hooks import mlflow_record
+
+        attrs = outcome.study.user_attrs
+        pending = [t.number for t in finished(outcome.study.get_trials(deepcopy=False))
+                   if mlflow_record(attrs, t)[0] != "synced"]
+        if pending:
+            out.print(f"MLflow missed {len(pending)} trial(s) (it did not answer): `gradstudy report {name}{stored}` "
+                      "records them from the trial files once it is back.")
     for line in epilogue or []:
         out.print(line)
     code = outcome.code

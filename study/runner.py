@@ -215,7 +215,8 @@ class StudyRunner:
                 from study.tracking_hooks import StudyTracking
 
                 tracked.append(StudyTracking(self.root.tracking.uri, self.name,
-                                             self.root.tracking.trial_figures_min_s))
+                                             self.root.tracking.trial_figures_min_s,
+                                             self.root.tracking.delivery_timeout_s))
             placement.connect(self.root.cluster)      # before anything is written
             plan = placement.plan(self.root.cluster)
             study = self.open_study(storage)

@@ -106,6 +106,9 @@ class TrackingConfig:
     # per-trial figures (gradient profile, heatmap PNGs) for trials that trained at least this long; 0 = every
     # trial. Drawing them costs ~1.5 s of CPU, most of a short trial's overhead.
     trial_figures_min_s: float = 20.0
+    # at a trial's end its worker waits this long for the metrics still queued (MLflow slow or down), then
+    # leaves them to the back-fill (`gradstudy report`) from the trial's history.json
+    delivery_timeout_s: float = 30.0
 
 
 @dataclass
@@ -176,6 +179,9 @@ def validate_root(root: RootConfig) -> RootConfig:
     f = root.tracking.trial_figures_min_s
     check(math.isfinite(f) and f >= 0, "tracking.trial_figures_min_s", f,
           "a number of seconds ≥ 0 (0 = figures for every trial)")
+    d = root.tracking.delivery_timeout_s
+    check(math.isfinite(d) and d >= 0, "tracking.delivery_timeout_s", d,
+          "a number of seconds ≥ 0 (0 = do not wait: what is queued goes to the back-fill)")
 
     cpu, gpu = c.trial_resources.cpu, c.trial_resources.gpu
     check(math.isfinite(cpu) and cpu > 0, "cluster.trial_resources.cpu", cpu, "a number > 0")

@@ -27,7 +27,7 @@ from study.results import finished
 from tracking import names
 from tracking.attrs import StudyAttr, TrialAttr, describe_search
 from tracking.errors import TrackingError
-from tracking.store import connect, resolve_uri, use_recording_http
+from tracking.store import connect, quick_http, resolve_uri, use_recording_http
 from tracking.urls import scrub
 
 if TYPE_CHECKING:   # MLflow is imported only when a study is tracked
@@ -57,14 +57,16 @@ def git_commit() -> str:
 class StudyTracking(StudyHooks):
     """None of these methods lets an MLflow failure stop the study once it has started."""
 
-    def __init__(self, uri: str, study_name: str, figures_min_s: float = 0.0):
+    def __init__(self, uri: str, study_name: str, figures_min_s: float = 0.0, delivery_timeout_s: float = 30.0):
         use_recording_http()
         self.figures_min_s = figures_min_s
+        self.delivery_timeout_s = delivery_timeout_s
         self.data_dir = data_dir()
         self.client = connect(uri, self.data_dir)          # raises TrackingError: before any trial
         self.uri = resolve_uri(uri, self.data_dir)
         self.recorder: Optional["StudyRecorder"] = None        # made by start(), under the study lock
         self._retry_at = 0.0
+        self._failed = False       # an MLflow call of the driver failed during this run
 
     RETRY_S = 60.0     # after an MLflow failure, per-trial calls are skipped this long (marked pending)
 
@@ -84,6 +86,7 @@ class StudyTracking(StudyHooks):
         ok, value = self.safely(fn, *args)
         if not ok:
             self._retry_at = time.monotonic() + self.RETRY_S
+            self._failed = True
         return ok, value
 
     # --- the driver's hooks -------------------------------------------------------------------------
@@ -100,7 +103,8 @@ class StudyTracking(StudyHooks):
         _, run_id = self._live(self.recorder.start_trial, trial.number, config, list(trial.params))
         trial.set_user_attr(ATTR_RUN, run_id)
         trial.set_user_attr(ATTR_SYNC, "running" if run_id else "pending")
-        return {"tracking_uri": self.uri, "run_id": run_id or "", "figures_min_s": self.figures_min_s}
+        return {"tracking_uri": self.uri, "run_id": run_id or "", "figures_min_s": self.figures_min_s,
+                "delivery_timeout_s": self.delivery_timeout_s}
 
     def result(self, trial: optuna.Trial, summary: dict[str, Any], delivery: dict[str, Any]) -> None:
         run_id = trial.user_attrs.get(ATTR_RUN)
@@ -140,7 +144,12 @@ class StudyTracking(StudyHooks):
                                   "mlflow.source.git.commit": git_commit()})
 
     def finish(self, study: optuna.Study) -> None:
-        """End of a run: back-fill what MLflow missed, then the study report and counts on the parent."""
+        """End of a run: back-fill what MLflow missed, then the study report and counts on the parent.
+        If MLflow failed during the run and does not answer now, only the report's files are written: each
+        call would wait out its retries, and `gradstudy report` records everything once MLflow is back."""
+        if self._failed and not self.answers():
+            self.safely(self.write_report, study)
+            return
         self.safely(self.backfill, study)
         reported, _ = self.safely(self.report, study)
         if not reported:                 # report() logs the counts once the report is attached
@@ -156,10 +165,27 @@ class StudyTracking(StudyHooks):
         metrics.update({f"study/health/{k}": v for k, v in status["health"].items()})
         self.recorder.log_study_metrics(metrics)
 
+    def answers(self) -> bool:
+        """MLflow answers now (one request, no retries)."""
+        with quick_http():
+            return self.safely(lambda: self.client.search_experiments(max_results=1))[0]
+
     def report(self, study: optuna.Study) -> Path:
         """(Re)write the study report (PNGs + report.html) and attach it to the parent run with the
         counts; the parent run is ended if no trial is running or waiting (`gradstudy report` after
         MLflow was lost at the end of a run: the driver could not end it)."""
+        html, folder, summaries, checked, run_ids = self.write_report(study)
+        self.recorder.log_report(folder)
+        self.log_counts(study)
+        self.describe(study, summaries, checked, run_ids)
+        if not any(t.state in (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
+                   for t in study.get_trials(deepcopy=False)):
+            self.recorder.end_study()
+        return html
+
+    def write_report(self, study: optuna.Study) -> tuple[Path, Path, dict[int, dict], list[dict], dict[int, str]]:
+        """The study report's files in the data directory: (report.html, its folder, the summaries read,
+        the evaluated expectations, the run ids)."""
         from tracking.expectations import evaluate
         from tracking.report import RunLinks, write_study_report
         from tracking.ui_links import ui_address
@@ -175,13 +201,7 @@ class StudyTracking(StudyHooks):
         checked = evaluate(study.get_trials(deepcopy=False), study.user_attrs.get(StudyAttr.EXPECT) or [], summaries)
         html = write_study_report(study, folder, summaries, study.user_attrs.get(StudyAttr.NIGHTLY),
                                   RunLinks(ui_address(self.uri), self.recorder.experiment_id, run_ids), checked)
-        self.recorder.log_report(folder)
-        self.log_counts(study)
-        self.describe(study, summaries, checked, run_ids)
-        if not any(t.state in (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
-                   for t in study.get_trials(deepcopy=False)):
-            self.recorder.end_study()
-        return html
+        return html, folder, summaries, checked, run_ids
 
     def run_ids(self, study: optuna.Study) -> dict[int, str]:
         """Trial number → the MLflow run that holds it."""

@@ -32,6 +32,7 @@ class TrialJob:
     tracking_uri: str = ""  # MLflow store and the trial's child run; empty run_id = no MLflow
     run_id: str = ""
     figures_min_s: float = 0.0   # the per-trial figures for trials that trained at least this long
+    delivery_timeout_s: float = 30.0   # how long the worker waits for its queued metrics at the end
     storage_retry_s: float = 600.0   # how long the reporter's last writes wait out a storage outage
     health_patience: int = 0     # > 0: the gradient-health pruning rule (workers/health_stop.py) with this patience
     health_warmup_steps: int = 0
@@ -49,7 +50,8 @@ def execute(job: TrialJob) -> dict[str, Any]:
     if job.tracking_uri:   # without a run_id (MLflow down at launch) it only keeps the history for the back-fill
         from tracking.reporter import MlflowReporter
 
-        mlflow_reporter = MlflowReporter(job.tracking_uri, job.run_id, figures_min_s=job.figures_min_s)
+        mlflow_reporter = MlflowReporter(job.tracking_uri, job.run_id, job.delivery_timeout_s,
+                                         figures_min_s=job.figures_min_s)
         reporters.append(mlflow_reporter)
     try:
         summary = run_trial(job.config, FanOut(*reporters))
