@@ -61,13 +61,18 @@ class BatchLogger:
             return len(self._queue)
 
     def close(self, timeout_s: float = 30.0) -> list[Metric]:
-        """Deliver what is queued, waiting at most `timeout_s`; returns the undelivered metrics."""
+        """Deliver what is queued, waiting at most `timeout_s`; returns the undelivered metrics. The thread
+        is woken to send the rest and joined (no polling: a trial's worker slot is not held longer than
+        the send); what it could not send is retried here, with back-off, until the deadline."""
         deadline = time.monotonic() + timeout_s
-        while self.pending() and time.monotonic() < deadline:
-            self._wake.set()
-            time.sleep(0.05)
         self._stopped = True
         self._wake.set()
+        self._thread.join(timeout_s)
+        delay = 0.1
+        while not self._thread.is_alive() and self.pending() and time.monotonic() < deadline:
+            if not self._flush_once():
+                time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                delay = min(delay * 2, 5.0)
         with self._lock:
             left, self._queue = list(self._queue), []
         return left

@@ -31,6 +31,7 @@ from optuna.trial import TrialState
 
 from testkit.mlflow_server import free_port, http_ok
 from testkit.processes import REPO, cli_env, gradstudy_command, wait_until
+from study import cli
 from study.compose import compose_root
 from study.runner import StudyRunner
 from study.storage import open_storage
@@ -283,7 +284,7 @@ def all_files(root: Path):
 @pytest.mark.slow
 @pytest.mark.ray        # a `gradstudy run` driver with its local Ray
 @pytest.mark.timeout(300)
-def test_local_sqlite_store_records_the_study(home, tmp_path):
+def test_local_sqlite_store_records_the_study(home, tmp_path, capsys, monkeypatch):
     """`tracking.uri` empty: everything under $GRADSTUDY_HOME/mlflow with absolute paths, nothing in the
     directory the command runs from (MLflow's own default would be ./mlflow.db and ./mlruns)."""
     cwd = tmp_path / "cwd"
@@ -310,14 +311,16 @@ def test_local_sqlite_store_records_the_study(home, tmp_path):
 
     # `gradstudy ui`: the link to the study's trials, without serving; an unknown study is one line, exit 2
     parent = study_runs(client, "local", only=False)[0][0]
-    links = run_cli(["ui", "--no-serve"], home, tmp_path / "logs", 60)
-    assert links.rc == 0, links
+    # (in this process: `--no-serve` starts nothing)
+    capsys.readouterr()
+    assert cli.main(["ui", "--no-serve"]) == 0
+    out = capsys.readouterr().out
     query = client.get_experiment(parent.info.experiment_id).tags["gradstudy.ui_query"]
-    assert f"trials: http://127.0.0.1:5000/#/experiments/{parent.info.experiment_id}/runs?{query}" in links.out
-    assert f"/runs/{parent.info.run_id}/artifacts/report/report.html" in links.out
-    unknown = run_cli(["ui", "nope", "--no-serve"], home, tmp_path / "logs", 60)
-    assert unknown.rc == 2 and "study 'nope' has no MLflow experiment" in unknown.err and "local" in unknown.err
-    assert "Traceback" not in unknown.err
+    assert f"trials: http://127.0.0.1:5000/#/experiments/{parent.info.experiment_id}/runs?{query}" in out
+    assert f"/runs/{parent.info.run_id}/artifacts/report/report.html" in out
+    assert cli.main(["ui", "nope", "--no-serve"]) == 2
+    err = capsys.readouterr().err
+    assert "study 'nope' has no MLflow experiment" in err and "local" in err and "Traceback" not in err
 
 
 # ----------------------------------------------------------------------------------------------------

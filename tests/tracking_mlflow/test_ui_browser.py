@@ -1,7 +1,8 @@
 """The MLflow UI of a finished study, seen in a real browser: headless Chromium (Debian's package, put
 there by `make browser` / scripts/install-browser) driven by Playwright — no browser download.
 
-A tiny 3-trial study runs through the `gradstudy` CLI; `gradstudy ui NAME` serves the local store and prints
+A tiny 3-trial study runs through the `gradstudy run` command in this process (the session's local Ray);
+`gradstudy ui NAME`, a subprocess, serves the local store and prints
 the link to the study's trials; a fresh browser (a new profile: no saved MLflow UI state) follows it and sees
   1. the trials as a flat list (no parent row to expand), each row named for its trial (`000 rnn tanh λ1=…`),
      sorted by the objective, in the training view (not MLflow's GenAI pages);
@@ -105,15 +106,16 @@ def row_ids_in_order(page) -> list[str]:
 
 @pytest.mark.browser
 @pytest.mark.mlflow_server
-def test_mlflow_ui_opens_the_study_as_named_trials_charts_and_report(drivers, tmp_path, monkeypatch):
+def test_mlflow_ui_opens_the_study_as_named_trials_charts_and_report(drivers, ray_session, tmp_path, monkeypatch):
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the `test` extra: make setup")
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlflow import MlflowClient
 
     started = time.monotonic()
     # --- a finished study, then `gradstudy ui NAME` on its store ------------------------------------------
-    study = drivers.run(["run", *TINY], timeout=200)
-    assert study.returncode == 0, study.output()
+    from study import cli
+
+    assert cli.main(["run", *TINY]) == 0
     ran = time.monotonic()
 
     port = free_port()
