@@ -41,8 +41,14 @@ test-all: setup browser
 test-fast: setup
 	$(VPY) -m pytest -q -m "not services"
 
+# Every benchmark in a short version (the long ones: each script's docstring, e.g. `bench_soak.py --trials 10000`).
+BENCHES = bench_per_trial.py --trials 50 ; bench_tune_yardstick.py --trials 40 ; bench_report_scale.py --trials 2000 ; \
+	bench_sampler_scale.py --sizes 1000,5000 --asks 3 ; bench_soak.py --trials 100 --window 20 ; \
+	bench_study_throughput.py ; bench_tracking_overhead.py --pairs 2 ; bench_trial_overhead.py --pairs 2 ; \
+	bench_probe_cost.py --lengths 50 250 1000 --reps 1 ; bench_esn.py
 bench: setup
-	@for f in bench/bench_*.py; do [ -e "$$f" ] || continue; echo "== $$f"; $(VPY) $$f || exit 1; done
+	@echo '$(BENCHES)' | tr ';' '\n' | while read -r f args; do [ -n "$$f" ] || continue; \
+		echo "== bench/$$f $$args"; $(VPY) bench/$$f $$args || exit 1; done
 
 # Build outputs and caches; the venv stays (see distclean).
 clean:

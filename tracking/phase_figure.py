@@ -21,6 +21,14 @@ GAMMA = {a.value: g for a, g in config.GAMMA.items()}   # bound on |f'| (Pascanu
 MARKERS = ["o", "s", "D", "^", "v", "P", "X"]   # one per sequence length T in the phase figure
 
 
+def looks(records: list[dict], marker: dict) -> dict[tuple[str, str, bool], list[dict]]:
+    """The records grouped by how their points look: (marker of their T, health colour, pruned)."""
+    groups: dict[tuple[str, str, bool], list[dict]] = {}
+    for r in records:
+        groups.setdefault((marker.get(r["T"], "o"), health_colour(r["health"]), bool(r["pruned"])), []).append(r)
+    return groups
+
+
 def phase_figure(study: optuna.Study, records: list[dict], path: Path) -> Path:
     """Rows: activation (gated cells: per cell). Columns: final test loss, vanishing ratio, decay rate
     (decades per step back, with Pascanu et al.'s bound log10(λ1·γ) per step). Colour: health; marker:
@@ -38,10 +46,11 @@ def phase_figure(study: optuna.Study, records: list[dict], path: Path) -> Path:
         ax_loss, ax_ratio, ax_rate = axes[row]
         for ax, key in ((ax_loss, "loss"), (ax_ratio, "ratio"), (ax_rate, "rate")):
             finite = [r for r in rs if r[key] is not None]
-            for r in finite:
-                colour = health_colour(r["health"])
-                ax.scatter([r["lambda1"]], [r[key]], s=34, zorder=3, linewidths=1.2, marker=marker.get(r["T"], "o"),
-                           facecolors="none" if r["pruned"] else colour, edgecolors=colour)
+            # one scatter per look (marker, health, pruned), not per trial: a call per point costs O(points)
+            # in matplotlib's autoscaling, so a 10,000-trial study took minutes
+            for (mark, colour, pruned), group in looks(finite, marker).items():
+                ax.scatter([r["lambda1"] for r in group], [r[key] for r in group], s=34, zorder=3, linewidths=1.2,
+                           marker=mark, facecolors="none" if pruned else colour, edgecolors=colour)
             if key == "loss":
                 losses = [r["loss"] for r in finite]
                 if losses and min(losses) > 0 and max(losses) / min(losses) > 20:
@@ -61,10 +70,9 @@ def phase_figure(study: optuna.Study, records: list[dict], path: Path) -> Path:
             if not finite:
                 ax.set_ylim(0, 1) if key == "loss" else ax.set_ylim(-4, 4)
             missing = [r for r in rs if r[key] is None]
-            for r in missing:
-                colour = health_colour(r["health"])
-                off_scale(ax, [r["lambda1"]], s=46, linewidths=1.2,
-                           facecolors="none" if r["pruned"] else colour, edgecolors=colour)
+            for (_, colour, pruned), group in looks(missing, {}).items():
+                off_scale(ax, [r["lambda1"] for r in group], s=46, linewidths=1.2,
+                          facecolors="none" if pruned else colour, edgecolors=colour)
             if name in GAMMA:
                 ax.axvline(1.0 / GAMMA[name], color="black", ls="-.", lw=0.8, alpha=0.6)
             ax.grid(True, which="major", alpha=0.3)

@@ -95,9 +95,11 @@ def history_figure(study: optuna.Study, trials: list[FrozenTrial], name: str, pa
         else:
             pad = (hi - lo) * 0.1 or 1.0
             top, bottom = hi + pad, lo - pad
-        for n, v, _ in other:
-            ax.scatter([n], [top if v > 0 or math.isnan(v) else bottom], marker="^" if v > 0 else "v",
-                       color=HEALTH_COLOURS["diverged"], s=40, zorder=3)
+        up = [n for n, v, _ in other if v > 0 or math.isnan(v)]
+        down = [n for n, v, _ in other if not (v > 0 or math.isnan(v))]
+        for ns, y, mark in ((up, top, "^"), (down, bottom, "v")):
+            if ns:
+                ax.scatter(ns, [y] * len(ns), marker=mark, color=HEALTH_COLOURS["diverged"], s=40, zorder=3)
         ax.scatter([], [], marker="^", color=HEALTH_COLOURS["diverged"], label="non-finite (at edge)")
     ax.set_xlabel("trial number")
     ax.set_ylabel(name + (" (log scale)" if log else ""))
@@ -183,8 +185,11 @@ def param_figure(study: optuna.Study, trials: list[FrozenTrial], keys: list[str]
     if len(keys) == 1:
         # one parameter: the objective against it, coloured by health
         ys = [objective(t) for t in finite]
+        by_health: dict[str, list] = {}      # one scatter per colour: a call per point is O(points) in matplotlib
         for t in finite:
-            ax.scatter([x_all[pos[t.number]]], [objective(t)], color=health_colour(t.user_attrs.get(TrialAttr.HEALTH)),
+            by_health.setdefault(health_colour(t.user_attrs.get(TrialAttr.HEALTH)), []).append(t)
+        for colour, group in by_health.items():
+            ax.scatter([x_all[pos[t.number]] for t in group], [objective(t) for t in group], color=colour,
                        s=34, zorder=3)
         if ys and min(ys) > 0 and max(ys) / min(ys) > 100:
             ax.set_yscale("log")
