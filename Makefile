@@ -29,11 +29,11 @@ study: setup
 browser:
 	scripts/install-browser
 
-# Everything but the `long` fault and soak tests (multi-node cluster, 30-s storage outages, soak): ~16 min on 2 cores.
+# Everything but the `long` fault and soak tests (multi-node cluster, 30-s storage outages, soak): ~8 min on 2 cores.
 test: setup browser
 	$(VPY) -m pytest -q -m "not long"
 
-# The whole suite, the `long` tests too (~25 min on 2 cores).
+# The whole suite, the `long` tests too (~13 min on 2 cores).
 test-all: setup browser
 	$(VPY) -m pytest -q
 
