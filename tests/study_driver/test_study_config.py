@@ -281,6 +281,7 @@ def test_search_space_contents(composed):
     (["study.name=-x"], "study.name", ["'-x'"]),
     (["study.timeout_s=-1"], "study.timeout_s", ["-1"]),
     (["tracking.trial_figures_min_s=-1"], "tracking.trial_figures_min_s", ["-1"]),
+    (["tracking.delivery_timeout_s=-5"], "tracking.delivery_timeout_s", ["-5", "≥ 0"]),
     (["study.pruner_warmup_steps=-1"], "study.pruner_warmup_steps", ["-1"]),
     (["study.pruner_startup_trials=-1"], "study.pruner_startup_trials", ["-1"]),
     (["study.objectives=[]"], "study.objectives", ["at least one"]),
