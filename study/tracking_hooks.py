@@ -121,7 +121,12 @@ class StudyTracking(StudyHooks):
 
     def end(self, runner, outcome) -> None:
         """End of a run: back-fill what MLflow missed, the nightly comparison (set by the nightly hook,
-        which runs first), then the study report and counts on the parent."""
+        which runs first), then the study report and counts on the parent. If MLflow failed during the run
+        and does not answer now, only the report's files are written: each call would wait out its
+        retries, and `gradstudy report` records everything once MLflow is back."""
+        if self._failed and not self.answers():
+            self.safely(self.write_report, outcome.study)
+            return
         comparison = outcome.study.user_attrs.get(StudyAttr.NIGHTLY)
         if comparison:
             self.log_comparison(comparison)
@@ -144,12 +149,7 @@ class StudyTracking(StudyHooks):
                                   "mlflow.source.git.commit": git_commit()})
 
     def finish(self, study: optuna.Study) -> None:
-        """End of a run: back-fill what MLflow missed, then the study report and counts on the parent.
-        If MLflow failed during the run and does not answer now, only the report's files are written: each
-        call would wait out its retries, and `gradstudy report` records everything once MLflow is back."""
-        if self._failed and not self.answers():
-            self.safely(self.write_report, study)
-            return
+        """Back-fill what MLflow missed, then the study report and counts on the parent."""
         self.safely(self.backfill, study)
         reported, _ = self.safely(self.report, study)
         if not reported:                 # report() logs the counts once the report is attached

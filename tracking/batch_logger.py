@@ -7,6 +7,7 @@ that could not be delivered in time, so the caller can keep them for a later bac
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Callable, Sequence
@@ -23,6 +24,8 @@ class BatchLogger:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopped = False
+        self._deadline = math.inf      # set by close(): until when a failed send is retried
+        self._close_backoff = 0.1
         self._thread = threading.Thread(target=self._run, name="mlflow-batches", daemon=True)
         self._thread.start()
 
@@ -48,31 +51,32 @@ class BatchLogger:
 
     def _run(self) -> None:
         backoff = self._interval
-        while not self._stopped:
+        while True:
             self._wake.wait(backoff)
             self._wake.clear()
             ok = True
             while ok and self.pending():
                 ok = self._flush_once()
+            if self._stopped and (ok or time.monotonic() >= self._deadline):
+                return              # closed: all sent, or the time to send it is up
             backoff = self._interval if ok else min(backoff * 2, 30.0)
+            if self._stopped:       # closing and a send failed: retry within the time left
+                backoff = min(self._close_backoff, max(0.0, self._deadline - time.monotonic()))
+                self._close_backoff = min(self._close_backoff * 2, 5.0)
 
     def pending(self) -> int:
         with self._lock:
             return len(self._queue)
 
     def close(self, timeout_s: float = 30.0) -> list[Metric]:
-        """Deliver what is queued, waiting at most `timeout_s`; returns the undelivered metrics. The thread
-        is woken to send the rest and joined (no polling: a trial's worker slot is not held longer than
-        the send); what it could not send is retried here, with back-off, until the deadline."""
-        deadline = time.monotonic() + timeout_s
+        """Deliver what is queued, waiting at most `timeout_s` (plus a send already under way); returns the
+        undelivered metrics. The thread is woken to send the rest, retrying a failed send with back-off
+        until the deadline, and joined: no polling, so a trial's worker slot is held only as long as the
+        sending takes."""
+        self._deadline = time.monotonic() + timeout_s
         self._stopped = True
         self._wake.set()
-        self._thread.join(timeout_s)
-        delay = 0.1
-        while not self._thread.is_alive() and self.pending() and time.monotonic() < deadline:
-            if not self._flush_once():
-                time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-                delay = min(delay * 2, 5.0)
+        self._thread.join(min(timeout_s, threading.TIMEOUT_MAX))
         with self._lock:
             left, self._queue = list(self._queue), []
         return left
