@@ -73,14 +73,9 @@ def _run_study(overrides: list[str], hooks=(), epilogue: list[str] | None = None
         uri = composed.root.tracking.uri
         where = f" --tracking-uri {scrub(uri)}" if uri.startswith(("http://", "https://")) else ""
         out.print(f"In MLflow: `gradstudy ui {name}{where}` prints the link to its trials; study report: {report}")
-        from study.paths import trial_dir
-        from study.results import finished
-        from study.tracking_hooks import mlflow_record
+        from study.tracking_hooks import unrecorded
 
-        # the trials the back-fill can record (it needs a trial's files: one that failed before it ran has none)
-        attrs = outcome.study.user_attrs
-        pending = [t.number for t in finished(outcome.study.get_trials(deepcopy=False))
-                   if mlflow_record(attrs, t)[0] != "synced" and (trial_dir(name, t.number) / "summary.json").exists()]
+        pending = [t.number for t, summary in unrecorded(outcome.study) if summary.exists()]   # what the back-fill can record
         if pending:
             out.print(f"MLflow missed {len(pending)} trial(s) (it did not answer): `gradstudy report {name}{stored}` "
                       "records them from the trial files once it is back.")

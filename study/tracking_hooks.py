@@ -27,7 +27,7 @@ from study.results import finished
 from tracking import names
 from tracking.attrs import StudyAttr, TrialAttr, describe_search
 from tracking.errors import TrackingError
-from tracking.store import connect, quick_http, resolve_uri, use_recording_http
+from tracking.store import check_answers, connect, resolve_uri, use_recording_http
 from tracking.urls import scrub
 
 if TYPE_CHECKING:   # MLflow is imported only when a study is tracked
@@ -43,6 +43,14 @@ def mlflow_record(study_attrs: dict[str, Any], trial) -> tuple[Optional[str], Op
     if key in study_attrs:
         return "synced", study_attrs[key] or None
     return trial.user_attrs.get(ATTR_SYNC), trial.user_attrs.get(ATTR_RUN)
+
+
+def unrecorded(study: optuna.Study) -> list[tuple[Any, Path]]:
+    """The finished trials whose MLflow record is incomplete, each with its summary.json (which the
+    back-fill needs: a trial that failed before it ran has none)."""
+    attrs = study.user_attrs
+    return [(t, trial_dir(study.study_name, t.number) / "summary.json")
+            for t in finished(study.get_trials(deepcopy=False)) if mlflow_record(attrs, t)[0] != "synced"]
 
 
 def git_commit() -> str:
@@ -65,8 +73,7 @@ class StudyTracking(StudyHooks):
         self.client = connect(uri, self.data_dir)          # raises TrackingError: before any trial
         self.uri = resolve_uri(uri, self.data_dir)
         self.recorder: Optional["StudyRecorder"] = None        # made by start(), under the study lock
-        self._retry_at = 0.0
-        self._failed = False       # an MLflow call of the driver failed during this run
+        self._retry_at = 0.0       # set when a per-trial call fails (so > 0: MLflow failed during this run)
 
     RETRY_S = 60.0     # after an MLflow failure, per-trial calls are skipped this long (marked pending)
 
@@ -86,7 +93,6 @@ class StudyTracking(StudyHooks):
         ok, value = self.safely(fn, *args)
         if not ok:
             self._retry_at = time.monotonic() + self.RETRY_S
-            self._failed = True
         return ok, value
 
     # --- the driver's hooks -------------------------------------------------------------------------
@@ -124,7 +130,7 @@ class StudyTracking(StudyHooks):
         which runs first), then the study report and counts on the parent. If MLflow failed during the run
         and does not answer now, only the report's files are written: each call would wait out its
         retries, and `gradstudy report` records everything once MLflow is back."""
-        if self._failed and not self.answers():
+        if self._retry_at and not self.safely(check_answers, self.client)[0]:
             self.safely(self.write_report, outcome.study)
             return
         comparison = outcome.study.user_attrs.get(StudyAttr.NIGHTLY)
@@ -164,11 +170,6 @@ class StudyTracking(StudyHooks):
         metrics = {f"study/{k.lower()}": v for k, v in status["states"].items()}
         metrics.update({f"study/health/{k}": v for k, v in status["health"].items()})
         self.recorder.log_study_metrics(metrics)
-
-    def answers(self) -> bool:
-        """MLflow answers now (one request, no retries)."""
-        with quick_http():
-            return self.safely(lambda: self.client.search_experiments(max_results=1))[0]
 
     def report(self, study: optuna.Study) -> Path:
         """(Re)write the study report (PNGs + report.html) and attach it to the parent run with the
@@ -249,12 +250,9 @@ class StudyTracking(StudyHooks):
         """Record every finished trial whose MLflow record is incomplete; returns how many."""
         count = 0
         attrs = study.user_attrs
-        for t in finished(study.get_trials(deepcopy=False)):
-            state, old = mlflow_record(attrs, t)
-            if state == "synced":
-                continue
-            folder = trial_dir(study.study_name, t.number)
-            summary_path = folder / "summary.json"
+        for t, summary_path in unrecorded(study):
+            old = mlflow_record(attrs, t)[1]
+            folder = summary_path.parent
             if not summary_path.exists():
                 if old:
                     self.safely(self.recorder.finish_trial, old, "failed", None,
@@ -270,4 +268,4 @@ class StudyTracking(StudyHooks):
         return count
 
 
-__all__ = ["StudyTracking", "TrackingError", "ATTR_RUN", "ATTR_SYNC", "ATTR_BACKFILL", "mlflow_record"]
+__all__ = ["StudyTracking", "TrackingError", "ATTR_RUN", "ATTR_SYNC", "ATTR_BACKFILL", "mlflow_record", "unrecorded"]

@@ -12,7 +12,7 @@ import optuna
 from matplotlib.lines import Line2D
 
 from tracking.colours import HEALTH_COLOURS, HEALTH_ORDER, health_colour
-from tracking.plots import new_figure, save_figure
+from tracking.plots import grouped, new_figure, save_figure
 from tracking.report_data import ACTIVATION_ORDER, GATED
 from tracking.study_figures import log_ticks, off_scale
 from workers import config
@@ -23,10 +23,7 @@ MARKERS = ["o", "s", "D", "^", "v", "P", "X"]   # one per sequence length T in t
 
 def looks(records: list[dict], marker: dict) -> dict[tuple[str, str, bool], list[dict]]:
     """The records grouped by how their points look: (marker of their T, health colour, pruned)."""
-    groups: dict[tuple[str, str, bool], list[dict]] = {}
-    for r in records:
-        groups.setdefault((marker.get(r["T"], "o"), health_colour(r["health"]), bool(r["pruned"])), []).append(r)
-    return groups
+    return grouped(records, lambda r: (marker.get(r["T"], "o"), health_colour(r["health"]), bool(r["pruned"])))
 
 
 def phase_figure(study: optuna.Study, records: list[dict], path: Path) -> Path:
@@ -46,8 +43,7 @@ def phase_figure(study: optuna.Study, records: list[dict], path: Path) -> Path:
         ax_loss, ax_ratio, ax_rate = axes[row]
         for ax, key in ((ax_loss, "loss"), (ax_ratio, "ratio"), (ax_rate, "rate")):
             finite = [r for r in rs if r[key] is not None]
-            # one scatter per look (marker, health, pruned), not per trial: a call per point costs O(points)
-            # in matplotlib's autoscaling, so a 10,000-trial study took minutes
+            # one scatter per look, not per trial (plots.grouped): a 10,000-trial study took minutes
             for (mark, colour, pruned), group in looks(finite, marker).items():
                 ax.scatter([r["lambda1"] for r in group], [r[key] for r in group], s=34, zorder=3, linewidths=1.2,
                            marker=mark, facecolors="none" if pruned else colour, edgecolors=colour)

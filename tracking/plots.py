@@ -46,6 +46,15 @@ def save_figure(fig, path: Path) -> Path:
     return path
 
 
+def grouped(items: Iterable[Any], look) -> dict[Any, list]:
+    """`items` grouped by `look(item)` (a marker, a colour…), in first-seen order: a figure draws one
+    scatter per group, since matplotlib's autoscaling makes each scatter call O(points already drawn)."""
+    groups: dict[Any, list] = {}
+    for item in items:
+        groups.setdefault(look(item), []).append(item)
+    return groups
+
+
 def new_figure(figsize: tuple[float, float], nrows: int = 1, ncols: int = 1, **subplots):
     """(figure, axes) with constrained layout, outside pyplot's global state."""
     fig = Figure(figsize=figsize, layout="constrained")

@@ -72,6 +72,12 @@ def quick_http() -> Iterator[None]:
                 os.environ[k] = v
 
 
+def check_answers(client: "MlflowClient") -> None:
+    """One request, no retries: raises when the store does not answer now."""
+    with quick_http():
+        client.search_experiments(max_results=1)
+
+
 def connect(uri: str, data_dir: Path) -> "MlflowClient":
     """A client for the resolved store, checked to answer now; TrackingError otherwise."""
     from mlflow import MlflowClient
@@ -85,8 +91,7 @@ def connect(uri: str, data_dir: Path) -> "MlflowClient":
 
             SqlAlchemyStore(resolved, (local_root(data_dir) / "artifacts").as_uri())
         client = MlflowClient(tracking_uri=resolved)
-        with quick_http():
-            client.search_experiments(max_results=1)
+        check_answers(client)
     except Exception as exc:
         reason = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
         raise TrackingError(uri or resolved, f"a reachable MLflow tracking server or store ({reason[:300]})") from None

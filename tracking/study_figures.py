@@ -22,7 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tracking.attrs import TrialAttr
 from tracking.colours import HEALTH_COLOURS, HEALTH_ORDER, health_colour
-from tracking.plots import new_figure, save_figure
+from tracking.plots import grouped, new_figure, save_figure
 from tracking.report_data import objective
 from tracking.trials import counts_towards_total as _finished
 
@@ -185,10 +185,7 @@ def param_figure(study: optuna.Study, trials: list[FrozenTrial], keys: list[str]
     if len(keys) == 1:
         # one parameter: the objective against it, coloured by health
         ys = [objective(t) for t in finite]
-        by_health: dict[str, list] = {}      # one scatter per colour: a call per point is O(points) in matplotlib
-        for t in finite:
-            by_health.setdefault(health_colour(t.user_attrs.get(TrialAttr.HEALTH)), []).append(t)
-        for colour, group in by_health.items():
+        for colour, group in grouped(finite, lambda t: health_colour(t.user_attrs.get(TrialAttr.HEALTH))).items():
             ax.scatter([x_all[pos[t.number]] for t in group], [objective(t) for t in group], color=colour,
                        s=34, zorder=3)
         if ys and min(ys) > 0 and max(ys) / min(ys) > 100:
