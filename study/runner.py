@@ -26,11 +26,12 @@ from typing import Any, Callable, Optional, Sequence
 import optuna
 import ray
 import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from optuna.trial import TrialState
 
 from study import placement
 from study.cluster_watch import ClusterLost, ClusterWatch, gcs_address
-from study.compose import Composed, compose_trial
+from study.compose import Composed
 from study.schema import RootConfig
 from study.lock import study_lock
 from study.objectives import lookup, objective_values
@@ -92,15 +93,28 @@ class StudyRunner:
             self._base_config = self.trial_config({})
         return self._base_config
 
-    def trial_config(self, values: dict[str, Any]) -> TrialConfig:
-        """The trial's config: the study's base with the sampled `values` (study/trial_composer.py)."""
+    @property
+    def composer(self) -> TrialComposer:
+        """Trial configs of this study, composed fast (study/trial_composer.py)."""
         if not hasattr(self, "_composer"):
             self._composer = TrialComposer(self.base + list(self.root.study.fixed))
-        return self._composer(values, self.space.overrides(values))
+        return self._composer
+
+    def trial_config(self, values: dict[str, Any]) -> TrialConfig:
+        """The trial's config: the study's base with the sampled `values`."""
+        return self.composer(values, self.space.overrides(values))
 
     def validate(self) -> None:
-        """Every search key and value composes: caught here, before any trial runs."""
-        validate_keys(self.space, lambda extra: compose_trial(self.base + list(self.root.study.fixed) + extra))
+        """Every search key and value composes: caught here, before any trial runs. Each check goes through
+        the composer (the same config or ConfigError as a full Hydra composition, without ~0.3 s of Hydra
+        per value checked)."""
+        parse = OverridesParser.create().parse_override
+
+        def check(extra: list[str]) -> TrialConfig:
+            values = {o.key_or_group: o.value() for o in map(parse, extra)}
+            return self.composer(values, extra)
+
+        validate_keys(self.space, check)
         if not (self.root.cluster.address or os.environ.get("RAY_ADDRESS")):
             return
         # a cluster: workers on other machines cannot reach (or would each write) a file on their own disk
