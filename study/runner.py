@@ -26,7 +26,6 @@ from typing import Any, Callable, Optional, Sequence
 import optuna
 import ray
 import yaml
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from optuna.trial import TrialState
 
 from study import placement
@@ -108,13 +107,7 @@ class StudyRunner:
         """Every search key and value composes: caught here, before any trial runs. Each check goes through
         the composer (the same config or ConfigError as a full Hydra composition, without ~0.3 s of Hydra
         per value checked)."""
-        parse = OverridesParser.create().parse_override
-
-        def check(extra: list[str]) -> TrialConfig:
-            values = {o.key_or_group: o.value() for o in map(parse, extra)}
-            return self.composer(values, extra)
-
-        validate_keys(self.space, check)
+        validate_keys(self.space, self.composer.from_overrides)
         if not (self.root.cluster.address or os.environ.get("RAY_ADDRESS")):
             return
         # a cluster: workers on other machines cannot reach (or would each write) a file on their own disk

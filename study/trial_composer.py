@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Mapping, Sequence
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from study.compose import _compose, compose_trial
@@ -38,6 +39,14 @@ class TrialComposer:
         self.slow += 1
         keys = {o.split("=", 1)[0] for o in sampled}
         return compose_trial([o for o in self.base if o.split("=", 1)[0].lstrip("+~") not in keys] + list(sampled))
+
+    def from_overrides(self, overrides: Sequence[str]) -> TrialConfig:
+        """The TrialConfig of the base with Hydra overrides (`key=value`, as the pre-flight search check
+        writes them) set, their values read as Hydra reads them: the same config or ConfigError as
+        `compose_trial(base + overrides)`."""
+        parse = OverridesParser.create().parse_override
+        values = {o.key_or_group: o.value() for o in map(parse, overrides)}
+        return self(values, list(overrides))
 
     def _set(self, values: Mapping[str, Any]):
         if not all(key.split(".", 1)[0] in TRIAL_SECTIONS for key in values):

@@ -21,6 +21,7 @@ from testkit.mlflow_server import MlflowServer
 from testkit.processes import Driver, alive, cmdline
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"    # the machine's PostgreSQL (trust auth)
+SCHEMA_LOCK = 0x6772616473   # a PostgreSQL advisory lock key of our own ("grads")
 
 # fixture → the marker of the real service it brings
 SERVICE_FIXTURES = {"ray_session": "ray", "drivers": "ray", "ray_cluster": "ray", "postgres_url": "postgres",
@@ -36,6 +37,16 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(getattr(pytest.mark, mark))
         if marks:
             item.add_marker(pytest.mark.services)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # `make test` runs two xdist workers, each taking a whole module at a time (--dist loadfile: a
+        # module's fixtures, e.g. test_cluster.py's Ray cluster, are built once) in collection order, so the
+        # modules with minute-long tests go first and the many short ones fill the end; otherwise one worker
+        # could be left alone with a long module at the end. Stable: the order within a tier is kept.
+        tier = {}
+        for item in items:
+            rank = 0 if item.get_closest_marker("long") else 1 if item.get_closest_marker("slow") else 2
+            tier[item.module] = min(tier.get(item.module, 2), rank)
+        items.sort(key=lambda item: tier[item.module])
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +59,18 @@ def postgres_url() -> str:
         psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test", connect_timeout=3).close()
     except Exception as exc:  # psycopg2.OperationalError
         pytest.fail(f"PostgreSQL not reachable at {PG_URL}: {str(exc).strip().splitlines()[0]}")
+    # Optuna creates its tables on first use; `make test` runs two pytest workers, and two first uses at
+    # once on a fresh database would race on that: one worker at a time makes sure they exist.
+    from study.storage import open_storage
+
+    with psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test") as conn:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+            try:
+                open_storage(PG_URL)
+            finally:
+                cur.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
     return PG_URL
 
 

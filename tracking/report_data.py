@@ -19,6 +19,9 @@ from workers.config import LAMBDA1_INITS as _INITS
 LAMBDA1_INITS = tuple(i.value for i in _INITS)   # init schemes whose init_gain is λ1 of W_rec
 GATED = ("lstm", "gru")
 ACTIVATION_ORDER = ["tanh", "sigmoid", "relu", "linear"]
+# fANOVA fits a random forest to the complete trials: on fewer points its ranking is noise (and loading
+# the evaluator, scikit-learn included, costs ~1.5 s at every study's end), so a small study gets a note.
+IMPORTANCE_MIN_TRIALS = 5
 
 
 def objective(t: FrozenTrial) -> Optional[float]:
@@ -55,8 +58,9 @@ def importances(study: optuna.Study) -> tuple[Optional[dict[str, float]], str]:
     """fANOVA importances of the first objective, or (None, why not)."""
     usable = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
               if objective(t) is not None and math.isfinite(objective(t))]
-    if len(usable) < 2:
-        return None, f"needs at least 2 complete trials with a finite objective (has {len(usable)})"
+    if len(usable) < IMPORTANCE_MIN_TRIALS:
+        return None, (f"needs at least {IMPORTANCE_MIN_TRIALS} complete trials with a finite objective "
+                      f"(has {len(usable)})")
     varying = [k for k in {k for t in usable for k in t.params}
                if len({repr(t.params[k]) for t in usable if k in t.params}) > 1]
     if not varying:

@@ -13,6 +13,8 @@ run last.
 """
 from __future__ import annotations
 
+import functools
+
 import socket
 import time
 import uuid
@@ -32,8 +34,8 @@ from testkit.ray_cluster import RayCluster
 # sampling of the demo's space, every trial kept.
 TINY = ["experiment=demo", "train.steps=300", "train.probe_every=100", "task.seq_len=20",
         "model.hidden_size=16", "study.pruner=none", "study.sampler=random"]
-# Long enough that a node can be lost (or added) while trials run: about 10 s of training each here.
-LONG = TINY[:1] + ["train.steps=1200", "train.probe_every=100"] + TINY[3:]
+# Long enough that a node can be lost while trials run: about 7 s of training each here (unloaded).
+LONG = TINY[:1] + ["train.steps=800", "train.probe_every=100"] + TINY[3:]
 
 
 @pytest.fixture(scope="module")
@@ -76,9 +78,16 @@ def pg_study(postgres_url):
         pass
 
 
+@functools.lru_cache(maxsize=None)
+def storage_at(url: str) -> optuna.storages.BaseStorage:
+    """One storage (one connection pool) per URL for the module's polling: opening one per poll cost a
+    PostgreSQL backend and Optuna's schema checks every 0.3 s."""
+    return open_storage(url)
+
+
 def trials_of(name: str, storage: str) -> list[optuna.trial.FrozenTrial]:
     try:
-        return optuna.load_study(study_name=name, storage=open_storage(storage)).get_trials(deepcopy=False)
+        return optuna.load_study(study_name=name, storage=storage_at(storage)).get_trials(deepcopy=False)
     except KeyError:
         return []
 

@@ -321,7 +321,7 @@ class RayCluster:
         after the worker has exited (Ray ends a job's workers with its driver)."""
 
         def loop():
-            while not self._stop_watch.wait(0.2):
+            while not self._stop_watch.wait(1.0):    # a job's workers live as long as its driver: seconds
                 self.sample()
 
         self._watcher = threading.Thread(target=loop, name="ray-cluster-watch", daemon=True)

@@ -370,6 +370,23 @@ def test_rewrite_drops_stale_figures(tmp_path):
     assert not any(tmp_path.glob("*.png"))
 
 
+def test_importances_need_enough_complete_trials():
+    """fANOVA on a handful of points ranks noise: below IMPORTANCE_MIN_TRIALS finite results, a note."""
+    from tracking.report_data import IMPORTANCE_MIN_TRIALS, importances
+
+    study = optuna.create_study(direction="minimize")
+    for i in range(IMPORTANCE_MIN_TRIALS):
+        if i == IMPORTANCE_MIN_TRIALS - 1:
+            found, why = importances(study)
+            assert found is None and why == (f"needs at least {IMPORTANCE_MIN_TRIALS} complete trials with a "
+                                             f"finite objective (has {i})"), why
+        study.add_trial(create_trial(params={"train.lr": 10 ** (-4 + 0.5 * i)}, distributions={"train.lr": LR},
+                                     value=0.1 * i))
+    study.add_trial(create_trial(params={"train.lr": 0.1}, distributions={"train.lr": LR}, value=math.inf))
+    found, why = importances(study)
+    assert why == "" and set(found) == {"train.lr"}, why
+
+
 @pytest.mark.parametrize("url", ["postgresql://u:pa/ss@h/db", "postgresql://:secret@h/db",
                                  "postgresql://u:p@ss@h/db", "http://u:pw@127.0.0.1:1"])
 def test_scrub_masks_every_password_form(url):
