@@ -35,7 +35,7 @@ browser:
 # PYTHONDONTWRITEBYTECODE is set, every driver and Ray worker the tests start would compile the sources again.
 XDIST = -n 2 --dist loadfile --no-loadscope-reorder
 
-# Everything but the `long` fault and soak tests (multi-node cluster, 30-s storage outages, soak): ~7 min on 2 cores.
+# Everything but the `long` fault and soak tests (multi-node cluster, 30-s storage outages, soak): ~9 min on 2 cores.
 test: setup browser bytecode
 	$(VPY) -m pytest -q $(XDIST) -m "not long"
 

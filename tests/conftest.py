@@ -55,22 +55,21 @@ def postgres_url() -> str:
     when it does not answer: CI machines of this kind run one."""
     import psycopg2
 
+    from study.storage import open_storage
+
     try:
-        psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test", connect_timeout=3).close()
+        conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test", connect_timeout=3)
     except Exception as exc:  # psycopg2.OperationalError
         pytest.fail(f"PostgreSQL not reachable at {PG_URL}: {str(exc).strip().splitlines()[0]}")
     # Optuna creates its tables on first use; `make test` runs two pytest workers, and two first uses at
-    # once on a fresh database would race on that: one worker at a time makes sure they exist.
-    from study.storage import open_storage
-
-    with psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test") as conn:
+    # once on a fresh database would race on that: one worker at a time (a session advisory lock, released
+    # with the connection) makes sure they exist.
+    try:
         conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
-            try:
-                open_storage(PG_URL)
-            finally:
-                cur.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+        conn.cursor().execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+        open_storage(PG_URL)
+    finally:
+        conn.close()
     return PG_URL
 
 

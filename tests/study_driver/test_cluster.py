@@ -14,7 +14,6 @@ run last.
 from __future__ import annotations
 
 import functools
-
 import socket
 import time
 import uuid
@@ -67,22 +66,22 @@ def on_cluster(ray_cluster, monkeypatch):
     return ray_cluster
 
 
+@functools.lru_cache(maxsize=None)
+def storage_at(url: str) -> optuna.storages.BaseStorage:
+    """One storage (one connection pool) per URL for the module's polling and clean-up: opening one per poll cost a
+    PostgreSQL backend and Optuna's schema checks every 0.3 s."""
+    return open_storage(url)
+
+
 @pytest.fixture
 def pg_study(postgres_url):
     """A unique study name in the machine's PostgreSQL; the study is deleted afterwards."""
     name = f"gradstudy-cluster-{uuid.uuid4().hex[:10]}"
     yield name
     try:
-        optuna.delete_study(study_name=name, storage=open_storage(postgres_url))
+        optuna.delete_study(study_name=name, storage=storage_at(postgres_url))
     except KeyError:
         pass
-
-
-@functools.lru_cache(maxsize=None)
-def storage_at(url: str) -> optuna.storages.BaseStorage:
-    """One storage (one connection pool) per URL for the module's polling: opening one per poll cost a
-    PostgreSQL backend and Optuna's schema checks every 0.3 s."""
-    return open_storage(url)
 
 
 def trials_of(name: str, storage: str) -> list[optuna.trial.FrozenTrial]:
@@ -150,7 +149,7 @@ def test_local_store_with_a_cluster_address_exits_2(case, drivers, home, postgre
     assert took < 30, took
     assert not (home / "studies" / name).exists()
     if case == "local-tracking":
-        assert name not in optuna.get_all_study_names(open_storage(postgres_url))
+        assert name not in optuna.get_all_study_names(storage_at(postgres_url))
         assert not (home / "mlflow").exists()
 
 

@@ -375,14 +375,19 @@ def test_importances_need_enough_complete_trials():
     from tracking.report_data import IMPORTANCE_MIN_TRIALS, importances
 
     study = optuna.create_study(direction="minimize")
-    for i in range(IMPORTANCE_MIN_TRIALS):
-        if i == IMPORTANCE_MIN_TRIALS - 1:
-            found, why = importances(study)
-            assert found is None and why == (f"needs at least {IMPORTANCE_MIN_TRIALS} complete trials with a "
-                                             f"finite objective (has {i})"), why
+
+    def add(i, value):
         study.add_trial(create_trial(params={"train.lr": 10 ** (-4 + 0.5 * i)}, distributions={"train.lr": LR},
-                                     value=0.1 * i))
-    study.add_trial(create_trial(params={"train.lr": 0.1}, distributions={"train.lr": LR}, value=math.inf))
+                                     value=value))
+
+    for i in range(IMPORTANCE_MIN_TRIALS - 1):
+        add(i, 0.1 * i)
+    add(IMPORTANCE_MIN_TRIALS, math.inf)             # not finite: does not count
+    found, why = importances(study)
+    n = IMPORTANCE_MIN_TRIALS - 1
+    assert found is None and why == (f"needs at least {IMPORTANCE_MIN_TRIALS} complete trials with a "
+                                     f"finite objective (has {n})"), why
+    add(n, 0.1 * n)
     found, why = importances(study)
     assert why == "" and set(found) == {"train.lr"}, why
 
