@@ -20,6 +20,13 @@ import pytest
 from testkit.mlflow_server import MlflowServer
 from testkit.processes import Driver, alive, cmdline
 
+# The suite's own tensor work (in-process trials, probes) on one thread, and so the drivers and Ray
+# workers it starts too (they inherit the variable; a trial sets its threads from its CPUs anyway). On a
+# machine whose cores are already taken by the other pytest worker and by Ray, OpenMP threads that outnumber
+# the free cores mostly wait on each other: three copies of two probe/training tests took 88 s and 65 CPU-s
+# each on two threads, 21 s and 11 CPU-s on one (2 cores). Set before anything imports torch.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"    # the machine's PostgreSQL (trust auth)
 SCHEMA_LOCK = 0x6772616473   # a PostgreSQL advisory lock key of our own ("grads")
 
