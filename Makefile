@@ -36,7 +36,7 @@ browser:
 XDIST = -n 2 --dist loadfile --no-loadscope-reorder
 
 # The whole suite, the `long` fault and soak tests too (multi-node cluster, 30-s storage outages, soak):
-# ~9.5 min on 2 cores (measured 9 min 40 s; one process took 18 min before the one-thread cap). CI runs this.
+# ~10 min on 2 cores (measured 580 s and 606 s; one process took 18 min before the one-thread cap). CI runs this.
 test: setup browser bytecode
 	$(VPY) -m pytest -q $(XDIST)
 
