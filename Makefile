@@ -4,7 +4,7 @@ PY ?= python3
 VENV = .venv
 VPY = $(VENV)/bin/python
 
-.PHONY: setup browser bytecode study test test-all test-fast bench clean distclean
+.PHONY: setup browser bytecode study test test-fast bench clean distclean
 
 setup: $(VENV)/.installed
 
@@ -39,9 +39,6 @@ XDIST = -n 2 --dist loadfile --no-loadscope-reorder
 # ~10 min on 2 cores (measured 580 s and 606 s; one process took 18 min before the one-thread cap). CI runs this.
 test: setup browser bytecode
 	$(VPY) -m pytest -q $(XDIST)
-
-# The same as `make test` (kept for scripts that call it).
-test-all: test
 
 # The tests that need no real service (no Ray, PostgreSQL, mlflow server or browser): about a minute.
 test-fast: setup
