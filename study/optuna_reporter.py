@@ -48,7 +48,8 @@ def intermediate_key(metric: str) -> str:
 
 class OptunaReporter(Reporter):
     def __init__(self, storage_url: str, study_name: str, trial_id: int, metric: str, prune: bool,
-                 pruner: Optional[optuna.pruners.BasePruner] = None, retry_s: float = 0.0):
+                 pruner: Optional[optuna.pruners.BasePruner] = None, retry_s: float = 0.0, node: str = ""):
+        self.node = node
         self.storage = worker_storage(storage_url, retry_s)
         # The pruner is not kept in the storage: without it load_study gives Optuna's default
         # MedianPruner (5 startup trials), not the study's.
@@ -82,8 +83,10 @@ class OptunaReporter(Reporter):
         return True
 
     def on_start(self, info: dict[str, Any]) -> None:
-        self.pending.append(("attr", TrialAttr.WORKER, {"pid": os.getpid(), "host": socket.gethostname(),
-                                                        "device": info["device"]}))
+        where = {"pid": os.getpid(), "host": socket.gethostname(), "device": info["device"]}
+        if self.node:
+            where["node"] = self.node
+        self.pending.append(("attr", TrialAttr.WORKER, where))
         self._flush(wait=False)
 
     def on_probe(self, probe: dict[str, Any]) -> None:

@@ -58,7 +58,8 @@ class Placement:
 
 @ray.remote(max_retries=0)
 def _remote(job: TrialJob) -> dict:
-    return execute(job)
+    # the Ray node the trial runs on, for its record (which machine ran it, when a node is lost)
+    return execute(job, node=ray.get_runtime_context().get_node_id())
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:

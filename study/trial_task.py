@@ -38,11 +38,12 @@ class TrialJob:
     health_warmup_steps: int = 0
 
 
-def execute(job: TrialJob) -> dict[str, Any]:
-    """{"summary": the trial's summary, "tracking": what reached MLflow, "history": metrics sent}."""
+def execute(job: TrialJob, node: str = "") -> dict[str, Any]:
+    """{"summary": the trial's summary, "tracking": what reached MLflow, "history": metrics sent}.
+    `node`: the id of the Ray node it runs on ("" in-process), kept with the worker's pid and host."""
     torch.set_num_threads(job.threads)
     reporters: list = [OptunaReporter(job.storage_url, job.study_name, job.trial_id, job.metric, job.prune,
-                                      job.pruner, job.storage_retry_s)]
+                                      job.pruner, job.storage_retry_s, node=node)]
     if job.health_patience:
         reporters.append(HealthStop(job.health_patience, job.health_warmup_steps,
                                     fading_is_design=job.config.model.cell == Cell.esn))

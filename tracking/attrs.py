@@ -44,7 +44,7 @@ class TrialAttr:
     REQUEUED = PREFIX + "requeued"        # a lost trial whose configuration was queued again
     ATTEMPT = PREFIX + "attempt"          # on the queued copy: how many times the configuration was lost
     REQUEUE_OF = PREFIX + "requeue_of"    # on the queued copy: the number of the lost trial
-    WORKER = PREFIX + "worker"            # {"pid", "host", "device"}
+    WORKER = PREFIX + "worker"            # {"pid", "host", "device", "node": the Ray node id}
     MLFLOW_RUN = PREFIX + "mlflow_run"
     MLFLOW_SYNC = PREFIX + "mlflow"       # running | synced | pending
 

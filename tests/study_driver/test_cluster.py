@@ -95,6 +95,12 @@ def worker_pid(t: optuna.trial.FrozenTrial):
     return (t.user_attrs.get("gradstudy.worker") or {}).get("pid")
 
 
+def worker_node(cluster: RayCluster, t: optuna.trial.FrozenTrial):
+    """The node the trial ran on, by the Ray node id its worker recorded (or None)."""
+    node_id = (t.user_attrs.get("gradstudy.worker") or {}).get("node")
+    return cluster.node_by_id(node_id) if node_id else None
+
+
 def check_finished(trials, n: int) -> None:
     assert len(results.finished(trials)) == n, [(t.number, t.state.name) for t in trials]
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)], \
@@ -102,8 +108,9 @@ def check_finished(trials, n: int) -> None:
 
 
 def check_ran_on_workers(cluster: RayCluster, trials, driver_pid: int) -> dict[int, str]:
-    """Every trial that started ran in a process under a worker node's raylet (not the head's, not
-    the driver's). Returns {trial number: node name}."""
+    """Every trial that started ran on a worker node (not the head, not in the driver), by the Ray node
+    id its worker recorded (not by its pid: this machine's pids wrap at 32768 within a test suite).
+    Returns {trial number: node name}."""
     where = {}
     for t in trials:
         info = t.user_attrs.get("gradstudy.worker")
@@ -111,8 +118,8 @@ def check_ran_on_workers(cluster: RayCluster, trials, driver_pid: int) -> dict[i
             continue
         assert info["host"] == socket.gethostname(), info
         assert info["pid"] != driver_pid, info
-        node = cluster.node_of(info["pid"])
-        assert node is not None, (t.number, info, cluster.nodes)
+        node = worker_node(cluster, t)
+        assert node is not None, (t.number, info, [(n.name, n.node_id) for n in cluster.nodes])
         assert not node.head, (t.number, info, node)
         where[t.number] = node.name
     return where
@@ -240,7 +247,7 @@ def test_node_lost_mid_trial_is_requeued(on_cluster, drivers, pg_study, postgres
             pid = worker_pid(t)
             # past its step-0 probe: the trial is training
             if t.state == TrialState.RUNNING and pid and 0 in t.intermediate_values:
-                node = cluster.node_of(pid)
+                node = worker_node(cluster, t)
                 if node is not None and not node.head and not node.killed:
                     return t.number, pid, node
         return None

@@ -6,7 +6,7 @@
     w1 = cluster.add_worker("w1")         # --num-cpus=1; returns when the GCS sees it alive
     env = cluster.env()                   # RAY_AUTH_MODE=token, RAY_AUTH_TOKEN=… for a driver
     … `gradstudy run cluster.address=<cluster.address> …` with that env …
-    cluster.node_of(pid)                  # the node whose raylet a (trial) worker process ran under
+    cluster.node_by_id(node_id)           # the node a trial ran on (the Ray node id its worker recorded)
     cluster.kill(w1)                      # SIGKILL its raylet only: "a node lost"
     cluster.kill_gcs()                    # SIGKILL the head's GCS: "the cluster lost"
     cluster.stop()                        # SIGKILL every process (group) it started
@@ -282,8 +282,12 @@ class RayCluster:
             time.sleep(0.25)
 
     def _find_raylet(self, node: Node) -> Optional[int]:
-        for pid in _descendants(node.pid, _processes()):
-            if "/raylet/raylet " in cmdline(pid) + " ":
+        """The raylet: the child of `ray start` that runs the raylet binary. Only a child: a process the
+        raylet forks (its agents, its workers) carries the raylet's command line until it execs, and a
+        loaded machine can be caught in that moment."""
+        table = _processes()
+        for pid in _descendants(node.pid, table):
+            if table[pid][0] == node.pid and "/raylet/raylet " in cmdline(pid) + " ":
                 return pid
         return None
 
@@ -315,10 +319,10 @@ class RayCluster:
                 raise RayClusterError(f"the GCS holds {len(alive)} alive node(s), not {n}: {nodes}")
             time.sleep(0.5)
 
-    # --- which node ran a process -------------------------------------------------------------------
+    # --- which processes ran under a node ----------------------------------------------------------
     def _watch(self) -> None:
-        """Sample the process tree under every node, so that a worker's pid can be mapped to its node
-        after the worker has exited (Ray ends a job's workers with its driver)."""
+        """Sample the process tree under every node, so that `stop()` can end a node's workers too (they
+        are in process groups of their own, and outlive a killed raylet for a moment)."""
 
         def loop():
             while not self._stop_watch.wait(1.0):    # a job's workers live as long as its driver: seconds
@@ -331,18 +335,13 @@ class RayCluster:
         table = _processes()
         with self._lock:
             for node in self.nodes:
-                if node.proc.poll() is None or node.killed:
+                if node.proc.poll() is None:     # once reaped, its pid may be another process's
                     for pid in _descendants(node.pid, table):
-                        node.seen.setdefault(pid, table[pid][1])
+                        node.seen[pid] = table[pid][1]     # the newest process of that pid
 
-    def node_of(self, pid: int) -> Optional[Node]:
-        """The node under whose `ray start` process `pid` ran (seen now or by the sampler), or None."""
-        self.sample()
-        with self._lock:
-            for node in self.nodes:
-                if pid in node.seen:
-                    return node
-        return None
+    def node_by_id(self, node_id: str) -> Optional[Node]:
+        """The node the GCS knows by `node_id` (what a trial records of where it ran), or None."""
+        return next((n for n in self.nodes if n.node_id == node_id), None)
 
     # --- stopping -----------------------------------------------------------------------------------
     def kill(self, node: Node) -> None:
@@ -350,10 +349,15 @@ class RayCluster:
         the node's other processes, and its workers exit when their raylet is gone)."""
         assert node.raylet_pid is not None
         self.sample()
+        if _stat(node.raylet_pid) is None or "/raylet/raylet" not in cmdline(node.raylet_pid):
+            raise RayClusterError(f"{node.name}: no raylet at pid {node.raylet_pid} (now: "
+                                  f"{self._find_raylet(node)}):\n{node.log_tail()}")
         node.killed = True
-        st = _stat(node.raylet_pid)
-        if st is not None and "/raylet/raylet" in cmdline(node.raylet_pid):
-            os.kill(node.raylet_pid, signal.SIGKILL)
+        os.kill(node.raylet_pid, signal.SIGKILL)
+        try:        # `ray start --block` ends with its raylet
+            node.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            raise RayClusterError(f"{node.name}: `ray start` still runs 30 s after its raylet was killed") from None
 
     def kill_gcs(self) -> int:
         """SIGKILL the head's GCS server only, as when the head's machine is lost for a driver that is not
