@@ -82,3 +82,15 @@ def test_the_driver_with_tracking_off_imports_no_mlflow(tmp_path):
         print(json.dumps([m for m in ("mlflow",) if m in sys.modules]))
     """, tmp_path)
     assert seen == []
+
+
+def test_the_driver_imports_no_torch(tmp_path):
+    """The driver composes configs, asks Optuna and places trials on Ray: PyTorch is loaded on the Ray
+    workers only (study/trial_task.py imports it in `execute`), so every `gradstudy run` starts about a
+    second of CPU sooner. The remote task's module, which Ray's workers import, is among these."""
+    seen = run_python("""
+        import json, sys
+        import study.cli, study.runner, study.placement, study.trial_task, study.nightly, study.hooks
+        print(json.dumps([m for m in ("torch",) if m in sys.modules]))
+    """, tmp_path)
+    assert seen == []
