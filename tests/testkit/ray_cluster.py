@@ -353,11 +353,7 @@ class RayCluster:
             raise RayClusterError(f"{node.name}: no raylet at pid {node.raylet_pid} (now: "
                                   f"{self._find_raylet(node)}):\n{node.log_tail()}")
         node.killed = True
-        os.kill(node.raylet_pid, signal.SIGKILL)
-        try:        # `ray start --block` ends with its raylet
-            node.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            raise RayClusterError(f"{node.name}: `ray start` still runs 30 s after its raylet was killed") from None
+        os.kill(node.raylet_pid, signal.SIGKILL)     # returns at once: a test checks what the kill cut short
 
     def kill_gcs(self) -> int:
         """SIGKILL the head's GCS server only, as when the head's machine is lost for a driver that is not
