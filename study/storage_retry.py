@@ -33,11 +33,21 @@ class StorageUnavailable(RuntimeError):
     """The storage stayed unreachable for the whole retry budget (or, under quick(), at the first try)."""
 
 
+def _journal_lock_lost(exc: BaseException) -> bool:
+    """Optuna's journal file lock released while its folder was gone: the lock's `release()` turns the
+    OSError into a bare RuntimeError ("did not possess lock"), raised while the write's own OSError is
+    handled. The write under it failed (or, if it got through, is one that may be repeated: above)."""
+    return (isinstance(exc, RuntimeError) and "did not possess lock" in str(exc)
+            and isinstance(exc.__context__, OSError))
+
+
 def transient(exc: BaseException) -> bool:
     """True for errors that an outage causes and that a later try can cure."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
+        if _journal_lock_lost(exc):
+            return True
         module = type(exc).__module__
         name = type(exc).__name__
         if module.startswith(("sqlalchemy", "psycopg2")) and name in (

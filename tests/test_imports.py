@@ -1,5 +1,6 @@
 """Import hygiene: a trial with tracking off and `gradstudy --help` load neither MLflow nor matplotlib,
-and importing the packages changes no environment variable, logging level or plotting backend."""
+the driver never loads PyTorch, and importing the packages changes no environment variable, logging level
+or plotting backend."""
 from __future__ import annotations
 
 import json
@@ -91,6 +92,7 @@ def test_the_driver_imports_no_torch(tmp_path):
     seen = run_python("""
         import json, sys
         import study.cli, study.runner, study.placement, study.trial_task, study.nightly, study.hooks
+        import study.tracking_hooks, tracking.runs, tracking.reporter, tracking.report   # tracking on
         print(json.dumps([m for m in ("torch",) if m in sys.modules]))
     """, tmp_path)
     assert seen == []

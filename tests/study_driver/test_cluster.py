@@ -179,9 +179,11 @@ def test_node_added_mid_study_receives_trials(on_cluster, drivers, pg_study, pos
                150, "a trial RUNNING on the first worker node", interval=0.3, proc=driver)
     new = cluster.add_worker(f"w{len(cluster.workers) + 1}")
     cluster.wait_alive(1 + len(before) + 1)
-    started = [t for t in trials_of(name, postgres_url) if t.state != TrialState.WAITING]
-    assert driver.poll() is None and len(started) <= n - 2, \
-        f"{len(started)} of {n} trials had started when the new node joined: make the trials longer"
+    # the driver creates a trial when it launches it: two still to come means that, while the next runs
+    # on w1, the driver's next look at the cluster (≤ 5 s, a trial lasting longer) sends one to the new node
+    started = len(trials_of(name, postgres_url))
+    assert driver.poll() is None and started <= n - 2, \
+        f"{started} of {n} trials had started when the new node joined: make the trials longer"
 
     assert driver.wait(200) == 0, driver.output()
     trials = trials_of(name, postgres_url)
@@ -248,18 +250,18 @@ def test_node_lost_mid_trial_is_requeued(on_cluster, drivers, pg_study, postgres
 
     def training_on_a_worker_node():
         for t in trials_of(name, postgres_url):
-            pid = worker_pid(t)
             # past its step-0 probe: the trial is training
-            if t.state == TrialState.RUNNING and pid and 0 in t.intermediate_values:
+            if t.state == TrialState.RUNNING and 0 in t.intermediate_values:
                 node = worker_node(cluster, t)
                 if node is not None and not node.head and not node.killed:
-                    return t.number, pid, node
+                    return t.number, node
         return None
 
-    number, pid, node = wait_until(training_on_a_worker_node, 150, "a trial training on a worker node",
-                                   interval=0.3, proc=driver)
+    number, node = wait_until(training_on_a_worker_node, 150, "a trial training on a worker node",
+                              interval=0.3, proc=driver)
     cluster.kill(node)
-    assert trials_of(name, postgres_url)[number].state == TrialState.RUNNING   # the kill landed mid-trial
+    # the kill landed mid-trial: not finished (a quick driver may have recorded the loss already)
+    assert trials_of(name, postgres_url)[number].state in (TrialState.RUNNING, TrialState.FAIL)
 
     assert driver.wait(200) == 0, driver.output()
     trials = trials_of(name, postgres_url)

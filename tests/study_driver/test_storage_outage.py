@@ -161,3 +161,34 @@ def test_journal_path_is_unchanged_by_the_wrapper(home):
     optuna.create_study(study_name="j", storage=wrapped).optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
     plain = optuna.load_study(study_name="j", storage=open_storage(str(path)))
     assert len(plain.trials) == 2
+
+
+def test_a_journal_lock_lost_with_its_folder_is_an_outage(home):
+    """A process that holds the journal's lock when the folder goes away cannot release it: Optuna's lock
+    raises a bare RuntimeError ("did not possess lock") while handling the OSError. It is an outage to
+    wait out, not the trial's error (a suite run lost a trial to it mid-outage). The real lock, the real
+    folder taken away as the outage test does."""
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    from study.storage_retry import transient
+
+    folder = Path(home) / "optuna"
+    folder.mkdir(parents=True)
+    lock = JournalFileSymlinkLock(str(folder / "journal.log"))
+    lock.acquire()
+    away = folder.with_name("optuna.away")
+    folder.rename(away)
+    folder.write_text("not a folder\n")
+    try:
+        try:
+            open(folder / "journal.log", "ab")          # the write under the lock, as the backend does it
+        except OSError:
+            lock.release()
+    except RuntimeError as exc:
+        lost = exc
+    finally:
+        folder.unlink()
+        away.rename(folder)
+    assert "did not possess lock" in str(lost) and isinstance(lost.__context__, OSError), repr(lost)
+    assert transient(lost)
+    assert not transient(RuntimeError("Error: did not possess lock"))   # not after an OSError: not an outage

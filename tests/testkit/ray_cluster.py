@@ -325,7 +325,7 @@ class RayCluster:
         are in process groups of their own, and outlive a killed raylet for a moment)."""
 
         def loop():
-            while not self._stop_watch.wait(1.0):    # a job's workers live as long as its driver: seconds
+            while not self._stop_watch.wait(1.0):    # a Ray worker lives for seconds at least
                 self.sample()
 
         self._watcher = threading.Thread(target=loop, name="ray-cluster-watch", daemon=True)
@@ -346,10 +346,12 @@ class RayCluster:
     # --- stopping -----------------------------------------------------------------------------------
     def kill(self, node: Node) -> None:
         """SIGKILL the node's raylet only, as when its machine is lost (`ray start --block` then ends
-        the node's other processes, and its workers exit when their raylet is gone)."""
+        the node's other processes, and its workers exit when their raylet is gone). Raises, killing
+        nothing, when the pid it holds is no longer that node's raylet (a child of its `ray start`)."""
         assert node.raylet_pid is not None
         self.sample()
-        if _stat(node.raylet_pid) is None or "/raylet/raylet" not in cmdline(node.raylet_pid):
+        st = _stat(node.raylet_pid)
+        if st is None or st[0] != node.pid or "/raylet/raylet" not in cmdline(node.raylet_pid):
             raise RayClusterError(f"{node.name}: no raylet at pid {node.raylet_pid} (now: "
                                   f"{self._find_raylet(node)}):\n{node.log_tail()}")
         node.killed = True
