@@ -33,8 +33,14 @@ from testkit.ray_cluster import RayCluster
 # sampling of the demo's space, every trial kept.
 TINY = ["experiment=demo", "train.steps=300", "train.probe_every=100", "task.seq_len=20",
         "model.hidden_size=16", "study.pruner=none", "study.sampler=random"]
-# Long enough that a node can be lost while trials run: about 7 s of training each here (unloaded).
+# Longer trials, for a node joined or lost mid-study: ~2.5 ms a step here (unloaded), so 800 steps train
+# for ~2 s after the worker's first-trial imports, 1500 for ~4 s and 3000 for ~7.5 s.
 LONG = TINY[:1] + ["train.steps=800", "train.probe_every=100"] + TINY[3:]
+MEDIUM_LONG = TINY[:1] + ["train.steps=1500", "train.probe_every=500"] + TINY[3:]
+# A node killed after the trial's step-0 probe: its worker outlives the raylet by about a second (it looks
+# for its raylet every second; measured 0.95 s here, unloaded, more on a loaded machine), so the trial must
+# have much longer than that left, or it finishes and its result reaches the driver (800 steps did not).
+LONGEST = TINY[:1] + ["train.steps=3000", "train.probe_every=500"] + TINY[3:]
 
 
 @pytest.fixture(scope="module")
@@ -169,12 +175,12 @@ def test_local_store_with_a_cluster_address_exits_2(case, drivers, home, postgre
 @pytest.mark.timeout(240)
 def test_node_added_mid_study_receives_trials(on_cluster, drivers, pg_study, postgres_url):
     # One trial at a time on the first node (one CPU) until the driver sees the new node (it looks at the
-    # cluster's size every 5 s); then two at once, one of them on the new node. Trials of ~7 s each
+    # cluster's size every 5 s); then two at once, one of them on the new node. Trials of ~4 s each
     # (unloaded): a loaded machine joins the node while several are still to start.
     cluster, name, n = on_cluster, pg_study, 6
     before = {node.name for node in cluster.alive_workers()}
     assert before, cluster.nodes
-    driver = drivers.start(["run"] + LONG + ["tracking.enabled=false"] + cluster_args(cluster, name, postgres_url, n))
+    driver = drivers.start(["run"] + MEDIUM_LONG + ["tracking.enabled=false"] + cluster_args(cluster, name, postgres_url, n))
     wait_until(lambda: any(t.state == TrialState.RUNNING and worker_pid(t) for t in trials_of(name, postgres_url)),
                150, "a trial RUNNING on the first worker node", interval=0.3, proc=driver)
     new = cluster.add_worker(f"w{len(cluster.workers) + 1}")
@@ -246,7 +252,7 @@ def test_study_on_the_cluster_records_every_trial(on_cluster, drivers, pg_study,
 def test_node_lost_mid_trial_is_requeued(on_cluster, drivers, pg_study, postgres_url):
     cluster, name, n = on_cluster, pg_study, 2
     ensure_workers(cluster, 2)
-    driver = drivers.start(["run"] + LONG + ["tracking.enabled=false"] + cluster_args(cluster, name, postgres_url, n))
+    driver = drivers.start(["run"] + LONGEST + ["tracking.enabled=false"] + cluster_args(cluster, name, postgres_url, n))
 
     def training_on_a_worker_node():
         for t in trials_of(name, postgres_url):
