@@ -50,8 +50,10 @@ def transient(exc: BaseException) -> bool:
             return True
         module = type(exc).__module__
         name = type(exc).__name__
+        # PendingRollbackError: a session whose connection died mid-transaction (the server restarted)
+        # is used again before its rollback; Optuna rolls the session back as it raises, so a retry works
         if module.startswith(("sqlalchemy", "psycopg2")) and name in (
-                "OperationalError", "InterfaceError", "DisconnectionError", "TimeoutError"):
+                "OperationalError", "InterfaceError", "DisconnectionError", "TimeoutError", "PendingRollbackError"):
             return True
         if isinstance(exc, OSError) and not isinstance(exc, (FileExistsError, IsADirectoryError)):
             return True

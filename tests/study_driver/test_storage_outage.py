@@ -115,6 +115,34 @@ def test_transient_errors_are_told_from_the_others(pg_server):
     assert transient(NotADirectoryError(20, "Not a directory"))
 
 
+def test_a_transaction_cut_by_a_restart_is_transient(pg_server):
+    """A suite run's driver died after a PostgreSQL outage: StorageInternalError, caused by SQLAlchemy's
+    PendingRollbackError (a session whose connection died mid-transaction, used again before its
+    rollback). The same error, made here for real, is transient, and a rollback cures it."""
+    import sqlalchemy
+    from sqlalchemy.orm import Session
+
+    from study.storage import with_driver
+
+    engine = sqlalchemy.create_engine(with_driver(pg_server.url))
+    session = Session(engine)
+    session.execute(sqlalchemy.text("select 1"))                  # a transaction is open
+    pg_server.stop("immediate")
+    with pytest.raises(sqlalchemy.exc.OperationalError):
+        session.execute(sqlalchemy.text("select 1"))
+    pg_server.start()
+    with pytest.raises(sqlalchemy.exc.PendingRollbackError) as pending:
+        session.execute(sqlalchemy.text("select 1"))
+    try:
+        raise optuna.exceptions.StorageInternalError("An exception is raised during the commit.") from pending.value
+    except optuna.exceptions.StorageInternalError as exc:         # as Optuna's RDB storage raises it
+        assert transient(exc), repr(exc)
+    session.rollback()
+    assert session.execute(sqlalchemy.text("select 1")).scalar() == 1
+    session.close()
+    engine.dispose()
+
+
 def test_the_budget_ends_in_a_clear_error_and_quick_does_not_wait(pg_server):
     warnings: list[str] = []
     storage = RetryingStorage(open_storage(pg_server.url), budget_s=3, warn=warnings.append)
