@@ -261,8 +261,11 @@ def test_resume_after_killed_driver_finishes_exactly_n(home, drivers):
     for t in trials:
         if t.state == TrialState.COMPLETE:
             assert Path(t.user_attrs["gradstudy.summary"]).is_file()
-    summaries = sorted(p.name for p in (home / "studies" / name / "trials").iterdir())
-    assert summaries == sorted(f"{t.number:05d}" for t in trials if t.state != TrialState.FAIL)
+    # a folder for every trial that counts; the driver writes a trial's folder before it tells Optuna, so
+    # one killed in between leaves the folder of an orphan as well (that trial was run again)
+    folders = {p.name for p in (home / "studies" / name / "trials").iterdir()}
+    counted = {f"{t.number:05d}" for t in trials if t.state != TrialState.FAIL}
+    assert counted <= folders and folders - counted <= {f"{t.number:05d}" for t in requeued}, (folders, counted)
 
     status = drivers.run(["status", name, "--json"], timeout=60)
     assert status.returncode == 0, status.output()
