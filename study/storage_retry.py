@@ -33,21 +33,14 @@ class StorageUnavailable(RuntimeError):
     """The storage stayed unreachable for the whole retry budget (or, under quick(), at the first try)."""
 
 
-def _journal_lock_lost(exc: BaseException) -> bool:
-    """Optuna's journal file lock released while its folder was gone: the lock's `release()` turns the
-    OSError into a bare RuntimeError ("did not possess lock"), raised while the write's own OSError is
-    handled. The write under it failed (or, if it got through, is one that may be repeated: above)."""
-    return (isinstance(exc, RuntimeError) and "did not possess lock" in str(exc)
-            and isinstance(exc.__context__, OSError))
-
-
 def transient(exc: BaseException) -> bool:
-    """True for errors that an outage causes and that a later try can cure."""
+    """True for errors that an outage causes and that a later try can cure: the error itself, or one it
+    was raised from or while handling (the chain Python's traceback shows). Optuna's journal lock, for one,
+    cannot be released while its folder is gone and says so with a bare RuntimeError ("did not possess
+    lock") raised while it handles the OSError; the write under it failed (or may be repeated: above)."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if _journal_lock_lost(exc):
-            return True
         module = type(exc).__module__
         name = type(exc).__name__
         # PendingRollbackError: a session whose connection died mid-transaction (the server restarted)
@@ -57,7 +50,7 @@ def transient(exc: BaseException) -> bool:
             return True
         if isinstance(exc, OSError) and not isinstance(exc, (FileExistsError, IsADirectoryError)):
             return True
-        exc = exc.__cause__
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
     return False
 
 

@@ -33,14 +33,20 @@ from testkit.ray_cluster import RayCluster
 # sampling of the demo's space, every trial kept.
 TINY = ["experiment=demo", "train.steps=300", "train.probe_every=100", "task.seq_len=20",
         "model.hidden_size=16", "study.pruner=none", "study.sampler=random"]
-# Longer trials, for a node joined or lost mid-study: ~2.5 ms a step here (unloaded), so 800 steps train
-# for ~2 s after the worker's first-trial imports, 1500 for ~4 s and 3000 for ~7.5 s.
-LONG = TINY[:1] + ["train.steps=800", "train.probe_every=100"] + TINY[3:]
-MEDIUM_LONG = TINY[:1] + ["train.steps=1500", "train.probe_every=500"] + TINY[3:]
+
+
+def longer(steps: int, probe_every: int) -> list[str]:
+    """TINY with longer trials, for a node joined or lost mid-study: ~2.5 ms a step here (unloaded), so
+    800 steps train for ~2 s after the worker's first-trial imports, 1500 for ~4 s and 3000 for ~7.5 s."""
+    return TINY[:1] + [f"train.steps={steps}", f"train.probe_every={probe_every}"] + TINY[3:]
+
+
+LONG = longer(800, 100)
+MEDIUM_LONG = longer(1500, 500)
 # A node killed after the trial's step-0 probe: its worker outlives the raylet by about a second (it looks
 # for its raylet every second; measured 0.95 s here, unloaded, more on a loaded machine), so the trial must
 # have much longer than that left, or it finishes and its result reaches the driver (800 steps did not).
-LONGEST = TINY[:1] + ["train.steps=3000", "train.probe_every=500"] + TINY[3:]
+LONGEST = longer(3000, 500)
 
 
 @pytest.fixture(scope="module")
@@ -95,10 +101,6 @@ def trials_of(name: str, storage: str) -> list[optuna.trial.FrozenTrial]:
         return optuna.load_study(study_name=name, storage=storage_at(storage)).get_trials(deepcopy=False)
     except KeyError:
         return []
-
-
-def worker_pid(t: optuna.trial.FrozenTrial):
-    return (t.user_attrs.get("gradstudy.worker") or {}).get("pid")
 
 
 def worker_node(cluster: RayCluster, t: optuna.trial.FrozenTrial):
@@ -181,7 +183,7 @@ def test_node_added_mid_study_receives_trials(on_cluster, drivers, pg_study, pos
     before = {node.name for node in cluster.alive_workers()}
     assert before, cluster.nodes
     driver = drivers.start(["run"] + MEDIUM_LONG + ["tracking.enabled=false"] + cluster_args(cluster, name, postgres_url, n))
-    wait_until(lambda: any(t.state == TrialState.RUNNING and worker_pid(t) for t in trials_of(name, postgres_url)),
+    wait_until(lambda: any(t.state == TrialState.RUNNING and worker_node(cluster, t) for t in trials_of(name, postgres_url)),
                150, "a trial RUNNING on the first worker node", interval=0.3, proc=driver)
     new = cluster.add_worker(f"w{len(cluster.workers) + 1}")
     cluster.wait_alive(1 + len(before) + 1)

@@ -198,8 +198,6 @@ def test_a_journal_lock_lost_with_its_folder_is_an_outage(home):
     folder taken away as the outage test does."""
     from optuna.storages.journal import JournalFileSymlinkLock
 
-    from study.storage_retry import transient
-
     folder = Path(home) / "optuna"
     folder.mkdir(parents=True)
     lock = JournalFileSymlinkLock(str(folder / "journal.log"))

@@ -281,15 +281,17 @@ class RayCluster:
                                       f"{timeout:.0f} s:\n{node.log_tail()}")
             time.sleep(0.25)
 
+    @staticmethod
+    def _is_raylet(node: Node, pid: int) -> bool:
+        """`pid` is the node's raylet: a child of its `ray start` running the raylet binary. Only a child:
+        a process the raylet forks (its agents, its workers) carries the raylet's command line until it
+        execs, and a loaded machine can be caught in that moment."""
+        st = _stat(pid)
+        return st is not None and st[0] == node.pid and "/raylet/raylet " in cmdline(pid) + " "
+
     def _find_raylet(self, node: Node) -> Optional[int]:
-        """The raylet: the child of `ray start` that runs the raylet binary. Only a child: a process the
-        raylet forks (its agents, its workers) carries the raylet's command line until it execs, and a
-        loaded machine can be caught in that moment."""
-        table = _processes()
-        for pid in _descendants(node.pid, table):
-            if table[pid][0] == node.pid and "/raylet/raylet " in cmdline(pid) + " ":
-                return pid
-        return None
+        return next((pid for pid, (ppid, _) in _processes().items()
+                     if ppid == node.pid and self._is_raylet(node, pid)), None)
 
     # --- what the GCS sees --------------------------------------------------------------------------
     def gcs_nodes(self, want_alive: int = 0, timeout: float = 30) -> list[dict]:
@@ -350,8 +352,7 @@ class RayCluster:
         nothing, when the pid it holds is no longer that node's raylet (a child of its `ray start`)."""
         assert node.raylet_pid is not None
         self.sample()
-        st = _stat(node.raylet_pid)
-        if st is None or st[0] != node.pid or "/raylet/raylet" not in cmdline(node.raylet_pid):
+        if not self._is_raylet(node, node.raylet_pid):
             raise RayClusterError(f"{node.name}: no raylet at pid {node.raylet_pid} (now: "
                                   f"{self._find_raylet(node)}):\n{node.log_tail()}")
         node.killed = True
