@@ -231,3 +231,17 @@ def test_small_and_large_recurrent_scale_give_vanishing_and_exploding():
 def test_an_overflowing_profile_with_a_finite_loss_is_exploding():
     assert health.probe_verdict(None, 0, True, profile_finite=False) == "exploding"
     assert health.probe_verdict(None, 1, True, profile_finite=False) == "diverged"
+
+
+def test_a_float64_probe_uses_float64_constants():
+    """leaky_relu's slope 0.01 built as a float32 constant is 0.0099999998: over 40 steps of a leaky net
+    that is a 1e-8 error in log10, far above float64's rounding; the walk agrees with float64 autograd
+    to 1e-12 only when every constant is float64."""
+    cfg = ModelConfig(cell=Cell.rnn, activation=Activation.leaky_relu, hidden_size=16, init=Init.orthogonal,
+                      init_gain=1.0)
+    net = RecurrentNet(cfg, input_size=2, output_size=1, per_step=False, seed=1).double()
+    task = make_task(TaskConfig(seq_len=40), 0)
+    g = torch.Generator().manual_seed(2)
+    batch = Batch(torch.randn(4, 40, 2, generator=g) - 1.0, torch.randn(4, generator=g))   # many negative pre-activations
+    want = autograd_reference(net, task, batch)
+    assert assert_log_close(log_profile(net, task, batch, torch.float64), want, tol=1e-12) == 40

@@ -32,7 +32,7 @@ import torch
 from torch.nn import functional as F
 
 from workers.config import Activation, Cell
-from workers.model.layer import RecurrentLayer
+from workers.model.layer import LEAKY_SLOPE, RecurrentLayer
 
 
 def _derivative(activation: Activation, pre: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -44,7 +44,7 @@ def _derivative(activation: Activation, pre: torch.Tensor, out: torch.Tensor) ->
     if activation == Activation.relu:
         return (pre > 0).to(pre.dtype)
     if activation == Activation.leaky_relu:
-        return torch.where(pre > 0, 1.0, 0.01).to(pre.dtype)
+        return torch.where(pre > 0, torch.ones_like(pre), torch.full_like(pre, LEAKY_SLOPE))   # pre's dtype
     return torch.ones_like(pre)
 
 

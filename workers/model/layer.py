@@ -23,11 +23,13 @@ from torch.nn import functional as F
 
 from workers.config import Activation, Cell
 
+LEAKY_SLOPE = 0.01   # leaky_relu's slope for negative inputs
+
 ACTIVATIONS = {
     Activation.tanh: torch.tanh,
     Activation.sigmoid: torch.sigmoid,
     Activation.relu: torch.relu,
-    Activation.leaky_relu: lambda v: F.leaky_relu(v, 0.01),
+    Activation.leaky_relu: lambda v: F.leaky_relu(v, LEAKY_SLOPE),
     Activation.linear: lambda v: v,
 }
 
