@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from enum import Enum
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 
 class TaskName(str, Enum):
@@ -59,6 +59,9 @@ CELL_KEYS: dict[str, tuple[Cell, ...]] = {
     "model.forget_bias": (Cell.lstm,),
     "model.washout": (Cell.esn,),
     "model.ridge": (Cell.esn,),
+    "model.bias_scaling": (Cell.esn,),
+    "model.fit_run": (Cell.esn,),
+    "model.ridge_grid": (Cell.esn,),
 }
 
 
@@ -115,6 +118,8 @@ class TaskConfig:
     tau: int = 17                     # mackey_glass: delay
     horizon: int = 1                  # mackey_glass: predict x(t + horizon)
     free_run: int = 0                 # mackey_glass: k > 0 adds Jaeger's free-running NRMSE_k (84: NRMSE84)
+    free_run_teacher: int = 0         # mackey_glass: teacher-forced steps before a free run (0 = seq_len)
+    ar_order: int = 30                # mackey_glass: order k of the AR(k) least-squares baseline (0 = off)
     test_size: int = 1000             # held-out sequences for the final score
     val_size: int = 256               # held-out sequences for intermediate values
 
@@ -136,8 +141,11 @@ class ModelConfig:
     leak: float = 1.0                          # esn: leak rate a in h = (1-a)h + a f(.)
     sparsity: float = 0.9                      # esn: fraction of zero reservoir weights
     input_scaling: float = 1.0                 # esn: scale of the fixed input weights
-    washout: int = 50                          # esn: steps of each window that drive the reservoir only
+    bias_scaling: Optional[float] = None       # esn: scale of the fixed input bias (None = input_scaling)
+    washout: int = 50                          # esn: steps of each window (or of the fit run) not fit or scored
     ridge: float = 1e-6                        # esn: λ of the closed-form ridge readout
+    ridge_grid: List[float] = field(default_factory=list)   # esn: λs tried on validation ([] = ridge only)
+    fit_run: int = 0                           # esn, mackey_glass: one training run of N steps (0 = windows)
 
 
 @dataclass
@@ -174,6 +182,13 @@ class TrialConfig:
     task: TaskConfig = field(default_factory=TaskConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def mackey_glass_parts(t: TaskConfig) -> dict[str, int]:
+    """The lengths of the train, val and test parts of the Mackey-Glass series (workers/tasks/mackey_glass.py)."""
+    n = max(20000, 20 * (t.seq_len + t.horizon))
+    n_train, n_val = int(0.7 * n), int(0.15 * n)
+    return {"train": n_train, "val": n_val, "test": n - n_train - n_val}
 
 
 class ConfigError(ValueError):
@@ -263,6 +278,15 @@ def validate(cfg: TrialConfig) -> TrialConfig:
               "0 unless task.name=mackey_glass with task.horizon=1 (the network's output is its next input)")
         check(not m.attention, "task.free_run", t.free_run,
               "0 with model.attention=true (a fed-back step would attend to itself alone, not the history)")
+    check(isinstance(t.free_run_teacher, int) and t.free_run_teacher >= 0, "task.free_run_teacher",
+          t.free_run_teacher, "an integer ≥ 0 (0 = task.seq_len)")
+    check(isinstance(t.ar_order, int) and t.ar_order >= 0, "task.ar_order", t.ar_order,
+          "an integer ≥ 0 (0 = no AR baseline; read by mackey_glass only)")
+    if t.name == TaskName.mackey_glass:
+        parts = mackey_glass_parts(t)
+        check(t.free_run_teacher + t.free_run < parts["test"], "task.free_run_teacher", t.free_run_teacher,
+              f"an integer with task.free_run_teacher + task.free_run < {parts['test']} (the test part's length)")
+        check(t.ar_order <= 1000, "task.ar_order", t.ar_order, "an integer in [0, 1000]")
     check(t.test_size >= 1, "task.test_size", t.test_size, "an integer ≥ 1")
     check(t.val_size >= 1, "task.val_size", t.val_size, "an integer ≥ 1")
 
@@ -285,6 +309,21 @@ def validate(cfg: TrialConfig) -> TrialConfig:
         check(m.washout < t.seq_len, "model.washout", m.washout,
               f"an integer < task.seq_len ({t.seq_len}): the steps left after the washout fit the readout")
     check(math.isfinite(m.ridge) and m.ridge >= 0, "model.ridge", m.ridge, "a number ≥ 0")
+    check(m.bias_scaling is None or (isinstance(m.bias_scaling, (int, float)) and math.isfinite(m.bias_scaling)
+                                     and m.bias_scaling >= 0),
+          "model.bias_scaling", m.bias_scaling, "null (= model.input_scaling) or a number ≥ 0")
+    grid = list(m.ridge_grid or [])
+    check(all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for v in grid), "model.ridge_grid",
+          grid, "a list of numbers ≥ 0 ([] = model.ridge alone)")
+    check(isinstance(m.fit_run, int) and m.fit_run >= 0, "model.fit_run", m.fit_run,
+          "an integer ≥ 0 (0 = train.steps windows of task.seq_len)")
+    if m.fit_run:
+        check(m.cell == Cell.esn and t.name == TaskName.mackey_glass, "model.fit_run", m.fit_run,
+              "0 unless model.cell=esn and task.name=mackey_glass (one run along the training series)")
+        n_train = mackey_glass_parts(t)["train"]
+        check(m.washout < m.fit_run <= n_train - t.horizon, "model.fit_run", m.fit_run,
+              f"an integer in (model.washout, {n_train - t.horizon}]: after the washout, steps of the "
+              f"training part ({n_train} samples) with a target")
 
     check(tr.steps >= 0, "train.steps", tr.steps, "an integer ≥ 0 (0: one probe at initialization, no update)")
     check(tr.batch_size >= 2 or m.norm != Norm.batch, "train.batch_size", tr.batch_size,

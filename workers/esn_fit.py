@@ -9,6 +9,16 @@ windows and the last, from what has been collected so far. A probe then measures
 readout as it is, its λ1 and spectral radius, and scores the validation set after the washout; no
 update is made. The trial's test score (workers/trial.py) also leaves the washout steps out.
 
+`model.fit_run` = N > 0 (mackey_glass only) is Jaeger (2001)'s protocol instead: one teacher-forced run of
+N steps along the training part of the series from a zero state, its first `model.washout` steps dropped,
+the readout solved once at the end (`train.steps` is not read; one probe, at step N, on a batch of
+training windows).
+
+`model.ridge_grid` = [λ, …] chooses λ on the validation part, never the test: each λ is solved from the
+same accumulated XᵀX, XᵀY and the one with the lowest validation score is kept (the free-running NRMSE_k
+on the validation part, workers/free_run.py, when `task.free_run` > 0; else the one-step validation
+loss). The chosen λ is `final.ridge` (with `final.ridge_val`, its validation score); empty: `model.ridge`.
+
 The profile of an ESN normally fades back in time: fading memory is the echo state property (Jaeger
 2001), so the verdict `vanishing` is the design working, not a failure; it is kept, and said so.
 """
@@ -16,15 +26,52 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
-from workers.config import Cell, TrialConfig
+from workers.config import Cell, TaskName, TrialConfig
+from workers.free_run import free_run_from, teacher_length, teacher_pass
 from workers.loop import LoopResult, Trainer, Window, _probe_record, evaluate
 from workers.model.network import RecurrentNet
 from workers.reporter import Reporter
 from workers.ridge_readout import RidgeFit, design
 from workers.tasks import Task
+
+
+RUN_CHUNK = 1000   # steps of the fit run driven at once
+
+
+@dataclass
+class EsnResult(LoopResult):
+    final: dict[str, Any] = field(default_factory=dict)   # entries for summary.json's final: ridge, ridge_val
+
+
+def choose_ridge(net: RecurrentNet, task: Task, cfg: TrialConfig, fit: RidgeFit, skip: int,
+                 device: torch.device) -> tuple[float, float]:
+    """(λ, its validation score): `model.ridge` alone, or the λ of `model.ridge_grid` whose readout scores
+    best on the validation part (free-running NRMSE_k with `task.free_run`, else the one-step loss). The
+    test part is never read here. The readout is left solved with the chosen λ."""
+    grid = list(cfg.model.ridge_grid or [])
+    if not grid:
+        fit.solve_into(net.readout, cfg.model.ridge)
+        return cfg.model.ridge, math.nan
+    steps = cfg.task.free_run if cfg.task.name == TaskName.mackey_glass else 0
+    if steps:
+        teacher = teacher_length(task, cfg.task.free_run_teacher)
+        passed = teacher_pass(net, task, "val", teacher, steps, cfg.task.val_size)   # readout-free: once
+    else:
+        val = task.held_out("val", cfg.task.val_size).to(device)
+    best, best_score = grid[0], math.inf
+    for ridge in grid:
+        fit.solve_into(net.readout, ridge)
+        score = (free_run_from(net, task, "val", passed, teacher, steps) if steps
+                 else evaluate(net, task, val, skip)["loss"])
+        if math.isfinite(score) and score < best_score:
+            best, best_score = ridge, score
+    fit.solve_into(net.readout, best)
+    return best, best_score
 
 
 def washout_of(task: Task, cfg: TrialConfig) -> int:
@@ -41,14 +88,16 @@ def scored_loss(net: RecurrentNet, task: Task, features: torch.Tensor, y: torch.
 
 
 def fit_readout(net: RecurrentNet, task: Task, cfg: TrialConfig, reporter: Reporter,
-                device: torch.device) -> LoopResult:
+                device: torch.device) -> EsnResult:
+    if cfg.model.fit_run:
+        return fit_run(net, task, cfg, reporter, device)
     tc, skip = cfg.train, washout_of(task, cfg)
     classes = task.output_size if task.classification else None
     trainer = Trainer(net, task, cfg, optimize=False)   # its probes only: never an update
     val = task.held_out("val", cfg.task.val_size).to(device)
     generator = torch.Generator().manual_seed(tc.seed)
     fit = RidgeFit(net.readout.in_features, net.readout.out_features, device)
-    result, window = LoopResult(), Window()
+    result, window = EsnResult(), Window()
     start = time.perf_counter()
     net.eval()                                 # nothing learns: batch norm keeps its statistics
     total = max(tc.steps, 1)                   # windows to collect (train.steps=0: one batch, measured)
@@ -67,7 +116,10 @@ def fit_readout(net: RecurrentNet, task: Task, cfg: TrialConfig, reporter: Repor
                    or not finite)
         record = None
         if probing:
-            if finite:
+            if finite and collected >= total:   # the last solve: λ chosen on validation (model.ridge_grid)
+                ridge, score = choose_ridge(net, task, cfg, fit, skip, device)
+                result.final = {"ridge": ridge, "ridge_val": score}
+            elif finite:
                 fit.solve_into(net.readout, cfg.model.ridge)
             val_scores = evaluate(net, task, val, skip)
             loss, _, _, fields = trainer.step(collected, batch, True, update=False)
@@ -86,5 +138,55 @@ def fit_readout(net: RecurrentNet, task: Task, cfg: TrialConfig, reporter: Repor
         if probing and reporter.should_stop(collected) and collected < total:   # a finished fit is not pruned
             result.status = "pruned"
             break
+    result.wall_s = time.perf_counter() - start
+    return result
+
+
+def fit_run(net: RecurrentNet, task: Task, cfg: TrialConfig, reporter: Reporter, device: torch.device) -> EsnResult:
+    """`model.fit_run` = N: the readout solved on one teacher-forced run of N steps along the training part
+    of the series (from a zero state, in chunks that carry the state), its first `model.washout` steps
+    dropped; one probe at the end."""
+    tc, m = cfg.train, cfg.model
+    lo, _ = task.bounds["train"]
+    n, horizon = m.fit_run, task.horizon
+    series = task.series.to(device)
+    fit = RidgeFit(net.readout.in_features, net.readout.out_features, device)
+    result, window = EsnResult(), Window()
+    start = time.perf_counter()
+    net.eval()
+    states, kept, finite = None, [], True
+    with torch.no_grad():
+        for begin in range(0, n, RUN_CHUNK):
+            end = min(begin + RUN_CHUNK, n)
+            top, states, _, _ = net._stack(series[lo + begin:lo + end].view(1, -1, 1), states, False)
+            drop = min(max(m.washout - begin, 0), end - begin)
+            x = net.readout_input(top)[0, drop:]
+            y = series[lo + begin + horizon + drop:lo + end + horizon].unsqueeze(1).double()
+            if not bool(torch.isfinite(x).all()):
+                finite = False
+                break
+            if len(x):
+                fit.add(x, y)
+                kept.append((x, y))
+    result.steps = n if finite else 0
+    if finite:
+        ridge, score = choose_ridge(net, task, cfg, fit, m.washout, device)
+        result.final = {"ridge": ridge, "ridge_val": score}
+        with torch.no_grad():
+            loss = sum(((net.readout(x).double() - y) ** 2).sum().item() for x, y in kept) / fit.rows
+    else:
+        loss = math.nan
+    val_scores = evaluate(net, task, task.held_out("val", cfg.task.val_size).to(device), washout_of(task, cfg))
+    batch = task.batch(tc.batch_size, torch.Generator().manual_seed(tc.seed)).to(device)
+    _, _, _, fields = Trainer(net, task, cfg, optimize=False).step(result.steps, batch, True, update=False)
+    record = _probe_record(result.steps, fields, loss, val_scores)
+    result.probes.append(record)
+    reporter.on_probe(record)
+    if task.solved(val_scores):
+        result.steps_to_solve = result.steps
+    window.add(loss, None, False)
+    reporter.on_step(result.steps, window.flush())
+    if not finite or record["health"] == "diverged":
+        result.status = "diverged"
     result.wall_s = time.perf_counter() - start
     return result

@@ -10,8 +10,8 @@ Recurrent schemes act on each gate's H×H block of W_hh separately:
 So for orthogonal, identity and scaled, λ1 of every block is `init_gain`.
 
 An echo state network's reservoir is a sparse Gaussian matrix rescaled to `model.spectral_radius`
-(the largest |eigenvalue|, Jaeger 2001), with fixed input weights and input bias U(−s, s), s =
-`model.input_scaling`.
+(the largest |eigenvalue|, Jaeger 2001), with fixed input weights U(−s, s), s = `model.input_scaling`,
+and a fixed input bias U(−b, b), b = `model.bias_scaling` (null: b = s).
 """
 from __future__ import annotations
 
@@ -76,7 +76,9 @@ def _reservoir(layer: RecurrentLayer, cfg: ModelConfig, g: torch.Generator) -> N
     layer.w_ih.uniform_(-cfg.input_scaling, cfg.input_scaling, generator=g)
     # a fixed input bias on the same scale (Lukoševičius 2012 §3.2.3): without it a tanh reservoir is odd-
     # symmetric in its input, and a readout fed back as input (the free-running test) drifts away
-    layer.core.bias_ih_l0.uniform_(-cfg.input_scaling, cfg.input_scaling, generator=g)
+    # (`model.bias_scaling`; null: the input's scale)
+    bias = cfg.input_scaling if cfg.bias_scaling is None else cfg.bias_scaling
+    layer.core.bias_ih_l0.uniform_(-bias, bias, generator=g)
 
 
 @torch.no_grad()
