@@ -145,8 +145,9 @@ def _check(args: argparse.Namespace) -> int:
         print(f"study {args.name} declares no expectations (`expect:` rules in its experiment): nothing to check")
         return 0
     for r in checked:   # one line a rule: readable in a nightly job's log
-        measured = "nothing measured (no trial matched)" if r["measured"] is None else f"measured {r['measured']:.4g}"
-        print(f"{'✓' if r['passed'] else '✗'} {r['rule']}: {measured} over {r['trials']} trial(s)"
+        measured = "nothing measured" if r["measured"] is None else f"measured {r['measured']:.4g}"
+        print(f"{'✓' if r['passed'] else '✗'} {r['rule']}: {measured} over {r['trials']} trial(s) ({r['counts']})"
+              + (f" — {r['note']}" if r.get("note") else "")
               + (f" — {r['claim']}" if r["claim"] else "") + (f" [{r['source']}]" if r["source"] else ""))
     failed = [r for r in checked if not r["passed"]]
     print(f"{len(checked) - len(failed)} of {len(checked)} expectations hold"

@@ -119,12 +119,13 @@ def status_table(status: dict) -> Table:
 def expectations_table(results: list[dict]) -> Table:
     """Each published claim with what the study measured: ✓ held, ✗ did not."""
     table = Table(title="expectations (published results)")
-    for col in ("", "rule", "measured", "trials", "source"):
+    for col in ("", "rule", "measured", "trials counted", "source"):
         table.add_column(col)
     for r in results:
         measured = "-" if r["measured"] is None else _fmt(r["measured"])
         table.add_row("✓" if r["passed"] else "✗", r["rule"] + (f"\n{r['claim']}" if r.get("claim") else ""),
-                      measured + (f" ({r['note']})" if r.get("note") else ""), str(r["trials"]), r["source"])
+                      measured + (f" ({r['note']})" if r.get("note") else ""),
+                      f"{r['trials']} ({r.get('counts', '')})", r["source"])
     return table
 
 

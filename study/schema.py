@@ -15,7 +15,7 @@ import math
 import re
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import Dict, List
+from typing import Any, Dict, List
 
 from tracking.expectations import RuleError, check_rule
 from workers import config as wconfig
@@ -125,9 +125,12 @@ class Expectation:
     claim: str = ""                       # the claim, in words
     where: str = ""                       # the trials it is about: "model.cell == lstm and …"; "" = all
     metric: str = "final.test_loss"       # final.<key> of the summary, or vanishing_ratio / decay_rate
-    stat: str = "max"                     # over the matching trials: min, max, median, mean
+    stat: str = "max"                     # over the matching trials: min, max, median, mean; or all (each trial)
     op: str = "<"                         # <, <=, >, >=
-    value: float = 0.0
+    value: Any = 0.0                      # a number; with stat all also a per-trial expression
+    min_trials: int = 1                   # fewer matching trials: the rule fails
+    states: List[str] = field(default_factory=lambda: ["complete", "pruned"])   # trial states counted
+    group_by: List[str] = field(default_factory=list)   # judged per group of these config keys
     source: str = ""                      # the paper, its table or figure
 
 

@@ -130,7 +130,8 @@ def study_note(study: optuna.Study, experiment_id: str, run_ids: dict[int, str],
         lines += ["**Published results checked**", "", "| | rule | measured | source |", "|---|---|---|---|"]
         for e in expectations:
             mark = {True: "✓", False: "✗"}.get(e.get("passed"), "–")
-            lines.append(f"| {mark} | {e.get('rule', '')} | {fmt(e.get('measured'), missing='–')} | "
+            note = f" ({e['note']})" if e.get("note") else ""
+            lines.append(f"| {mark} | {e.get('rule', '')} | {fmt(e.get('measured'), missing='–')}{note} | "
                          f"{e.get('source', '')} |")
         lines.append("")
 

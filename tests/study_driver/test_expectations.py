@@ -122,3 +122,95 @@ def test_check_without_rules_says_so(home, tmp_path):
     out = subprocess.run(gradstudy_command() + ["check", "plain"], cwd=REPO, env=cli_env(home), capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0 and "declares no expectations" in out.stdout
+
+
+def numbered(trials: list) -> list:
+    """Trials as a study holds them (numbered 0, 1, …)."""
+    study = optuna.create_study()
+    for t in trials:
+        study.add_trial(t)
+    return study.get_trials(deepcopy=False)
+
+
+def test_a_matching_trial_without_the_number_is_an_evidence_gap_that_fails_the_rule(tmp_path):
+    """Two rnn trials: a classification one with an accuracy, an adding one without (regression)."""
+    trials = numbered([finished(0, "rnn", 0.9, -5.0, tmp_path), finished(1, "rnn", 0.95, -5.0, tmp_path)])
+    trials[0].user_attrs[TrialAttr.FINAL]["accuracy"] = 0.3
+    trials[1].user_attrs[TrialAttr.FINAL]["accuracy"] = None
+    (r,) = evaluate(trials, [rule(where="model.cell == rnn", metric="final.accuracy", stat="min", op=">=", value=0)])
+    assert not r["passed"] and r["trials"] == 2 and r["measured"] == 0.3
+    assert r["gaps"] == [1] and "no finite final.accuracy in #1" in r["note"]
+    assert r["counts"] == "complete and pruned"
+    # a non-finite number is a gap too; with the gap filled, the rule holds
+    trials[1].user_attrs[TrialAttr.FINAL]["accuracy"] = float("nan")
+    assert not evaluate(trials, [rule(metric="final.accuracy", stat="min", op=">=", value=0)])[0]["passed"]
+    trials[1].user_attrs[TrialAttr.FINAL]["accuracy"] = 0.5
+    assert evaluate(trials, [rule(metric="final.accuracy", stat="min", op=">=", value=0)])[0]["passed"]
+
+
+def test_states_say_which_trials_count(tmp_path):
+    trials = paper_study(tmp_path).get_trials(deepcopy=False)
+    rnn = rule(where="model.cell == rnn", stat="min", op=">", value=0.8)
+    (both,) = evaluate(trials, [rnn])
+    (complete,) = evaluate(trials, [dict(rnn, states=["complete"])])
+    assert (both["trials"], both["passed"]) == (3, False)                 # the pruned 0.1 counts by default
+    assert (complete["trials"], complete["passed"], complete["counts"]) == (2, True, "complete")
+
+
+def test_min_trials_fails_a_rule_with_too_few_seeds(tmp_path):
+    trials = paper_study(tmp_path).get_trials(deepcopy=False)
+    lstm = rule(where="model.cell == lstm")
+    assert evaluate(trials, [dict(lstm, min_trials=2)])[0]["passed"]
+    (r,) = evaluate(trials, [dict(lstm, min_trials=3)])
+    assert not r["passed"] and r["measured"] == 0.2 and "2 trial(s) matched, 3 needed" in r["note"]
+
+
+def pascanu_trial(number, activation, gain, decay, seq_len=100):
+    dist = {"model.activation": CategoricalDistribution(["tanh", "sigmoid"]),
+            "model.init_gain": CategoricalDistribution([0.5, 2.0])}
+    return create_trial(state=TrialState.COMPLETE, value=1.0, params={"model.activation": activation, "model.init_gain": gain},
+                        distributions=dist, user_attrs={TrialAttr.FINAL: {"baseline_ratio": 1.0}, TrialAttr.DECAY_RATE: decay,
+                                                        TrialAttr.VANISHING_RATIO: decay * (seq_len - 1)})
+
+
+BOUND = rule(metric="decay_rate", stat="all", op="<=", value="log10(model.init_gain * gamma(model.activation))",
+             group_by=["model.activation", "model.init_gain"])
+
+
+def test_an_all_rule_holds_each_trial_to_its_own_bound_per_group():
+    import math
+    check_rule(BOUND)
+    trials = numbered([pascanu_trial(0, "tanh", 0.5, -0.45), pascanu_trial(1, "tanh", 0.5, -0.5),
+                       pascanu_trial(2, "sigmoid", 2.0, -0.4), pascanu_trial(3, "sigmoid", 2.0, -0.2)])
+    results = evaluate(trials, [BOUND])
+    assert [r["group"] for r in results] == [{"model.activation": "tanh", "model.init_gain": 0.5},
+                                             {"model.activation": "sigmoid", "model.init_gain": 2.0}]
+    tanh, sigmoid = results
+    assert tanh["passed"] and tanh["measured"] == -0.45 and "worst #0" in tanh["note"]   # bound log10(0.5) = −0.30
+    # sigmoid, λ1 = 2: the bound is log10(2/4) = −0.30; trial 3 decays by only 0.2 a step: the probe lost f′
+    assert not sigmoid["passed"] and sigmoid["breaking"] == [3] and sigmoid["measured"] == -0.2
+    assert f"vs {math.log10(0.5):.4g}" in sigmoid["note"] and "broken by #3" in sigmoid["note"]
+    assert tanh["rule"] == ("every decay_rate <= log10(model.init_gain * gamma(model.activation)) "
+                            "[model.activation=tanh, model.init_gain=0.5]")
+    # a bound of another metric of the same trial: the one-step error below the AR baseline's
+    paired = rule(metric="final.baseline_ratio", stat="all", op="<", value="final.ar_ratio")
+    t = trials[0]
+    t.user_attrs[TrialAttr.FINAL]["ar_ratio"] = 2.0
+    assert evaluate([t], [paired])[0]["passed"]
+    t.user_attrs[TrialAttr.FINAL]["ar_ratio"] = 0.5
+    assert not evaluate([t], [paired])[0]["passed"]
+    del t.user_attrs[TrialAttr.FINAL]["ar_ratio"]   # a bound that cannot be computed is an evidence gap
+    (gap,) = evaluate([t], [paired])
+    assert not gap["passed"] and gap["gaps"] == [0] and "or its bound" in gap["note"]
+
+
+@pytest.mark.parametrize("field,value", [("value", "__import__('os')"), ("value", "log10(x"), ("value", "gain"),
+                                         ("value", "open(final.nrmse)"), ("min_trials", 0), ("min_trials", "3"),
+                                         ("states", ["failed"]), ("states", []), ("group_by", "model.cell"),
+                                         ("stat", "every")])
+def test_bad_new_rule_fields_name_the_field(field, value):
+    with pytest.raises(RuleError) as err:
+        check_rule(dict(BOUND, **{field: value}))
+    assert err.value.field == field and "valid:" in str(err.value)
+    with pytest.raises(RuleError):   # an expression is a per-trial bound: only with stat all
+        check_rule(dict(BOUND, stat="max"))
