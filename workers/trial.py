@@ -14,10 +14,11 @@ from typing import Any, Optional
 import torch
 
 from workers import health
-from workers.config import Cell, TrialConfig, to_dict, validate
+from workers.ar_baseline import ar_baseline
+from workers.config import Cell, TaskName, TrialConfig, to_dict, validate
 from workers.device import pick_device
 from workers.esn_fit import fit_readout, washout_of
-from workers.free_run import free_run_nrmse
+from workers.free_run import free_run_nrmse, teacher_length
 from workers.loop import evaluate, train
 from workers.model.network import RecurrentNet
 from workers.reporter import Reporter
@@ -68,8 +69,14 @@ def run_trial(cfg: TrialConfig, reporter: Optional[Reporter] = None,
                       if result.wall_s > 0 and result.steps > 0 else None),   # an ESN's steps are windows
         **{k: v for k, v in test.items() if k not in ("loss", "accuracy")},
     }
+    final.update(getattr(result, "final", {}))                 # an ESN's chosen ridge λ
+    teacher = teacher_length(task, cfg.task.free_run_teacher) if cfg.task.free_run else 0
     if cfg.task.free_run:
-        final["free_run_nrmse"] = free_run_nrmse(net, task, cfg.task.free_run, cfg.task.test_size)
+        final["free_run_nrmse"] = free_run_nrmse(net, task, cfg.task.free_run, cfg.task.test_size, teacher)
+    if cfg.task.name == TaskName.mackey_glass and cfg.task.ar_order:   # the linear yardstick, scored alike
+        test_set = task.held_out("test", cfg.task.test_size)
+        final.update(ar_baseline(task, cfg.task.ar_order, test_set.x, test_set.y, washout_of(task, cfg),
+                                 cfg.task.free_run, cfg.task.test_size, teacher))
     verdict = health.trial_verdict([p["health"] for p in result.probes], result.status == "diverged")
     summary = json_safe({
         "config": to_dict(cfg),
