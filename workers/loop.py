@@ -120,10 +120,10 @@ class Trainer:
     # --- probes ---------------------------------------------------------------------------------------
     def measure(self, batch: Batch) -> dict[str, Any]:
         """The exact log profile of ∂L_T/∂h_t (`workers/log_profile.py`) with the recurrent matrices' λ1
-        and spectral radius, for the weights as they are now."""
+        and spectral radius, for the weights as they are now, and the task's dependency span."""
         log10 = log_profile(self.net, self.task, batch, PROBE_DTYPES[self.cfg.probe_dtype])
         lambda1, radius = probes.weight_spectra(self.net)
-        return {"grad_h_log10": log10, "lambda1": lambda1, "spectral_radius": radius}
+        return {"grad_h_log10": log10, "lambda1": lambda1, "spectral_radius": radius, "span": self.task.span()}
 
     def step(self, step: int, batch: Batch, probing: bool,
              update: bool = True) -> tuple[float, Optional[float], bool, dict]:
@@ -152,8 +152,12 @@ class Trainer:
 
 
 def _probe_record(step: int, fields: dict, loss: float, val: dict) -> dict[str, Any]:
+    """The probe's record (workers/probes.py); its `health` judges `span_ratio`, the attenuation over the
+    task's dependency span `fields["span"]` (the whole profile where it is not given)."""
     log10 = fields["grad_h_log10"]
-    ratio = probes.vanishing_ratio(log10[-1])
+    length = len(log10[-1])
+    span = max(1, min(int(fields.get("span") or length), length))
+    ratio = probes.span_ratio(log10[-1], span)
     record = {
         "step": step,
         "loss": loss,
@@ -161,7 +165,9 @@ def _probe_record(step: int, fields: dict, loss: float, val: dict) -> dict[str, 
         "val_accuracy": val.get("accuracy"),
         "grad_h_log10": [[round(v, 6) if math.isfinite(v) else v for v in layer] for layer in log10],
         "grad_h_norms": [probes.norms_from_log10(layer) for layer in log10],
-        "vanishing_ratio": ratio,
+        "vanishing_ratio": probes.vanishing_ratio(log10[-1]),
+        "span": span,
+        "span_ratio": ratio,
         "horizon": probes.horizon(log10[-1]),
         "decay_rate": probes.decay_rate(log10[-1]),
         "global_norm": fields.get("global_norm"),

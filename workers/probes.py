@@ -13,6 +13,9 @@ walked, as ∂L/∂c_t, all the same). `grad_h_norms` = 10^grad_h_log10 (0 below
 Derived figures, read from the log profile of the top layer:
 - vanishing_ratio = log10(‖g_1‖ / ‖g_T‖): −3 means the gradient reaching step 1 is 1000× weaker, +3 that it
   is 1000× stronger (exploding). None where g_1 or g_T is exactly zero or not finite.
+- span_ratio = log10(‖g_{T−s+1}‖ / ‖g_T‖) over the task's dependency span s (`Task.span()`): the same
+  figure as vanishing_ratio, over the steps the task's final target depends on; equal to it when s = T.
+  The health verdict (workers/health.py) judges this one.
 - horizon = how many steps back from T the gradient stays ≥ 1e-3·‖g_T‖ (T means it never drops below).
 - decay_rate = the least-squares slope of log10 ‖g_{T−k}‖ against k = 0..T−1, in decades per step back
   (negative when vanishing): it does not depend on T, and × (T − 1) it is the ratio of a pure geometric
@@ -54,6 +57,13 @@ def vanishing_ratio(log10: list[float]) -> float | None:
     if not (math.isfinite(first) and math.isfinite(last)):
         return None
     return first - last
+
+
+def span_ratio(log10: list[float], span: int) -> float | None:
+    """log10(‖g_{T−span+1}‖/‖g_T‖) from the log profile (span capped to 1..T); None when either end is
+    not a finite number. `span_ratio(p, len(p)) == vanishing_ratio(p)`."""
+    span = max(1, min(int(span), len(log10)))
+    return vanishing_ratio(log10[len(log10) - span:])
 
 
 def horizon(log10: list[float]) -> int | None:

@@ -3,7 +3,9 @@
     summary = run_trial(cfg, reporter)
 
 is the whole public entry point of `workers/`; the summary follows DESIGN.md §3 (`config`, `health`,
-`final`, `probes`) plus `status` (completed | pruned | diverged), `steps` (updates done) and `device`.
+`final`, `probes`) plus `health_span` (the task's dependency span in steps, over which the verdict judged
+the gradient: workers/health.py), `status` (completed | pruned | diverged), `steps` (updates done) and
+`device`.
 Non-finite numbers are already turned into null, so the summary is valid JSON as it is.
 """
 from __future__ import annotations
@@ -81,6 +83,7 @@ def run_trial(cfg: TrialConfig, reporter: Optional[Reporter] = None,
     summary = json_safe({
         "config": to_dict(cfg),
         "health": verdict,
+        "health_span": task.span(),
         "status": result.status,
         **({"prune_reason": _stop_reason(reporter)} if result.status == "pruned" else {}),
         "steps": result.steps,

@@ -65,3 +65,17 @@ def test_a_trial_that_ran_to_the_end_is_not_pruned():
     cfg.train.steps = 21                                   # probes at 0, 10, 20 (the last step)
     summary = run_trial(cfg, FanOut(Reporter(), HealthStop(3)))
     assert summary["status"] == "completed" and summary["steps"] == 21 and summary["health"] == "vanishing"
+
+
+def test_the_pruner_follows_the_span_verdict():
+    """Mackey-Glass at T = 300, orthogonal tanh: every probe's whole-sequence ratio is below −3, but the
+    verdict judges the task's span (3τ = 51 steps), where the gradient holds: the trial is not pruned."""
+    cfg = TrialConfig()
+    cfg.task.name, cfg.task.seq_len, cfg.task.test_size, cfg.task.val_size = TaskName.mackey_glass, 300, 32, 32
+    cfg.model.hidden_size, cfg.model.init, cfg.model.activation = 64, Init.orthogonal, Activation.tanh
+    cfg.train.steps, cfg.train.batch_size, cfg.train.probe_every, cfg.train.lr = 31, 8, 10, 1e-4
+    cfg.train.device = Device.cpu
+    summary = run_trial(cfg, FanOut(Reporter(), HealthStop(2)))
+    assert summary["status"] == "completed" and "prune_reason" not in summary and summary["health_span"] == 51
+    assert len(summary["probes"]) == 4 and all(p["vanishing_ratio"] <= -3 and p["span"] == 51 and p["health"] == "healthy"
+               for p in summary["probes"]), [(p["vanishing_ratio"], p["span_ratio"]) for p in summary["probes"]]

@@ -202,6 +202,45 @@ def test_ratio_horizon_and_decay_rate_from_a_log_profile():
     assert probes.profile_finite([[-math.inf, 0.0]]) and not probes.profile_finite([[math.nan, 0.0]])
 
 
+def test_span_ratio_reads_the_last_span_steps_of_the_profile():
+    log10 = [-6.0, -5.0, -4.0, -3.0, -2.0, -1.0, 0.0]
+    assert probes.span_ratio(log10, 3) == pytest.approx(-2.0)          # g_5 against g_7
+    assert probes.span_ratio(log10, 1) == pytest.approx(0.0)
+    assert probes.span_ratio(log10, 7) == probes.vanishing_ratio(log10)
+    assert probes.span_ratio(log10, 70) == probes.vanishing_ratio(log10)   # capped at T
+    assert probes.span_ratio([-math.inf, -1.0, 0.0], 2) == pytest.approx(-1.0)   # a zero outside the span
+    assert probes.span_ratio([0.0, -math.inf, 0.0], 2) is None
+
+
+def orthogonal_tanh(task: TaskName, seq_len: int) -> TrialConfig:
+    """The review's example: an orthogonal tanh RNN (λ1 = 1) at initialization decays ≈ −0.033 decades per
+    step back at any T."""
+    cfg = TrialConfig()
+    cfg.task.name, cfg.task.seq_len, cfg.task.val_size, cfg.task.test_size = task, seq_len, 32, 32
+    cfg.model.cell, cfg.model.activation, cfg.model.init = Cell.rnn, Activation.tanh, Init.orthogonal
+    cfg.train.steps, cfg.train.device = 0, Device.cpu
+    return cfg
+
+
+def test_the_verdict_judges_the_task_span_not_the_whole_sequence():
+    """Mackey-Glass at T = 300 is judged over its span 3τ = 51: healthy, though the whole-sequence ratio is
+    far below −3; the adding problem's span is T, so at T = 100 the same net is vanishing on both."""
+    mg = run_trial(orthogonal_tanh(TaskName.mackey_glass, 300))
+    probe = mg["probes"][0]
+    assert mg["health_span"] == probe["span"] == 51
+    assert probe["vanishing_ratio"] <= -3 and -3 < probe["span_ratio"] < 0
+    assert probe["span_ratio"] == pytest.approx(probe["grad_h_log10"][-1][300 - 51] - probe["grad_h_log10"][-1][-1],
+                                                abs=1e-5)
+    assert probe["health"] == mg["health"] == "healthy"
+    adding = run_trial(orthogonal_tanh(TaskName.adding, 100))
+    probe = adding["probes"][0]
+    assert adding["health_span"] == probe["span"] == 100
+    assert probe["span_ratio"] == probe["vanishing_ratio"] <= -3
+    assert probe["health"] == adding["health"] == "vanishing"
+    # the T-free decay rate is alike on both: only the span tells them apart
+    assert mg["probes"][0]["decay_rate"] == pytest.approx(probe["decay_rate"], abs=0.01)
+
+
 @pytest.mark.parametrize("ratio,nonfinite,finite,verdict", [
     (-3.5, 0, True, "vanishing"), (-2.9, 0, True, "healthy"), (0.0, 0, True, "healthy"),
     (3.0, 0, True, "exploding"), (0.0, 1, True, "diverged"), (0.0, 0, False, "diverged"),

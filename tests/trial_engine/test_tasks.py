@@ -217,3 +217,29 @@ def test_mackey_glass_targets_and_baseline():
     scores = task.evaluate(torch.zeros(64, T, 1), b.y)
     assert scores["nrmse"] >= 0.99 and not task.solved(scores)
     assert task.solved(task.evaluate(b.y.unsqueeze(-1), b.y))
+
+
+# --- dependency spans (workers/health.py judges the gradient over them) ----------------------------
+
+@pytest.mark.parametrize("name,length,span", [
+    ("adding", 100, 100),                 # the first marked value can be at step 1
+    ("temporal_order", 100, 100),         # the whole sequence, as the task's literature counts it
+    ("copy_memory", 100, 111),            # a symbol's step to its recall: T + n_copy + 1 (L = 120)
+    ("digits", 64, 64),                   # the whole image
+    ("mackey_glass", 300, 51),            # 3τ for τ = 17
+])
+def test_each_task_declares_its_span(name, length, span):
+    task = make_task(TaskConfig(name=TaskName(name), seq_len=length, **SIZES), 0)
+    assert task.span() == span and 1 <= task.span() <= task.length
+
+
+def test_copy_memory_span_reaches_the_final_recalled_symbol():
+    task = make_task(cfg("copy_memory", n_copy=4), 0)
+    b = task.batch(8, gen())
+    first = task.length - task.span()                           # 0-based step of h_{L−span+1}
+    assert torch.equal(b.x[:, first].argmax(-1), b.y[:, -1])    # the symbol the final step recalls
+
+
+def test_spans_are_capped_at_the_sequence_length():
+    assert make_task(cfg("mackey_glass"), 0).span() == T        # 3τ = 51 > T = 50
+    assert make_task(cfg("mackey_glass", tau=5), 0).span() == 15

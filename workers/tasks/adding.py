@@ -8,6 +8,9 @@ Baseline: always predicting 1 (the mean of the sum) scores the variance of a sum
 MSE = 2/12 = 1/6 ≈ 0.167.
 
 Solved (this project's rule): test MSE ≤ 0.01, i.e. 6% of the baseline.
+
+Dependency span: the whole sequence, T. The first marked value can sit at step 1, so the target at the
+last step may need information from any step back to the first.
 """
 from __future__ import annotations
 
@@ -42,6 +45,8 @@ class Adding(Task):
         y = values[rows, first] + values[rows, second]
         return Batch(torch.stack((values, mask), dim=-1), y)
 
+    def dependency_span(self) -> int:
+        return self.length
 
     def pointwise(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return squared_error(pred, y)

@@ -4,6 +4,10 @@ A task generates batches `x` of shape [B, L, input_size] (float32, on the CPU, d
 `torch.Generator`) with targets `y`, and scores the model's output sequence `out` of shape
 [B, L, output_size]. `per_step` tasks have a target at every step (y: [B, L]); the others only at the
 last step (y: [B]). Classification targets are int64 class indices, regression targets float32.
+
+Each task also declares its dependency span (`span()`): how many steps back from the final step the
+target of the final step needs information from. The health verdict (workers/health.py) judges the
+gradient's attenuation over that span, not over the whole sequence.
 """
 from __future__ import annotations
 
@@ -81,6 +85,16 @@ class Task(ABC):
         if not self.per_step:
             return self.loss(out, y)
         return self.pointwise(out[:, -1], y[:, -1]).mean()
+
+    @abstractmethod
+    def dependency_span(self) -> int:
+        """Steps back from the final step, that one included, that the final step's target depends on
+        (each task's docstring says why); `span()` caps it at the sequence length."""
+
+    def span(self) -> int:
+        """The dependency span in steps, between 1 and the sequence length L: the health verdict reads
+        the gradient's attenuation from step L − span + 1 to step L."""
+        return max(1, min(int(self.dependency_span()), self.length))
 
     @abstractmethod
     def pointwise(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,12 @@ last n) scores n·ln K / L, i.e. 10·ln 8 / (T+20) with the defaults.
 
 Solved (this project's rule): accuracy over the n recalled symbols (the last n steps) ≥ 0.99;
 `accuracy()` reports exactly that recall accuracy.
+
+Dependency span: T + n + 1 steps (T + 11 with the defaults), from a symbol's step to its recall, both
+included: symbol i enters at step i and is recalled at step T + n + i, for every i, so each recall, the
+final step's included, reaches back exactly that far. The probes differentiate the loss at the final step,
+the recall of the n-th symbol (entered at step n): the n − 1 steps before it hold the other symbols, which
+that loss does not need, so the span is the sequence L = T + 2n less n − 1 steps, not the whole of it.
 """
 from __future__ import annotations
 
@@ -48,6 +54,8 @@ class CopyMemory(Task):
         y[:, -n:] = symbols
         return Batch(F.one_hot(tokens, self.input_size).float(), y)
 
+    def dependency_span(self) -> int:
+        return self.T + self.n_copy + 1
 
     def pointwise(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return cross_entropy(pred, y)

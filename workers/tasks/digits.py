@@ -14,6 +14,9 @@ the split sizes come from the config (capped as above). The split does not depen
 Baseline: a constant (uniform) prediction scores ln 10 and accuracy 0.1.
 
 Solved (this project's rule): test accuracy ≥ 0.9.
+
+Dependency span: 64, the whole image. The class is read at the last pixel and depends on strokes anywhere
+in the image (in row-major order the top rows as much as the bottom ones; permuted, any pixel).
 """
 from __future__ import annotations
 
@@ -73,6 +76,9 @@ class Digits(Task):
         if split not in ("val", "test"):
             raise ValueError(f"unknown split {split!r}; valid: 'val', 'test'")
         return self._splits[split]
+
+    def dependency_span(self) -> int:
+        return N_PIXELS
 
     def pointwise(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return cross_entropy(pred, y)

@@ -9,6 +9,11 @@ order of the two relevant symbols: AA → 0, AB → 1, BA → 2, BB → 3; the l
 Baseline: a constant (uniform) prediction scores ln 4 and accuracy 0.25.
 
 Solved (Pascanu et al. 2013's success criterion): test accuracy ≥ 0.99, i.e. under 1% errors.
+
+Dependency span: the whole sequence, T. The first relevant symbol lies in the first fifth of the sequence,
+so the target at the last step needs information from (nearly) its start. (Strictly, the steps before
+⌊0.1T⌋ hold distractors only, so T − ⌊0.1T⌋ would do; the project judges the whole sequence, as the task's
+literature states its difficulty by T.)
 """
 from __future__ import annotations
 
@@ -53,6 +58,8 @@ class TemporalOrder(Task):
         y = 2 * ab[:, 0] + ab[:, 1]
         return Batch(F.one_hot(tokens, 4).float(), y)
 
+    def dependency_span(self) -> int:
+        return self.length
 
     def pointwise(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return cross_entropy(pred, y)
