@@ -3,7 +3,9 @@
 Metrics: `train/loss`; `grad/global_norm`, `grad/norm/<group>`, `grad/vanishing_ratio`, `grad/decay_rate`, `grad/horizon`,
 `grad/clipped_fraction`, `weights/lambda1/<layer>`, `weights/spectral_radius/<layer>`, `val/loss`,
 `val/accuracy`; `final/test_loss`, `final/baseline_ratio`, `final/accuracy`, `final/solved`,
-`final/steps_to_solve`, `final/seq_per_s`, `final/nrmse` and `final/free_run_nrmse` (mackey_glass). Tags: `gradstudy.study`, `gradstudy.trial`,
+`final/steps_to_solve`, `final/seq_per_s`, `final/nrmse` and `final/free_run_nrmse` (mackey_glass), the AR(k)
+baseline's `final/ar_order`, `final/ar_nrmse`, `final/ar_free_run_nrmse` (mackey_glass, workers/ar_baseline.py)
+and an ESN's ridge λ `final/ridge`. Tags: `gradstudy.study`, `gradstudy.trial`,
 `gradstudy.state`, `gradstudy.health`, `gradstudy.cell`. Layers are numbered from 0 (bottom).
 """
 from __future__ import annotations
@@ -20,7 +22,7 @@ TAG_OVERRIDES = "gradstudy.overrides"
 PARENT = "mlflow.parentRunId"
 
 FINAL = ("test_loss", "baseline_ratio", "accuracy", "solved", "steps_to_solve", "seq_per_s", "nrmse",
-         "free_run_nrmse")
+         "free_run_nrmse", "ar_order", "ar_nrmse", "ar_free_run_nrmse", "ridge")
 
 
 def probe_metrics(probe: dict[str, Any]) -> Iterator[tuple[str, float]]:
