@@ -116,7 +116,8 @@ class StudyTracking(StudyHooks):
         run_id = trial.user_attrs.get(ATTR_RUN)
         # the worker closed the run when everything reached MLflow; else the driver closes it here
         closed = bool(run_id) and (bool(delivery.get("closed")) or self._live(
-            self.recorder.finish_trial, run_id, summary["status"], summary["health"], summary.get("prune_reason"))[0])
+            self.recorder.finish_trial, run_id, summary["status"], summary["health"], summary.get("prune_reason"),
+            summary.get("health_span"))[0])
         ok = closed and delivery.get("delivered") and delivery.get("artifacts")
         trial.set_user_attr(ATTR_SYNC, "synced" if ok else "pending")
 

@@ -30,12 +30,14 @@ class StudyAttr:
 
 class TrialAttr:
     HEALTH = PREFIX + "health"
+    SPAN = PREFIX + "span"                # the steps over which the health verdict judged the gradient
     STATUS = PREFIX + "status"
     CELL = PREFIX + "cell"
     SUMMARY = PREFIX + "summary"
     FINAL = PREFIX + "final"
     STEPS = PREFIX + "steps"
     VANISHING_RATIO = PREFIX + "vanishing_ratio"
+    SPAN_RATIO = PREFIX + "span_ratio"
     DECAY_RATE = PREFIX + "decay_rate"
     SEQ_LEN = PREFIX + "seq_len"
     FAIL_REASON = PREFIX + "fail_reason"
@@ -62,6 +64,8 @@ class TrialRecord:
     decay_rate: Optional[float] = None        # of the last probe
     seq_len: Optional[int] = None
     prune_reason: Optional[str] = None        # a pruned trial: which rule stopped it
+    span: Optional[int] = None                # the summary's health_span: the steps the verdict judged
+    span_ratio: Optional[float] = None        # of the last probe: the ratio over that span
 
     @classmethod
     def from_summary(cls, summary: dict[str, Any], path: str) -> "TrialRecord":
@@ -70,7 +74,8 @@ class TrialRecord:
         return cls(health=summary["health"], status=summary["status"], cell=config["model"]["cell"],
                    summary=path, final=summary["final"], steps=summary["steps"],
                    vanishing_ratio=last.get("vanishing_ratio"), decay_rate=last.get("decay_rate"),
-                   seq_len=config["task"]["seq_len"], prune_reason=summary.get("prune_reason"))
+                   seq_len=config["task"]["seq_len"], prune_reason=summary.get("prune_reason"),
+                   span=summary.get("health_span"), span_ratio=last.get("span_ratio"))
 
     def to_user_attrs(self) -> dict[str, Any]:
         return {PREFIX + name: value for name, value in asdict(self).items()}

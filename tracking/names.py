@@ -1,12 +1,14 @@
 """MLflow names (the public contract of DESIGN.md §3) and the mapping from a trial's reports to them.
 
-Metrics: `train/loss`; `grad/global_norm`, `grad/norm/<group>`, `grad/vanishing_ratio`, `grad/decay_rate`, `grad/horizon`,
+Metrics: `train/loss`; `grad/global_norm`, `grad/norm/<group>`, `grad/vanishing_ratio`, `grad/span_ratio` (the ratio
+over the task's dependency span, which the health verdict judges), `grad/decay_rate`, `grad/horizon`,
 `grad/clipped_fraction`, `weights/lambda1/<layer>`, `weights/spectral_radius/<layer>`, `val/loss`,
 `val/accuracy`; `final/test_loss`, `final/baseline_ratio`, `final/accuracy`, `final/solved`,
 `final/steps_to_solve`, `final/seq_per_s`, `final/nrmse` and `final/free_run_nrmse` (mackey_glass), the AR(k)
 baseline's `final/ar_order`, `final/ar_nrmse`, `final/ar_free_run_nrmse` (mackey_glass, workers/ar_baseline.py)
 and an ESN's ridge λ `final/ridge`. Tags: `gradstudy.study`, `gradstudy.trial`,
-`gradstudy.state`, `gradstudy.health`, `gradstudy.cell`. Layers are numbered from 0 (bottom).
+`gradstudy.state`, `gradstudy.health`, `gradstudy.span` (the span in steps that the verdict judged: the summary's
+`health_span`), `gradstudy.cell`. Layers are numbered from 0 (bottom).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from tracking.values import metric_value
 
 TAG_STUDY, TAG_TRIAL, TAG_STATE = "gradstudy.study", "gradstudy.trial", "gradstudy.state"
 TAG_HEALTH, TAG_CELL, TAG_ROLE = "gradstudy.health", "gradstudy.cell", "gradstudy.role"
+TAG_SPAN = "gradstudy.span"
 TAG_FAIL_REASON, TAG_BACKFILLED = "gradstudy.fail_reason", "gradstudy.backfilled"
 TAG_PRUNE_REASON = "gradstudy.prune_reason"
 TAG_OVERRIDES = "gradstudy.overrides"
@@ -31,6 +34,7 @@ def probe_metrics(probe: dict[str, Any]) -> Iterator[tuple[str, float]]:
     pairs: list[tuple[str, Any]] = [
         ("grad/global_norm", probe.get("global_norm")),
         ("grad/vanishing_ratio", probe.get("vanishing_ratio")),
+        ("grad/span_ratio", probe.get("span_ratio")),
         ("grad/decay_rate", probe.get("decay_rate")),
         ("grad/horizon", probe.get("horizon")),
         ("val/loss", probe.get("val_loss")),

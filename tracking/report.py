@@ -11,7 +11,11 @@ Contents:
 - counts by state: COMPLETE, PRUNED, FAIL (lost trials that were queued again, tagged
   `gradstudy.requeued`, are counted apart as REQUEUED), RUNNING, WAITING;
 - with a nightly comparison, the comparison with the previous night;
-- the best COMPLETE trial per cell type (by the first objective; ±inf, a diverged run, loses);
+- the best COMPLETE trial per cell type (by the first objective; ±inf, a diverged run, loses), its verdict
+  beside the span it judged (`gradstudy.span`, the summary's `health_span`); in a study that mixes
+  sequence lengths (more than one `task.seq_len`), by |decay rate| instead, with the figures coloured by
+  the decay rate, the one gradient figure that does not depend on T (tracking/length_mix.py), and the
+  page says so;
 - the health mix over finished trials (COMPLETE, PRUNED, and FAIL not requeued);
 - the optimization history and fANOVA parameter importances of the first objective (a note instead of
   the figure where they cannot be computed);
@@ -38,7 +42,7 @@ from typing import Any, Optional
 
 import optuna
 
-from tracking import expectations, plots, report_data
+from tracking import expectations, length_mix, plots, report_data
 from tracking.attrs import StudyAttr, TrialAttr
 from tracking.phase_figure import phase_figure
 from tracking.study_figures import health_mix_figure, history_figure, importance_figure, param_figure
@@ -95,6 +99,12 @@ def _comparison(c: dict[str, Any]) -> dict[str, Any]:
             "health_previous": str(health.get("previous")), "health_current": str(health.get("current"))}
 
 
+def _span(t: optuna.trial.FrozenTrial, summary: Optional[dict]) -> Optional[int]:
+    """The steps over which the trial's verdict judged its gradient (`gradstudy.span`, else the summary's)."""
+    span = t.user_attrs.get(TrialAttr.SPAN)
+    return span if span is not None else (summary or {}).get("health_span")
+
+
 def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
@@ -122,17 +132,20 @@ def write_study_report(study: optuna.Study, folder: Path, summaries: Optional[di
     if study.user_attrs.get(StudyAttr.N_TRIALS) is not None:
         meta.insert(2, ("target trials", study.user_attrs[StudyAttr.N_TRIALS]))
 
-    best = best_per_cell(study, trials)
+    mixed = length_mix.mixes_lengths(trials, summaries)   # objective and verdicts depend on T: the decay rate
+    best = length_mix.best_per_cell(trials, summaries) if mixed else best_per_cell(study, trials)
     best_rows = [{"cell": cell, "number": t.number,
                   "scores": [_fmt(v) for v in t.values or []] + [None] * (len(directions) - len(t.values or [])),
-                  "health": t.user_attrs.get(TrialAttr.HEALTH, "–"),
+                  "health": t.user_attrs.get(TrialAttr.HEALTH, "–"), "span": _fmt(_span(t, summaries.get(t.number))),
+                  "rate": _fmt(length_mix.decay_rate(t, summaries.get(t.number))),
                   "params": ", ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())}
                  for cell, t in best.items()]
 
     figures: dict[str, Optional[str]] = dict.fromkeys(FILES)
     if health_mix_figure(trials, folder / FILES["health"]):
         figures["health"] = FILES["health"]
-    if history_figure(study, trials, name0, folder / FILES["history"]):
+    rates = {t.number: length_mix.decay_rate(t, summaries.get(t.number)) for t in trials} if mixed else None
+    if history_figure(study, trials, name0, folder / FILES["history"], rates):
         figures["history"] = FILES["history"]
     importances, why = report_data.importances(study)
     if importances:
@@ -141,7 +154,7 @@ def write_study_report(study: optuna.Study, folder: Path, summaries: Optional[di
     records = report_data.phase_records(study, trials, summaries)
     phase_keys: Optional[list[str]] = None   # None: the λ1 phase diagram; else the parameters drawn instead
     if records:
-        phase_figure(study, records, folder / FILES["phase"])
+        phase_figure(study, records, folder / FILES["phase"], by_rate=mixed)
         figures["phase"] = FILES["phase"]
     else:
         phase_keys = report_data.importance_order(importances, trials)[:2]
@@ -168,7 +181,8 @@ def write_study_report(study: optuna.Study, folder: Path, summaries: Optional[di
         multi=len(study.directions) > 1, objective=name0, objectives=objectives, best=best_rows,
         figures=figures, no_importances=why,
         importances=[(k, f"{v:.3f}") for k, v in sorted((importances or {}).items(), key=lambda kv: -kv[1])],
-        phase_keys=phase_keys, profiles=profiles)
+        phase_keys=phase_keys, profiles=profiles, mixed=mixed, rank_note=length_mix.RANK_NOTE,
+        spans=sorted({_span(t, summaries.get(t.number)) for t in trials if t.state.is_finished()} - {None}))
     path = folder / "report.html"
     path.write_text(page, encoding="utf-8")
     return path

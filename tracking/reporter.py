@@ -112,7 +112,7 @@ class MlflowReporter(Reporter):
             # everything is in: the run is closed here, in parallel with the other workers, not by the driver
             try:
                 end_trial_run(self.client, self.run_id, summary["status"], summary.get("health"),
-                              summary.get("prune_reason"), tags)
+                              summary.get("prune_reason"), tags, span=summary.get("health_span"))
                 self.result["closed"] = True
             except Exception:   # the driver closes it (or marks the trial pending for the back-fill)
                 pass

@@ -1,5 +1,5 @@
-"""Closing a trial's child run: its final `gradstudy.state` (and health, failure reason), its colour (the
-health's, `mlflow.runColor`) and MLflow status.
+"""Closing a trial's child run: its final `gradstudy.state` (and health with the span it judged,
+`gradstudy.span`; failure reason), its colour (the health's, `mlflow.runColor`) and MLflow status.
 
 The worker closes the run of a trial that returned (tracking/reporter.py), in parallel with the other
 workers; the driver closes the runs of trials it knows more of (lost, failed before placement, closed
@@ -22,11 +22,15 @@ STATUS = {"completed": "FINISHED", "diverged": "FINISHED", "pruned": "KILLED", "
 
 
 def end_trial_run(client: MlflowClient, run_id: str, state: str, health: Optional[str] = None,
-                  reason: Optional[str] = None, extra_tags: Optional[dict[str, str]] = None) -> None:
+                  reason: Optional[str] = None, extra_tags: Optional[dict[str, str]] = None,
+                  span: Optional[int] = None) -> None:
+    """`span`: the summary's `health_span`, the steps over which the verdict judged the gradient."""
     tags = [RunTag(names.TAG_STATE, state), RunTag(COLOUR_TAG, health_colour(health))]
     tags += [RunTag(k, v) for k, v in (extra_tags or {}).items()]
     if health:
         tags.append(RunTag(names.TAG_HEALTH, health))
+    if span is not None:
+        tags.append(RunTag(names.TAG_SPAN, str(int(span))))
     if reason:
         tag = names.TAG_PRUNE_REASON if state == "pruned" else names.TAG_FAIL_REASON
         tags.append(RunTag(tag, scrub(reason)[:5000]))

@@ -130,8 +130,8 @@ class StudyRecorder:
         return run.info.run_id
 
     def finish_trial(self, run_id: str, state: str, health: Optional[str] = None,
-                     reason: Optional[str] = None) -> None:
-        end_trial_run(self.client, run_id, state, health, reason)
+                     reason: Optional[str] = None, span: Optional[int] = None) -> None:
+        end_trial_run(self.client, run_id, state, health, reason, span=span)
 
     def backfill(self, number: int, summary: dict[str, Any], history: list, state: str,
                  old_run_id: Optional[str] = None, sampled: Iterable[str] = ()) -> str:
@@ -147,7 +147,8 @@ class StudyRecorder:
         for batch in _chunks(metrics, 1000):
             self.client.log_batch(run_id, metrics=batch)
         tags = record_end(self.client, run_id, summary)
-        end_trial_run(self.client, run_id, state, summary.get("health"), summary.get("prune_reason"), tags)
+        end_trial_run(self.client, run_id, state, summary.get("health"), summary.get("prune_reason"), tags,
+                      span=summary.get("health_span"))
         # the partial run, and any run of an earlier back-fill of this trial that was cut short
         stale = {r.info.run_id for r in self.client.search_runs(
             [self.experiment_id], filter_string=f"tags.`{names.TAG_TRIAL}` = '{number}'", max_results=1000)}

@@ -63,8 +63,10 @@ def health_mix_figure(trials: list[FrozenTrial], path: Path) -> Optional[Path]:
     return save_figure(fig, path)
 
 
-def history_figure(study: optuna.Study, trials: list[FrozenTrial], name: str, path: Path) -> Optional[Path]:
-    """The first objective of each complete trial, coloured by health, and the best so far."""
+def history_figure(study: optuna.Study, trials: list[FrozenTrial], name: str, path: Path,
+                   rates: Optional[dict[int, Optional[float]]] = None) -> Optional[Path]:
+    """The first objective of each complete trial, coloured by health (with `rates`, trial number → decay
+    rate: by the decay rate, for a study that mixes sequence lengths), and the best so far."""
     done = [t for t in trials if t.state == TrialState.COMPLETE and objective(t) is not None]
     if not done:
         return None
@@ -74,11 +76,21 @@ def history_figure(study: optuna.Study, trials: list[FrozenTrial], name: str, pa
     fig, ax = new_figure((7.5, 4.2))
     values = [v for _, v, _ in finite]
     log = bool(values) and min(values) > 0 and max(values) / min(values) > 100
-    if finite:
+    if finite and rates is not None:
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+
+        from tracking.length_mix import CMAP, rate_colour, rate_limit
+        limit = rate_limit([rates.get(n) for n, _, _ in finite])
+        for colour, pts in grouped([(n, v) for n, v, _ in finite], lambda p: rate_colour(rates.get(p[0]), limit)).items():
+            ax.scatter(*zip(*pts), color=colour, s=26, zorder=3, edgecolors="black", linewidths=0.3)
+        fig.colorbar(ScalarMappable(Normalize(-limit, limit), CMAP), ax=ax).set_label("decay rate (decades/step)")
+    elif finite:
         verdicts = {t.user_attrs.get(TrialAttr.HEALTH) or "?" for _, _, t in finite}
         for verdict in sorted(verdicts, key=lambda v: (HEALTH_ORDER + [v]).index(v)):
             pts = [(n, v) for n, v, t in finite if (t.user_attrs.get(TrialAttr.HEALTH) or "?") == verdict]
             ax.scatter(*zip(*pts), color=health_colour(verdict), s=26, zorder=3, label=verdict)
+    if finite:
         best, xs, ys = None, [], []
         for n, v, _ in sorted(finite):
             best = v if best is None else (min(best, v) if minimize else max(best, v))

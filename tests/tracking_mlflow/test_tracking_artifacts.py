@@ -280,6 +280,34 @@ def test_phase_diagram_of_an_init_phase_study_reads_decay_rates_and_lengths(tmp_
     assert_png(tmp_path / FILES["phase"])
 
 
+def test_a_study_that_mixes_lengths_is_ranked_by_decay_rate(tmp_path):
+    """T ∈ {100, 1000}: the objective and the verdict grow with T, the decay rate does not; the best trial
+    per cell is the flattest gradient (smallest |decay rate|), not the lowest loss, and the page says so."""
+    study = optuna.create_study(study_name="mixed", direction="minimize")
+    study.set_user_attr("gradstudy.objectives", ["final.test_loss"])
+    lengths = CategoricalDistribution([100, 1000])
+    dists = {"model.init_gain": GAIN, "task.seq_len": lengths}
+    #          gain, T,    loss, rate,   health
+    rows = [(0.5, 100, 0.10, -0.30, "vanishing"), (1.0, 1000, 0.17, -0.02, "vanishing"),
+            (2.0, 100, 0.16, 0.05, "healthy"), (0.8, 1000, 0.15, None, "vanishing")]
+    for gain, length, loss, rate, health in rows:
+        study.add_trial(create_trial(
+            params={"model.init_gain": gain, "task.seq_len": length}, distributions=dists, value=loss,
+            user_attrs=attrs(health, loss=loss, **{"gradstudy.decay_rate": rate, "gradstudy.seq_len": length,
+                                                   "gradstudy.span": length})))
+    from tracking import length_mix
+    assert length_mix.mixes_lengths(study.trials) and not length_mix.mixes_lengths(study.trials[:1])
+    assert {c: t.number for c, t in length_mix.best_per_cell(study.trials).items()} == {"rnn": 1}
+    assert best_per_cell(study)["rnn"].number == 0                  # by the objective, which depends on T
+    page = check_report(tmp_path, write_study_report(study, tmp_path))
+    assert best_rows(page) == {"rnn": 1}
+    assert "ranked by |decay_rate|" in page and "<th>decay rate</th>" in page
+    assert '<td>vanishing</td><td class="num" data-span="1000">1000</td><td class="num">-0.02</td>' in page
+    assert "span in this study: 100, 1000 steps" in page
+    assert_png(tmp_path / FILES["phase"])
+    assert_png(tmp_path / FILES["history"])
+
+
 def test_best_per_cell(tmp_path):
     study = cells_study()
     assert {c: t.number for c, t in best_per_cell(study).items()} == EXPECTED_BEST
@@ -310,6 +338,10 @@ def test_report_with_a_real_summary(summary, tmp_path):
                     "gradstudy.vanishing_ratio": last["vanishing_ratio"]}))
     page = check_report(tmp_path, write_study_report(study, tmp_path, summaries={0: summary}))
     assert f'data-file="{FILES["phase"]}"' in page
+    # the verdict with the span it judged (from the summary: this trial carries no gradstudy.span)
+    assert f'<td>{summary["health"]}</td><td class="num" data-span="12">12</td>' in page
+    assert "span in this study: 12 steps" in page
+    assert "ranked by |decay_rate|" not in page                  # one sequence length
     assert 'data-file="profile_rnn_00000.png"' in page
     assert "importances not available" in page      # one trial: a note, not a figure
     assert not (tmp_path / FILES["importances"]).exists()
@@ -410,6 +442,8 @@ def test_trial_record_round_trips_through_user_attrs(summary):
     attrs = record.to_user_attrs()
     assert attrs[TrialAttr.HEALTH] == summary["health"] and attrs[TrialAttr.SUMMARY] == "/x/summary.json"
     assert attrs[TrialAttr.DECAY_RATE] == summary["probes"][-1]["decay_rate"]
+    assert attrs[TrialAttr.SPAN] == summary["health_span"] == 12                 # adding: the whole T
+    assert attrs[TrialAttr.SPAN_RATIO] == summary["probes"][-1]["span_ratio"] == summary["probes"][-1]["vanishing_ratio"]
     trial = create_trial(value=0.1, user_attrs=attrs)
     assert TrialRecord.from_frozen(trial) == record
     assert TrialRecord.from_frozen(create_trial(value=0.1)) == TrialRecord()
@@ -439,6 +473,7 @@ def test_a_short_trial_gets_its_tables_and_its_figures_only_when_asked_and_its_r
     assert reporter.result["closed"] is True and run.info.status == "FINISHED", (reporter.result, run.info)
     assert run.data.tags["gradstudy.state"] == summary["status"] and run.data.tags["gradstudy.health"] == \
         summary["health"], run.data.tags
+    assert run.data.tags["gradstudy.span"] == str(summary["health_span"]) == "12", run.data.tags
 
 
 def test_report_links_trials_to_their_runs(tmp_path):
