@@ -16,6 +16,8 @@ Contents:
   sequence lengths (more than one `task.seq_len`), by |decay rate| instead, with the figures coloured by
   the decay rate, the one gradient figure that does not depend on T (tracking/length_mix.py), and the
   page says so;
+- on Mackey-Glass, each complete trial's one-step and free-running NRMSE beside the linear AR(k)
+  baseline's (`final.ar_nrmse`, `final.ar_free_run_nrmse`; workers/ar_baseline.py), with an ESN's λ;
 - the health mix over finished trials (COMPLETE, PRUNED, and FAIL not requeued);
 - the optimization history and fANOVA parameter importances of the first objective (a note instead of
   the figure where they cannot be computed);
@@ -173,7 +175,9 @@ def write_study_report(study: optuna.Study, folder: Path, summaries: Optional[di
     if checked is None:
         checked = expectations.evaluate(trials, study.user_attrs.get(StudyAttr.EXPECT) or [], summaries)
     esn = any(t.user_attrs.get(TrialAttr.CELL) == "esn" for t in trials)
-    page = _template().render(
+    ar_rows = [{k: (_fmt(v) if k in report_data.AR_COLUMNS else v) for k, v in row.items()}
+               for row in report_data.ar_baseline_rows(trials)]
+    page = _template().render(ar_rows=ar_rows,
         expectations=[dict(r, measured=_fmt(r["measured"]), note=r.get("note", "")) for r in checked], esn=esn,
         images={f: _data_uri(folder / f) for f in drawn}, runs=runs, ui_base=links.ui_base if links else "",
         name=study.study_name, meta=meta, counts=state_counts(trials),

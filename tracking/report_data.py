@@ -1,5 +1,6 @@
 """Reading an Optuna study for its report (tracking/report.py): the objectives, config values of a trial,
-fANOVA parameter importances and the phase-diagram records (λ1 of W_rec against the outcome).
+fANOVA parameter importances, the phase-diagram records (λ1 of W_rec against the outcome) and, on
+Mackey-Glass, each trial's figures beside the linear AR(k) baseline's.
 
 Draws nothing and imports neither matplotlib nor MLflow: the figures are in tracking/study_figures.py
 and tracking/phase_figure.py.
@@ -12,7 +13,7 @@ from typing import Any, Optional
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tracking.attrs import StudyAttr, TrialRecord
+from tracking.attrs import StudyAttr, TrialAttr, TrialRecord
 from tracking.values import as_float, dotted, finite_number
 from workers.config import LAMBDA1_INITS as _INITS
 
@@ -135,3 +136,24 @@ def phase_records(study: optuna.Study, trials: list[FrozenTrial], summaries: dic
                         "ratio": finite_number(ratio), "rate": finite_number(rate),
                         "T": int(length) if finite_number(as_float(length)) else None})
     return records
+
+
+# summary.json final keys of a Mackey-Glass trial shown beside the linear AR(k) baseline (workers/ar_baseline.py)
+AR_COLUMNS = ("nrmse", "ar_nrmse", "free_run_nrmse", "ar_free_run_nrmse", "ridge")
+
+
+def ar_baseline_rows(trials: list[FrozenTrial]) -> list[dict[str, Any]]:
+    """One row per complete trial whose final figures hold the AR baseline (`final.ar_nrmse`): its number,
+    cell, AR order and the model's figures beside the AR's (None where absent), by trial number."""
+    rows = []
+    for t in sorted(trials, key=lambda t: t.number):
+        final = t.user_attrs.get(TrialAttr.FINAL) or {}
+        if t.state != TrialState.COMPLETE or finite_number(final.get("ar_nrmse")) is None:
+            continue
+        row: dict[str, Any] = {"number": t.number, "cell": t.user_attrs.get(TrialAttr.CELL, "–"),
+                               "ar_order": final.get("ar_order")}
+        row.update({key: finite_number(final.get(key)) for key in AR_COLUMNS})
+        nrmse, ar = row["nrmse"], row["ar_nrmse"]
+        row["beats_ar"] = None if nrmse is None else nrmse < ar
+        rows.append(row)
+    return rows
