@@ -17,7 +17,9 @@ summed up (`stat`), a comparison and a value, and where the claim comes from (`s
   >=) on any config key (sampled or fixed); empty = every trial. Values compare as numbers where both
   sides are numbers, else as text.
 - `metric`: `final.<key>` of the trial's summary (test_loss, baseline_ratio, accuracy, solved (1/0), nrmse,
-  free_run_nrmse, ar_nrmse, …), or `vanishing_ratio` / `decay_rate` of its last probe.
+  free_run_nrmse, ar_nrmse, …), `vanishing_ratio` / `decay_rate` of its last probe, or
+  `init.vanishing_ratio` / `init.decay_rate` of its probe at step 0 (the network at initialization, read
+  from summary.json: a trained trial checks its mechanism at the start too).
 - `stat`: min, max, median or mean over the matching trials, compared with `value` (a number); or `all`:
   every matching trial must hold `metric op value` on its own, where `value` may also be an expression of
   the trial's own numbers — config keys, `final.*`, `vanishing_ratio`, `decay_rate`, + − × / **, and
@@ -58,6 +60,7 @@ EVERY = "all"
 OPS: dict[str, Callable[[float, float], bool]] = {
     "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
 PROBE_METRICS = ("vanishing_ratio", "decay_rate")
+INIT_METRICS = ("init.vanishing_ratio", "init.decay_rate")   # of the probe at step 0, the untrained net
 COUNTED_STATES = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED}
 DEFAULT_STATES = ["complete", "pruned"]
 CONDITION = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(==|!=|<=|>=|<|>|\bin\b)\s*(.+?)\s*$")
@@ -167,7 +170,7 @@ def parse_bound(text: str) -> ast.Expression:
                 check(arg)
             return
         name = _dotted_name(node)
-        if name is not None and "." in name or name in PROBE_METRICS:
+        if name is not None and ("." in name or name in PROBE_METRICS):
             return
         raise RuleError("value", text, EXPRESSION_VALID)
 
@@ -213,9 +216,9 @@ def check_rule(rule: dict[str, Any]) -> None:
     """Raise RuleError on the first malformed field of a rule."""
     parse_where(rule.get("where") or "")
     metric = str(rule.get("metric", ""))
-    if not (metric.startswith("final.") and len(metric) > 6) and metric not in PROBE_METRICS:
+    if not (metric.startswith("final.") and len(metric) > 6) and metric not in PROBE_METRICS + INIT_METRICS:
         raise RuleError("metric", metric, "final.<key> of the trial summary (final.test_loss, final.nrmse, …), "
-                                          "vanishing_ratio or decay_rate")
+                                          "vanishing_ratio, decay_rate, init.vanishing_ratio or init.decay_rate")
     stat = rule.get("stat")
     if stat not in STATS and stat != EVERY:
         raise RuleError("stat", stat, "one of " + ", ".join([*STATS, EVERY]))
@@ -274,6 +277,9 @@ class TrialValues:
         if metric in PROBE_METRICS:
             value = trial.user_attrs.get(TrialAttr.VANISHING_RATIO if metric == "vanishing_ratio"
                                          else TrialAttr.DECAY_RATE)
+        elif metric in INIT_METRICS:
+            first = (self.summary(trial).get("probes") or [{}])[0]
+            value = first.get(metric[len("init."):]) if first.get("step") == 0 else None
         else:
             value = (trial.user_attrs.get(TrialAttr.FINAL) or {}).get(metric[len("final."):])
         if isinstance(value, bool):   # final.solved: 1 or 0, so `mean` is the fraction solved
@@ -283,7 +289,7 @@ class TrialValues:
 
     def lookup(self, trial, key: str) -> Any:
         """A name in a bound: a metric (final.*, vanishing_ratio, decay_rate), else a config value."""
-        if key.startswith("final.") or key in PROBE_METRICS:
+        if key.startswith("final.") or key in PROBE_METRICS + INIT_METRICS:
             return self.metric(trial, key)
         return self.config_value(trial, key)
 

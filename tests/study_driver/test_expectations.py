@@ -52,7 +52,7 @@ def test_a_bad_rule_in_an_experiment_is_one_config_error():
     with pytest.raises(ConfigError) as err:
         compose_root(["experiment=paper_pascanu2013", "expect.0.op=eq"])
     assert err.value.key == "expect[0].op" and "one of <, <=, >, >=" in str(err.value)
-    assert len(compose_root(["experiment=paper_pascanu2013"]).root.expect) == 2
+    assert len(compose_root(["experiment=paper_pascanu2013"]).root.expect) == 3
 
 
 def finished(number: int, cell: str, ratio: float, vanishing: float, tmp_path, state=TrialState.COMPLETE,
@@ -214,3 +214,14 @@ def test_bad_new_rule_fields_name_the_field(field, value):
     assert err.value.field == field and "valid:" in str(err.value)
     with pytest.raises(RuleError):   # an expression is a per-trial bound: only with stat all
         check_rule(dict(BOUND, stat="max"))
+
+
+def test_init_metrics_read_the_probe_at_step_0(tmp_path):
+    """A trained trial's mechanism at initialization: its first probe, from summary.json."""
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"config": {}, "probes": [{"step": 0, "vanishing_ratio": -0.2}, {"step": 500, "vanishing_ratio": -9.0}]}))
+    (t,) = numbered([create_trial(state=TrialState.COMPLETE, value=1.0, params={}, distributions={},
+                                  user_attrs={TrialAttr.FINAL: {}, TrialAttr.VANISHING_RATIO: -9.0, TrialAttr.SUMMARY: str(path)})])
+    at_init, last = evaluate([t], [rule(metric="init.vanishing_ratio", stat="min", op=">=", value=-1),
+                                   rule(metric="vanishing_ratio", stat="min", op=">=", value=-1)])
+    assert (at_init["measured"], at_init["passed"]) == (-0.2, True) and (last["measured"], last["passed"]) == (-9.0, False)
