@@ -53,7 +53,8 @@ TINY = ["experiment=demo", "train.steps=20", "train.probe_every=5", "task.seq_le
 # trial runs all its steps and the expected metric counts are exact.
 CALM = "++search.params={model.init: scaled, model.init_gain: 'choice(0.5, 2.0)', model.activation: tanh}"
 
-METRICS = {"train/loss", "grad/global_norm", "grad/vanishing_ratio", "grad/horizon", "grad/clipped_fraction",
+METRICS = {"train/loss", "grad/global_norm", "grad/vanishing_ratio", "grad/span_ratio", "grad/horizon",
+           "grad/clipped_fraction",
            "grad/norm/recurrent", "weights/lambda1/0", "weights/spectral_radius/0", "final/test_loss",
            "final/baseline_ratio", "final/seq_per_s"}
 TRIAL_ARTIFACTS = {"gradient_profile.png", "gradient_heatmap.png", "probes.csv", "summary.json", "config.yaml",
@@ -229,6 +230,9 @@ def check_study_records(client: MlflowClient, uri: str, study: optuna.Study, hom
         assert run.info.status == "FINISHED"
         assert tags["gradstudy.health"] == summary["health"] == t.user_attrs["gradstudy.health"]
         assert tags["gradstudy.health"] in HEALTH
+        # the span the verdict judged: adding, the whole T = 10
+        assert tags["gradstudy.span"] == str(summary["health_span"]) == "10"
+        assert t.user_attrs["gradstudy.span"] == 10
         assert tags["gradstudy.cell"] == "rnn"
         # params: the keys of the trial's resolved config that apply to it (adam: no momentum; no clipping: no
         # threshold; rnn: no reservoir keys)
