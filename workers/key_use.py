@@ -1,6 +1,6 @@
 """Which configuration keys a trial actually reads, given its task, cell, initialization and optimizer.
 
-A trial's resolved config holds every key (38 of them), but many do not apply to it: the reservoir keys
+A trial's resolved config holds every key, but many do not apply to it: the reservoir keys
 on an rnn, `train.clip.threshold` with clipping off, `train.momentum` with adam. Records meant to be
 compared across trials (MLflow params) keep the keys that apply; the full config is kept elsewhere.
 Plain Python on plain dicts (dotted keys), like the rest of `workers/`.
@@ -21,6 +21,8 @@ RULES: dict[str, Callable[[dict[str, Any]], bool]] = {
     "task.tau": lambda c: c["task"]["name"] == "mackey_glass",
     "task.horizon": lambda c: c["task"]["name"] == "mackey_glass",
     "task.free_run": lambda c: c["task"]["name"] == "mackey_glass",
+    "task.free_run_teacher": lambda c: c["task"]["name"] == "mackey_glass" and bool(c["task"]["free_run"]),
+    "task.ar_order": lambda c: c["task"]["name"] == "mackey_glass",
     "model.init_gain": lambda c: c["model"]["init"] in _LAMBDA1,
     "train.momentum": lambda c: c["train"]["optimizer"] in ("momentum", "rmsprop"),
     "train.clip.threshold": lambda c: c["train"]["clip"]["mode"] != "none",
