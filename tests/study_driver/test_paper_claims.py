@@ -92,3 +92,25 @@ def test_hochreiter_a_broken_trainer_passes_the_negative_claim_but_not_its_contr
     out = check(home, "hochreiter-untrained-lstm")
     (lstm,) = rule_lines(out, "an LSTM solves")
     assert out.returncode == 6 and lstm.startswith("✗") and "measured 0 over 3" in lstm, out.stdout
+
+
+def test_jaeger_a_zero_readout_breaks_both_baseline_claims(home, monkeypatch):
+    """The readout solved by ridge regression, then zeroed (as if the solve were skipped): the ESN predicts
+    the mean, NRMSE ≈ 1, far above the AR(30) baseline one step ahead and 1e-3 free-running. A smaller
+    reservoir and fit keep the test short; the experiment's own setting is measured in README."""
+    from workers.ridge_readout import RidgeFit
+
+    def zeroed(self, readout, ridge):
+        with torch.no_grad():
+            readout.weight.zero_()
+            readout.bias.zero_()
+
+    monkeypatch.setattr(RidgeFit, "solve_into", zeroed)
+    record_experiment(home, "paper_jaeger2001", "jaeger-zero-readout",
+                      ["model.hidden_size=50", "model.fit_run=1000", "model.ridge_grid=[1e-6]"])
+    out = check(home, "jaeger-zero-readout")
+    assert out.returncode == 6, out.stdout
+    (within,) = rule_lines(out, "free-running for 84 steps")
+    (one_step,) = rule_lines(out, "one step ahead it beats the linear AR(30)")
+    assert within.startswith("✗ every final.free_run_nrmse <= 0.001") and "broken by #0, #1, #2, #3, #4" in within
+    assert one_step.startswith("✗ every final.nrmse < final.ar_nrmse") and "broken by #0, #1, #2, #3, #4" in one_step
