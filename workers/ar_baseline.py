@@ -49,23 +49,12 @@ def predict(coef: np.ndarray, history: np.ndarray) -> np.ndarray:
     return history[..., ::-1] @ coef[:-1] + coef[-1]
 
 
-def window_starts(series: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """The start index in `series` of each window x [B, L, 1] (windows are exact slices of the series)."""
-    width = min(8, x.shape[1])
-    keys = series.unfold(0, width, 1)                                        # [N − width + 1, width]
-    match = (keys.unsqueeze(0) == x[:, :width, 0].unsqueeze(1)).all(-1)      # [B, N − width + 1]
-    found = match.any(1)
-    if not bool(found.all()):
-        raise ValueError("a window is not a slice of the series")
-    return match.float().argmax(1)
-
-
-def one_step_scores(coef: np.ndarray, task, x: torch.Tensor, y: torch.Tensor, skip: int) -> dict:
-    """The task's scores ("loss", "nrmse") of the AR on held-out windows x [B, L, 1], y [B, L], at the
-    positions a model is scored on (from step `skip` on)."""
+def one_step_scores(coef: np.ndarray, task, windows, skip: int) -> dict:
+    """The task's scores ("loss", "nrmse") of the AR on held-out windows (a Batch: x [B, L, 1], y [B, L] and
+    the windows' `starts` in the series), at the positions a model is scored on (from step `skip` on)."""
     order = len(coef) - 1
     series = task.series.double().numpy()
-    starts = window_starts(task.series, x).numpy()
+    x, y, starts = windows.x, windows.y, windows.starts.numpy()
     positions = starts[:, None] + np.arange(skip, x.shape[1])                 # absolute t of each scored step
     if positions.min() - order + 1 < 0:
         raise ValueError(f"AR({order}) needs {order} samples before the first scored step")
@@ -94,12 +83,11 @@ def free_run_nrmse(coef: np.ndarray, task, steps: int, runs: int, teacher: int, 
     return math.sqrt(error / free_run_spread(task, split))
 
 
-def ar_baseline(task, order: int, test_x: torch.Tensor, test_y: torch.Tensor, skip: int,
-                free_run: int, runs: int, teacher: int) -> dict:
+def ar_baseline(task, order: int, test, skip: int, free_run: int, runs: int, teacher: int) -> dict:
     """The `final` entries of the AR(order) baseline: ar_order, ar_nrmse and (free_run > 0) ar_free_run_nrmse."""
     lo, hi = task.bounds["train"]
     coef = fit_ar(task.series[lo:hi].double().numpy(), order, task.horizon)
-    out = {"ar_order": order, "ar_nrmse": one_step_scores(coef, task, test_x, test_y, skip)["nrmse"]}
+    out = {"ar_order": order, "ar_nrmse": one_step_scores(coef, task, test, skip)["nrmse"]}
     if free_run:
         out["ar_free_run_nrmse"] = free_run_nrmse(coef, task, free_run, runs, teacher)
     return out

@@ -77,7 +77,7 @@ def run_trial(cfg: TrialConfig, reporter: Optional[Reporter] = None,
         final["free_run_nrmse"] = free_run_nrmse(net, task, cfg.task.free_run, cfg.task.test_size, teacher)
     if cfg.task.name == TaskName.mackey_glass and cfg.task.ar_order:   # the linear yardstick, scored alike
         test_set = task.held_out("test", cfg.task.test_size)
-        final.update(ar_baseline(task, cfg.task.ar_order, test_set.x, test_set.y, washout_of(task, cfg),
+        final.update(ar_baseline(task, cfg.task.ar_order, test_set, washout_of(task, cfg),
                                  cfg.task.free_run, cfg.task.test_size, teacher))
     verdict = health.trial_verdict([p["health"] for p in result.probes], result.status == "diverged")
     summary = json_safe({

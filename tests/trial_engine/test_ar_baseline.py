@@ -41,8 +41,8 @@ def test_one_step_scores_are_the_tasks_own_on_the_same_positions(task, coef30):
     """By hand: each scored position's last 30 values → prediction; task.evaluate normalizes."""
     test = task.held_out("test", 200)
     skip = 50
-    scores = ar.one_step_scores(coef30, task, test.x, test.y, skip)
-    starts = ar.window_starts(task.series, test.x)
+    scores = ar.one_step_scores(coef30, task, test, skip)
+    starts = test.starts
     assert torch.equal(task.series[starts.unsqueeze(1) + torch.arange(100)], test.x[..., 0])
     series = task.series.double().numpy()
     pred = np.array([[coef30[-1] + sum(coef30[i] * series[s + t - i] for i in range(30)) for t in range(skip, 100)]
@@ -53,10 +53,10 @@ def test_one_step_scores_are_the_tasks_own_on_the_same_positions(task, coef30):
 
 def test_ar30_on_mackey_glass_is_near_5e_4_one_step(task, coef30):
     test = task.held_out("test", 1000)
-    nrmse = ar.one_step_scores(coef30, task, test.x, test.y, 50)["nrmse"]
+    nrmse = ar.one_step_scores(coef30, task, test, 50)["nrmse"]
     assert 3e-4 < nrmse < 8e-4, nrmse                          # review: AR(30) 5.2e-4
     lo, hi = task.bounds["train"]
-    ar4 = ar.one_step_scores(ar.fit_ar(task.series[lo:hi].double().numpy(), 4), task, test.x, test.y, 50)["nrmse"]
+    ar4 = ar.one_step_scores(ar.fit_ar(task.series[lo:hi].double().numpy(), 4), task, test, 50)["nrmse"]
     assert nrmse < ar4 < 1e-2, ar4                             # a longer history helps (review: AR(4) 3.5e-3)
 
 
@@ -77,18 +77,13 @@ def test_free_run_is_worse_than_one_step_and_starts_where_the_models_does(task, 
 def test_the_fit_reads_the_training_part_only(task):
     """Changing the validation and test parts does not change the baseline's coefficients."""
     lo, hi = task.bounds["train"]
-    coef = ar.ar_baseline(task, 5, *_test(task), skip=50, free_run=0, runs=10, teacher=100)
+    coef = ar.ar_baseline(task, 5, task.held_out("test", 100), skip=50, free_run=0, runs=10, teacher=100)
     other = MackeyGlass(TaskConfig(name=TaskName.mackey_glass, seq_len=100), seed=0)
     other.series = other.series.clone()
     other.series[hi:] = other.series[hi:] * 1.5
     np.testing.assert_array_equal(ar.fit_ar(other.series[lo:hi].double().numpy(), 5),
                                   ar.fit_ar(task.series[lo:hi].double().numpy(), 5))
     assert set(coef) == {"ar_order", "ar_nrmse"} and coef["ar_order"] == 5
-
-
-def _test(task):
-    test = task.held_out("test", 100)
-    return test.x, test.y
 
 
 @pytest.mark.parametrize("value", [-1, 1.5, 1001])

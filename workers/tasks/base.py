@@ -38,9 +38,10 @@ def cross_entropy(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 class Batch:
     x: torch.Tensor
     y: torch.Tensor
+    starts: Optional[torch.Tensor] = None   # [B]: where each window starts in its task's series (series tasks)
 
     def to(self, device: torch.device) -> "Batch":
-        return Batch(self.x.to(device, non_blocking=True), self.y.to(device, non_blocking=True))
+        return Batch(self.x.to(device, non_blocking=True), self.y.to(device, non_blocking=True), self.starts)
 
 
 class Task(ABC):

@@ -92,7 +92,7 @@ class MackeyGlass(Task):
         span = self.length + self.horizon
         starts = torch.randint(lo, hi - span + 1, (size, 1), generator=generator)
         idx = starts + torch.arange(self.length)
-        return Batch(self.series[idx].unsqueeze(-1), self.series[idx + self.horizon])
+        return Batch(self.series[idx].unsqueeze(-1), self.series[idx + self.horizon], starts.squeeze(1))
 
     def batch(self, size: int, generator: torch.Generator) -> Batch:
         return self._windows("train", size, generator)
