@@ -333,18 +333,24 @@ def _judge(rule: dict[str, Any], members: list, values: TrialValues) -> dict[str
     if breaking:
         notes.append(f"broken by {_trial_list(breaking)}")
     if worst is not None:
-        notes.append(f"worst #{worst[0]}: {worst[1]:.4g} vs {worst[2]:.4g}")
+        notes.append(f"worst #{worst[0]}, bound {worst[2]:.4g}")
     passed = (bool(members) and len(members) >= min_trials and not gaps and measured is not None
               and (not breaking if rule["stat"] == EVERY else op(measured, fixed)))
     return {"measured": measured, "trials": len(members), "passed": passed, "gaps": gaps, "breaking": breaking,
             "note": "; ".join(notes)}
 
 
+def _order(value: Any) -> tuple:
+    """Groups in a stable order: numbers by value, then text."""
+    number = _number(value)
+    return (0, number, "") if number is not None else (1, 0.0, str(value))
+
+
 def evaluate(trials: list, rules: list[dict[str, Any]],
              summaries: Optional[dict[int, dict]] = None) -> list[dict[str, Any]]:
     """Each rule with what was measured on `trials` (an Optuna study's) and whether it held; `summaries`:
     trials' summary.json already read (by number), the others are read when a rule needs them. A rule
-    with `group_by` gives one result per group (in the order the groups' first trials come)."""
+    with `group_by` gives one result per group, ordered by the groups' values."""
     values = TrialValues(summaries)
     results = []
     for rule in rules:
@@ -359,7 +365,7 @@ def evaluate(trials: list, rules: list[dict[str, Any]],
             groups.setdefault(tuple(values.config_value(t, k) for k in keys), []).append(t)
         if not groups:
             groups[tuple(None for _ in keys)] = []
-        for group_values, group in groups.items():
+        for group_values, group in sorted(groups.items(), key=lambda item: [_order(v) for v in item[0]]):
             group_of = dict(zip(keys, group_values))
             judged = _judge(rule, group, values)
             label = describe(rule) + (" [" + ", ".join(f"{k}={v}" for k, v in group_of.items()) + "]" if keys else "")

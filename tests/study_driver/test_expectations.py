@@ -183,13 +183,13 @@ def test_an_all_rule_holds_each_trial_to_its_own_bound_per_group():
     trials = numbered([pascanu_trial(0, "tanh", 0.5, -0.45), pascanu_trial(1, "tanh", 0.5, -0.5),
                        pascanu_trial(2, "sigmoid", 2.0, -0.4), pascanu_trial(3, "sigmoid", 2.0, -0.2)])
     results = evaluate(trials, [BOUND])
-    assert [r["group"] for r in results] == [{"model.activation": "tanh", "model.init_gain": 0.5},
-                                             {"model.activation": "sigmoid", "model.init_gain": 2.0}]
-    tanh, sigmoid = results
+    assert [r["group"] for r in results] == [{"model.activation": "sigmoid", "model.init_gain": 2.0},
+                                             {"model.activation": "tanh", "model.init_gain": 0.5}]
+    sigmoid, tanh = results
     assert tanh["passed"] and tanh["measured"] == -0.45 and "worst #0" in tanh["note"]   # bound log10(0.5) = −0.30
     # sigmoid, λ1 = 2: the bound is log10(2/4) = −0.30; trial 3 decays by only 0.2 a step: the probe lost f′
     assert not sigmoid["passed"] and sigmoid["breaking"] == [3] and sigmoid["measured"] == -0.2
-    assert f"vs {math.log10(0.5):.4g}" in sigmoid["note"] and "broken by #3" in sigmoid["note"]
+    assert f"worst #3, bound {math.log10(0.5):.4g}" in sigmoid["note"] and "broken by #3" in sigmoid["note"]
     assert tanh["rule"] == ("every decay_rate <= log10(model.init_gain * gamma(model.activation)) "
                             "[model.activation=tanh, model.init_gain=0.5]")
     # a bound of another metric of the same trial: the one-step error below the AR baseline's
