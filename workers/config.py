@@ -120,6 +120,7 @@ class TaskConfig:
     free_run: int = 0                 # mackey_glass: k > 0 adds Jaeger's free-running NRMSE_k (84: NRMSE84)
     free_run_teacher: int = 0         # mackey_glass: teacher-forced steps before a free run (0 = seq_len)
     ar_order: int = 30                # mackey_glass: order k of the AR(k) least-squares baseline (0 = off)
+    series_length: int = 0            # mackey_glass: samples of the series (0 = max(20000, 20·(T + horizon)))
     test_size: int = 1000             # held-out sequences for the final score
     val_size: int = 256               # held-out sequences for intermediate values
 
@@ -184,9 +185,22 @@ class TrialConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+def mackey_glass_min_samples(t: TaskConfig) -> int:
+    """The default (and least) length of the Mackey-Glass series: max(20000, 20·(T + horizon))."""
+    return max(20000, 20 * (t.seq_len + t.horizon))
+
+
+MACKEY_GLASS_MAX_SAMPLES = 1_000_000
+
+
+def mackey_glass_samples(t: TaskConfig) -> int:
+    """The length of the Mackey-Glass series: `task.series_length`, or the default rule when 0."""
+    return t.series_length or mackey_glass_min_samples(t)
+
+
 def mackey_glass_parts(t: TaskConfig) -> dict[str, int]:
     """The lengths of the train, val and test parts of the Mackey-Glass series (workers/tasks/mackey_glass.py)."""
-    n = max(20000, 20 * (t.seq_len + t.horizon))
+    n = mackey_glass_samples(t)
     n_train, n_val = int(0.7 * n), int(0.15 * n)
     return {"train": n_train, "val": n_val, "test": n - n_train - n_val}
 
@@ -282,6 +296,15 @@ def validate(cfg: TrialConfig) -> TrialConfig:
           t.free_run_teacher, "an integer ≥ 0 (0 = task.seq_len)")
     check(isinstance(t.ar_order, int) and t.ar_order >= 0, "task.ar_order", t.ar_order,
           "an integer ≥ 0 (0 = no AR baseline; read by mackey_glass only)")
+    least = mackey_glass_min_samples(t)
+    check(isinstance(t.series_length, int) and not isinstance(t.series_length, bool)
+          and (t.series_length == 0 or least <= t.series_length <= MACKEY_GLASS_MAX_SAMPLES),
+          "task.series_length", t.series_length,
+          f"0 (= max(20000, 20·(task.seq_len + task.horizon)) = {least}) or an integer in "
+          f"[{least}, {MACKEY_GLASS_MAX_SAMPLES}] (mackey_glass only)")
+    if t.series_length:
+        check(t.name == TaskName.mackey_glass, "task.series_length", t.series_length,
+              "0 unless task.name=mackey_glass (the length of its series)")
     if t.name == TaskName.mackey_glass:
         parts = mackey_glass_parts(t)
         check(t.free_run_teacher + t.free_run < parts["test"], "task.free_run_teacher", t.free_run_teacher,

@@ -23,6 +23,7 @@ RULES: dict[str, Callable[[dict[str, Any]], bool]] = {
     "task.free_run": lambda c: c["task"]["name"] == "mackey_glass",
     "task.free_run_teacher": lambda c: c["task"]["name"] == "mackey_glass" and bool(c["task"]["free_run"]),
     "task.ar_order": lambda c: c["task"]["name"] == "mackey_glass",
+    "task.series_length": lambda c: c["task"]["name"] == "mackey_glass",
     "model.init_gain": lambda c: c["model"]["init"] in _LAMBDA1,
     "train.momentum": lambda c: c["train"]["optimizer"] in ("momentum", "rmsprop"),
     "train.clip.threshold": lambda c: c["train"]["clip"]["mode"] != "none",

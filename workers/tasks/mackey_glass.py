@@ -4,8 +4,9 @@
 Series: dx/dt = 0.2·x(t−τ) / (1 + x(t−τ)^10) − 0.1·x(t), integrated by Euler with dt = 0.1 (10
 substeps per time unit) and sampled every time unit, from a history x = 1.2 + 0.2·(U[0,1] − 0.5) per
 history point (numpy Generator seeded by the task seed); the first 1000 samples are discarded as
-transient. The series (max(20000, 20·(T + horizon)) samples, so that each split holds many windows) is
-z-scored with the mean and std of its first 70% (training part); the next 15% is the validation part,
+transient. The series (`task.series_length` samples; 0, the default: max(20000, 20·(T + horizon)), so that
+each split holds many windows; a longer series gives a longer training part, e.g. for an ESN's
+`model.fit_run`) is z-scored with the mean and std of its first 70% (training part); the next 15% is the validation part,
 the last 15% the test part.
 
 Definition: an input window of T consecutive samples (input_size 1) from a random position of a split;
@@ -31,12 +32,11 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from ..config import TaskConfig
+from ..config import TaskConfig, mackey_glass_samples
 from .base import Batch, Task, squared_error
 
 SUBSTEPS = 10          # Euler steps per time unit (dt = 0.1)
 TRANSIENT = 1000       # samples discarded at the start
-MIN_SAMPLES = 20000
 SPAN_DELAYS = 3        # the dependency span, in delays τ (see the docstring)
 
 
@@ -78,7 +78,7 @@ class MackeyGlass(Task):
         self.baseline_accuracy = None
         self.seed = seed
 
-        n = max(MIN_SAMPLES, 20 * (self.length + self.horizon))
+        n = mackey_glass_samples(cfg)
         raw = mackey_glass_series(n, cfg.tau, seed)
         n_train, n_val = int(0.7 * n), int(0.15 * n)
         train = raw[:n_train]
