@@ -24,6 +24,7 @@ from workers.free_run import free_run_nrmse, teacher_length
 from workers.loop import evaluate, train
 from workers.model.network import RecurrentNet
 from workers.reporter import Reporter
+from workers.subnormals import subnormals_flushed
 from workers.summary import json_safe
 from workers.tasks import make_task
 
@@ -45,6 +46,11 @@ def build(cfg: TrialConfig, device: torch.device):
 
 def run_trial(cfg: TrialConfig, reporter: Optional[Reporter] = None,
               device: Optional[torch.device] = None) -> dict[str, Any]:
+    with subnormals_flushed():   # vanishing gradients are subnormal floats: 3-4x slower on a CPU otherwise
+        return _run_trial(cfg, reporter, device)
+
+
+def _run_trial(cfg: TrialConfig, reporter: Optional[Reporter], device: Optional[torch.device]) -> dict[str, Any]:
     validate(cfg)
     reporter = reporter or Reporter()
     device = device or pick_device(cfg.train.device)

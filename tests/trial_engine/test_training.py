@@ -471,3 +471,22 @@ def test_zero_steps_measures_the_network_at_initialization(cell):
     task, net = build(cfg, torch.device("cpu"))
     untrained = evaluate(net, task, task.held_out("test", cfg.task.test_size))
     assert summary["final"]["test_loss"] == pytest.approx(untrained["loss"], rel=1e-6)
+
+
+def test_a_trial_flushes_subnormals_while_it_runs_and_restores_ieee_after():
+    """Vanishing gradients are subnormal floats, 3-4x slower on a CPU (bench/bench_subnormals.py):
+    inside a trial a result below float32's normal range is 0, after it the process is as before."""
+    import torch
+
+    from workers.reporter import Reporter
+
+    tiny = torch.tensor([1e-30], dtype=torch.float32)
+    seen = []
+
+    class Look(Reporter):
+        def on_start(self, info):
+            seen.append((tiny * 1e-9).item())      # 1e-39: subnormal in float32
+
+    run_trial(make_cfg(train__steps=1), Look())
+    assert seen == [0.0]
+    assert (tiny * 1e-9).item() > 0                # gradual underflow again outside the trial
