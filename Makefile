@@ -36,7 +36,7 @@ browser:
 XDIST = -n 2 --dist loadfile --no-loadscope-reorder
 
 # The whole suite, the `long` fault and soak tests too (multi-node cluster, 30-s storage outages, soak):
-# 7-10 min on 2 cores (measured 409-470 s; 489-503 s the same day before the driver stopped importing
+# 7-10 min on 2 cores (measured 480 s on 2026-12-06 with the paper-claim tests; 409-470 s; 489-503 s the same day before the driver stopped importing
 # torch; 580-606 s on a slower machine; one process took 18 min before the one-thread cap). CI runs this.
 test: setup browser bytecode
 	$(VPY) -m pytest -q $(XDIST)
@@ -53,7 +53,7 @@ bytecode: setup
 BENCHES = bench_per_trial.py --trials 50 ; bench_tune_yardstick.py --trials 40 ; bench_report_scale.py --trials 2000 ; \
 	bench_sampler_scale.py --sizes 1000,5000 --asks 3 ; bench_soak.py --trials 100 --window 20 ; \
 	bench_study_throughput.py ; bench_tracking_overhead.py --pairs 2 ; bench_trial_overhead.py --pairs 2 ; \
-	bench_probe_cost.py --lengths 50 250 1000 --reps 1 ; bench_esn.py
+	bench_probe_cost.py --lengths 50 250 1000 --reps 1 ; bench_esn.py ; bench_subnormals.py --steps 100 --pairs 1
 bench: setup
 	@echo '$(BENCHES)' | tr ';' '\n' | while read -r f args; do [ -n "$$f" ] || continue; \
 		echo "== bench/$$f $$args"; $(VPY) bench/$$f $$args || exit 1; done
