@@ -14,8 +14,6 @@ import workers.model.jacobians as jacobians
 from testkit.paper_study import record_experiment
 from testkit.processes import REPO, cli_env, gradstudy_command
 
-pytestmark = pytest.mark.services   # `gradstudy check` in a subprocess, on a journal storage
-
 
 def check(home, name: str) -> subprocess.CompletedProcess:
     out = subprocess.run(gradstudy_command() + ["check", name], cwd=REPO, env=cli_env(home), capture_output=True,
