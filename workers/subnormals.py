@@ -3,9 +3,9 @@
 A vanishing gradient is, by definition, a stream of ever smaller numbers: back-propagating through a
 default-init tanh RNN over 150 steps fills the backward pass with values below float32's normal range
 (1.2e-38). x86 CPUs compute on such subnormal numbers through a microcode slow path, tens of times slower
-than on normal ones, so the very trials this project studies ran 2–4× slower than healthy ones
-(bench/bench_subnormals.py: 300 Adam steps of a default-init tanh RNN on adding at T = 150, 34.9 s against
-9.6 s flushed; an IRNN, whose gradient does not vanish, 10.5 s against 9.8 s).
+than on normal ones, so the very trials this project studies ran several times slower than healthy ones
+(bench/bench_subnormals.py: 300 Adam steps of a default-init tanh RNN on adding at T = 150, 33.5 s against
+6.6 s flushed; an IRNN, whose gradient does not vanish, 6.3 s against 5.5 s).
 
 With flushing on, a result below the normal range is 0 instead of a subnormal. Nothing the trial reports
 changes in a way that can be seen: the gradient profile is walked in log space with renormalized adjoints

@@ -46,7 +46,7 @@ def build(cfg: TrialConfig, device: torch.device):
 
 def run_trial(cfg: TrialConfig, reporter: Optional[Reporter] = None,
               device: Optional[torch.device] = None) -> dict[str, Any]:
-    with subnormals_flushed():   # vanishing gradients are subnormal floats: 3-4x slower on a CPU otherwise
+    with subnormals_flushed():   # vanishing gradients are subnormal floats: ~5x slower on a CPU otherwise
         return _run_trial(cfg, reporter, device)
 
 
