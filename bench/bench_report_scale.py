@@ -11,6 +11,10 @@ with its trial folder (summary.json and config.yaml, the real trial's files with
 and imports included): `gradstudy status NAME` (counts, best, health mix, expectations) and
 `gradstudy report NAME` (reads every summary, draws the figures, writes report.html, attaches it to the MLflow
 parent run, rewrites the run's description).
+
+`--mixed-lengths`: the added trials' `task.seq_len` cycles over 10, 100, 1000 and their decay rates spread
+over [−0.5, 0.1], so the report takes its mixed-length path (ranked and coloured by the decay rate,
+tracking/length_mix.py), as `experiment=init_phase` does.
 """
 from __future__ import annotations
 
@@ -43,6 +47,7 @@ def gradstudy(*args: str) -> tuple[float, str]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=10000)
+    ap.add_argument("--mixed-lengths", action="store_true", help="trials of T = 10, 100, 1000 (the report's mixed path)")
     args = ap.parse_args()
     os.environ["GRADSTUDY_HOME"] = tempfile.mkdtemp(prefix="gradstudy-scale-")
 
@@ -73,6 +78,8 @@ def main() -> None:
         value = 0.05 + abs(math.log(params.get("model.init_gain", 1.0))) * 0.1 + rng.random() * 0.02
         health = healths[number % len(healths)]
         attrs = {**real.user_attrs, "gradstudy.health": health}
+        if args.mixed_lengths:
+            attrs.update({"gradstudy.seq_len": (10, 100, 1000)[number % 3], "gradstudy.decay_rate": rng.uniform(-0.5, 0.1)})
         batch.append(create_trial(params=params, distributions=real.distributions, values=[value],
                                   user_attrs=attrs, state=TrialState.COMPLETE))
         copy = {**summary, "health": health, "final": {**summary["final"], "test_loss": value}}

@@ -13,7 +13,7 @@ import optuna
 from matplotlib.lines import Line2D
 
 from tracking.colours import HEALTH_COLOURS, HEALTH_ORDER, health_colour
-from tracking.length_mix import CMAP, rate_colour, rate_limit
+from tracking.length_mix import colour_scale, rate_colour, rate_limit
 from tracking.plots import grouped, new_figure, save_figure
 from tracking.report_data import ACTIVATION_ORDER, GATED
 from tracking.study_figures import log_ticks, off_scale
@@ -93,10 +93,7 @@ def phase_figure(study: optuna.Study, records: list[dict], path: Path, by_rate: 
     handles = [] if by_rate else [Line2D([], [], ls="", marker="o", color=HEALTH_COLOURS[v], label=v)
                                   for v in HEALTH_ORDER]
     if by_rate:
-        from matplotlib.cm import ScalarMappable
-        from matplotlib.colors import Normalize
-
-        bar = fig.colorbar(ScalarMappable(Normalize(-limit, limit), CMAP), ax=axes, shrink=0.8)
+        bar = fig.colorbar(colour_scale(limit), ax=axes, shrink=0.8)
         bar.set_label("colour: decay rate (decades/step; the study mixes T)")
     handles += [Line2D([], [], ls="", marker="o", mfc="none", color="black", label="pruned"),
                 Line2D([], [], ls="", marker="^", color="black", label="non-finite (top edge)"),

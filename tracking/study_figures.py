@@ -77,14 +77,11 @@ def history_figure(study: optuna.Study, trials: list[FrozenTrial], name: str, pa
     values = [v for _, v, _ in finite]
     log = bool(values) and min(values) > 0 and max(values) / min(values) > 100
     if finite and rates is not None:
-        from matplotlib.cm import ScalarMappable
-        from matplotlib.colors import Normalize
-
-        from tracking.length_mix import CMAP, rate_colour, rate_limit
+        from tracking.length_mix import colour_scale, rate_colour, rate_limit
         limit = rate_limit([rates.get(n) for n, _, _ in finite])
         for colour, pts in grouped([(n, v) for n, v, _ in finite], lambda p: rate_colour(rates.get(p[0]), limit)).items():
             ax.scatter(*zip(*pts), color=colour, s=26, zorder=3, edgecolors="black", linewidths=0.3)
-        fig.colorbar(ScalarMappable(Normalize(-limit, limit), CMAP), ax=ax).set_label("decay rate (decades/step)")
+        fig.colorbar(colour_scale(limit), ax=ax).set_label("decay rate (decades/step)")
     elif finite:
         verdicts = {t.user_attrs.get(TrialAttr.HEALTH) or "?" for _, _, t in finite}
         for verdict in sorted(verdicts, key=lambda v: (HEALTH_ORDER + [v]).index(v)):

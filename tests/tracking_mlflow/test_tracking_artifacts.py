@@ -308,6 +308,18 @@ def test_a_study_that_mixes_lengths_is_ranked_by_decay_rate(tmp_path):
     assert_png(tmp_path / FILES["history"])
 
 
+def test_decay_rate_colours_come_in_a_few_steps():
+    """The figures draw one scatter per colour (plots.grouped): a colour per trial made the report of a
+    3000-trial mixed-length study 3.5× slower (bench/bench_report_scale.py --mixed-lengths). The scale has
+    LEVELS steps, its ends at ±limit, 0 in the middle step, unknown rates grey."""
+    from tracking import length_mix
+    rates = [-0.5 + i / 1000 for i in range(1001)]            # 1001 distinct rates in [−0.5, 0.5]
+    colours = [length_mix.rate_colour(r, 0.5) for r in rates]
+    assert len(set(colours)) == length_mix.LEVELS
+    assert colours[0] != colours[-1] and length_mix.rate_colour(0.0, 0.5) == colours[500]
+    assert length_mix.rate_colour(-9.0, 0.5) == colours[0] and length_mix.rate_colour(None, 0.5) == "#7f7f7f"
+
+
 def test_best_per_cell(tmp_path):
     study = cells_study()
     assert {c: t.number for c, t in best_per_cell(study).items()} == EXPECTED_BEST
