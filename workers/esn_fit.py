@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 
@@ -41,11 +39,6 @@ from workers.tasks import Task
 
 
 RUN_CHUNK = 1000   # steps of the fit run driven at once
-
-
-@dataclass
-class EsnResult(LoopResult):
-    final: dict[str, Any] = field(default_factory=dict)   # entries for summary.json's final: ridge, ridge_val
 
 
 def choose_ridge(net: RecurrentNet, task: Task, cfg: TrialConfig, fit: RidgeFit, skip: int,
@@ -88,7 +81,7 @@ def scored_loss(net: RecurrentNet, task: Task, features: torch.Tensor, y: torch.
 
 
 def fit_readout(net: RecurrentNet, task: Task, cfg: TrialConfig, reporter: Reporter,
-                device: torch.device) -> EsnResult:
+                device: torch.device) -> LoopResult:
     if cfg.model.fit_run:
         return fit_run(net, task, cfg, reporter, device)
     tc, skip = cfg.train, washout_of(task, cfg)
@@ -97,7 +90,7 @@ def fit_readout(net: RecurrentNet, task: Task, cfg: TrialConfig, reporter: Repor
     val = task.held_out("val", cfg.task.val_size).to(device)
     generator = torch.Generator().manual_seed(tc.seed)
     fit = RidgeFit(net.readout.in_features, net.readout.out_features, device)
-    result, window = EsnResult(), Window()
+    result, window = LoopResult(), Window()
     start = time.perf_counter()
     net.eval()                                 # nothing learns: batch norm keeps its statistics
     total = max(tc.steps, 1)                   # windows to collect (train.steps=0: one batch, measured)
@@ -142,7 +135,7 @@ def fit_readout(net: RecurrentNet, task: Task, cfg: TrialConfig, reporter: Repor
     return result
 
 
-def fit_run(net: RecurrentNet, task: Task, cfg: TrialConfig, reporter: Reporter, device: torch.device) -> EsnResult:
+def fit_run(net: RecurrentNet, task: Task, cfg: TrialConfig, reporter: Reporter, device: torch.device) -> LoopResult:
     """`model.fit_run` = N: the readout solved on one teacher-forced run of N steps along the training part
     of the series (from a zero state, in chunks that carry the state), its first `model.washout` steps
     dropped; one probe at the end."""
@@ -151,14 +144,14 @@ def fit_run(net: RecurrentNet, task: Task, cfg: TrialConfig, reporter: Reporter,
     n, horizon = m.fit_run, task.horizon
     series = task.series.to(device)
     fit = RidgeFit(net.readout.in_features, net.readout.out_features, device)
-    result, window = EsnResult(), Window()
+    result, window = LoopResult(), Window()
     start = time.perf_counter()
     net.eval()
     states, kept, finite = None, [], True
     with torch.no_grad():
         for begin in range(0, n, RUN_CHUNK):
             end = min(begin + RUN_CHUNK, n)
-            top, states, _, _ = net._stack(series[lo + begin:lo + end].view(1, -1, 1), states, False)
+            top, states = net.run(series[lo + begin:lo + end].view(1, -1, 1), states)
             drop = min(max(m.washout - begin, 0), end - begin)
             x = net.readout_input(top)[0, drop:]
             y = series[lo + begin + horizon + drop:lo + end + horizon].unsqueeze(1).double()

@@ -62,7 +62,7 @@ def teacher_pass(net: RecurrentNet, task: MackeyGlass, split: str, teacher: int,
     states = None
     for begin in range(0, teacher, CHUNK):
         idx = starts_d.unsqueeze(1) + torch.arange(begin, min(begin + CHUNK, teacher), device=device)
-        top, states, _, _ = net._stack(series[idx].unsqueeze(-1), states, False)
+        top, states = net.run(series[idx].unsqueeze(-1), states)
     net.train(was_training)
     return starts, top[:, -1:], states
 

@@ -42,6 +42,7 @@ class LoopResult:
     wall_s: float = 0.0
     probes: list[dict[str, Any]] = field(default_factory=list)
     steps_to_solve: Optional[int] = None
+    final: dict[str, Any] = field(default_factory=dict)   # extra summary `final` entries (an ESN's ridge λ)
 
 
 @torch.no_grad()
@@ -155,8 +156,7 @@ def _probe_record(step: int, fields: dict, loss: float, val: dict) -> dict[str, 
     """The probe's record (workers/probes.py); its `health` judges `span_ratio`, the attenuation over the
     task's dependency span `fields["span"]` (the whole profile where it is not given)."""
     log10 = fields["grad_h_log10"]
-    length = len(log10[-1])
-    span = max(1, min(int(fields.get("span") or length), length))
+    span = min(fields.get("span") or len(log10[-1]), len(log10[-1]))   # Task.span(): already ≥ 1
     ratio = probes.span_ratio(log10[-1], span)
     record = {
         "step": step,

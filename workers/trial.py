@@ -77,7 +77,7 @@ def _run_trial(cfg: TrialConfig, reporter: Optional[Reporter], device: Optional[
                       if result.wall_s > 0 and result.steps > 0 else None),   # an ESN's steps are windows
         **{k: v for k, v in test.items() if k not in ("loss", "accuracy")},
     }
-    final.update(getattr(result, "final", {}))                 # an ESN's chosen ridge λ
+    final.update(result.final)                                 # an ESN's chosen ridge λ
     teacher = teacher_length(task, cfg.task.free_run_teacher) if cfg.task.free_run else 0
     if cfg.task.free_run:
         final["free_run_nrmse"] = free_run_nrmse(net, task, cfg.task.free_run, cfg.task.test_size, teacher)

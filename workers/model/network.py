@@ -127,9 +127,16 @@ class RecurrentNet(nn.Module):
         """The readout of the top sequence h [B, T, H]: [B, T or 1, output]."""
         return self.readout(self.readout_input(h))
 
+    def run(self, x: torch.Tensor, states: Optional[list[State]] = None) -> tuple[torch.Tensor, list[State]]:
+        """The top sequence [B, T, H] and each layer's last state, from `states` (None: zero): a long
+        sequence driven in chunks, each carrying the state of the one before (an ESN's fit run, the
+        teacher-forced part of a free run)."""
+        h, new_states, _, _ = self._stack(x, states, False)
+        return h, new_states
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The readout's input for a batch x (the states an echo state network's readout is fit on)."""
-        return self.readout_input(self._stack(x, None, False)[0])
+        return self.readout_input(self.run(x)[0])
 
     def parameter_groups(self) -> dict[str, list[torch.Tensor]]:
         """Trainable parameters by role: input, recurrent, bias, readout, other (attention, norms)."""

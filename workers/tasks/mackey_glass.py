@@ -32,7 +32,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from ..config import TaskConfig, mackey_glass_samples
+from ..config import TaskConfig, mackey_glass_parts, mackey_glass_samples
 from .base import Batch, Task, squared_error
 
 SUBSTEPS = 10          # Euler steps per time unit (dt = 0.1)
@@ -80,7 +80,8 @@ class MackeyGlass(Task):
 
         n = mackey_glass_samples(cfg)
         raw = mackey_glass_series(n, cfg.tau, seed)
-        n_train, n_val = int(0.7 * n), int(0.15 * n)
+        parts = mackey_glass_parts(cfg)
+        n_train, n_val = parts["train"], parts["val"]
         train = raw[:n_train]
         self.series = torch.tensor((raw - train.mean()) / train.std(), dtype=torch.float32)
         self.bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, n)}
