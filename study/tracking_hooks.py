@@ -27,6 +27,7 @@ from study.results import finished
 from tracking import names
 from tracking.attrs import StudyAttr, TrialAttr, describe_search
 from tracking.errors import TrackingError
+from tracking.run_look import sampled_lengths
 from tracking.store import check_answers, connect, resolve_uri, use_recording_http
 from tracking.urls import scrub
 
@@ -106,18 +107,21 @@ class StudyTracking(StudyHooks):
 
     def launch(self, trial: optuna.Trial, config: dict[str, Any]) -> dict[str, Any]:
         """The trial's child run; the worker logs to it (the TrialJob's fields)."""
+        if self.recorder.lengths is None:
+            self.recorder.lengths = sampled_lengths([trial])
         _, run_id = self._live(self.recorder.start_trial, trial.number, config, list(trial.params))
         trial.set_user_attr(ATTR_RUN, run_id)
         trial.set_user_attr(ATTR_SYNC, "running" if run_id else "pending")
         return {"tracking_uri": self.uri, "run_id": run_id or "", "figures_min_s": self.figures_min_s,
-                "delivery_timeout_s": self.delivery_timeout_s}
+                "delivery_timeout_s": self.delivery_timeout_s, "study_link": self.recorder.study_link,
+                "run_colour": self.recorder.colour(config) or ""}
 
     def result(self, trial: optuna.Trial, summary: dict[str, Any], delivery: dict[str, Any]) -> None:
         run_id = trial.user_attrs.get(ATTR_RUN)
         # the worker closed the run when everything reached MLflow; else the driver closes it here
         closed = bool(run_id) and (bool(delivery.get("closed")) or self._live(
             self.recorder.finish_trial, run_id, summary["status"], summary["health"], summary.get("prune_reason"),
-            summary.get("health_span"))[0])
+            summary.get("health_span"), summary)[0])
         ok = closed and delivery.get("delivered") and delivery.get("artifacts")
         trial.set_user_attr(ATTR_SYNC, "synced" if ok else "pending")
 
@@ -216,12 +220,11 @@ class StudyTracking(StudyHooks):
         already gathered (summaries, evaluated expectations, run ids) is not gathered again."""
         from tracking.expectations import evaluate
         from tracking.run_look import run_name
-        from tracking.study_note import best_metrics, study_note
-        from tracking.trials import best_trial
+        from tracking.study_note import best_metrics, ranked_best, study_note
 
         trials = study.get_trials(deepcopy=False)
         names_by_number = {}
-        best = best_trial(study, trials)
+        best, _ = ranked_best(study, trials, summaries)
         if best is not None:
             summary = (summaries or {}).get(best.number)
             if summary is None:
@@ -232,7 +235,8 @@ class StudyTracking(StudyHooks):
         if checked is None:
             checked = evaluate(trials, study.user_attrs.get(StudyAttr.EXPECT) or [], summaries)
         run_ids = self.run_ids(study) if run_ids is None else run_ids
-        self.recorder.set_note(study_note(study, self.recorder.experiment_id, run_ids, names_by_number, checked))
+        self.recorder.set_note(study_note(study, self.recorder.experiment_id, run_ids, names_by_number, checked,
+                                          parent_id=self.recorder.parent_id, summaries=summaries))
         metrics = best_metrics(study, trials)
         if metrics:
             self.recorder.log_study_metrics(metrics)
@@ -251,6 +255,8 @@ class StudyTracking(StudyHooks):
         """Record every finished trial whose MLflow record is incomplete; returns how many."""
         count = 0
         attrs = study.user_attrs
+        if self.recorder.lengths is None:
+            self.recorder.lengths = sampled_lengths(study.get_trials(deepcopy=False))
         for t, summary_path in unrecorded(study):
             old = mlflow_record(attrs, t)[1]
             folder = summary_path.parent

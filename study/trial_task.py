@@ -33,6 +33,8 @@ class TrialJob:
     run_id: str = ""
     figures_min_s: float = 0.0   # the per-trial figures for trials that trained at least this long
     delivery_timeout_s: float = 30.0   # how long the worker waits for its queued metrics at the end
+    study_link: str = ""         # the study's trials in the MLflow UI (relative), for the run's description
+    run_colour: str = ""         # the run's colour when the study colours by T ("": the health's)
     storage_retry_s: float = 600.0   # how long the reporter's last writes wait out a storage outage
     health_patience: int = 0     # > 0: the gradient-health pruning rule (workers/health_stop.py) with this patience
     health_warmup_steps: int = 0
@@ -56,7 +58,9 @@ def execute(job: TrialJob, node: str = "") -> dict[str, Any]:
         from tracking.reporter import MlflowReporter
 
         mlflow_reporter = MlflowReporter(job.tracking_uri, job.run_id, job.delivery_timeout_s,
-                                         figures_min_s=job.figures_min_s)
+                                         figures_min_s=job.figures_min_s, objective=job.metric,
+                                         study_link=job.study_link, study=job.study_name,
+                                         colour=job.run_colour or None)
         reporters.append(mlflow_reporter)
     try:
         summary = run_trial(job.config, FanOut(*reporters))

@@ -13,6 +13,14 @@ HEALTH_COLOURS = {
     "diverged": "#d62728",
 }
 OTHER_COLOUR = "#7f7f7f"   # no verdict (yet): running, failed before a probe
+# the emoji square nearest each colour: a legend that markdown (an MLflow run's description) can show
+HEALTH_SQUARES = {"healthy": "🟩", "vanishing": "🟦", "exploding": "🟧", "diverged": "🟥"}
+OTHER_SQUARE = "⬜"
+
+
+def health_legend() -> str:
+    """`🟩 healthy · 🟦 vanishing · 🟧 exploding · 🟥 diverged · ⬜ no verdict`"""
+    return " · ".join(f"{HEALTH_SQUARES[h]} {h}" for h in HEALTH_COLOURS) + f" · {OTHER_SQUARE} no verdict"
 
 
 def health_colour(verdict: Optional[str]) -> str:

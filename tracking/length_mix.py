@@ -1,5 +1,6 @@
 """Studies that mix sequence lengths (e.g. `experiment=init_phase`, T ∈ {100, 1000, 5000}): the report's
-ranking and colours by the decay rate, the one gradient figure that does not depend on T.
+ranking and colours by the decay rate, the one gradient figure that does not depend on T. Studies measured
+at initialization (`train.steps=0`, `untrained`) are ranked by it too: their objective is an untrained loss.
 
 Over a mixed study the objective (a loss at T) and the health verdict (a ratio over the task's span, T
 for the adding problem) grow with T: the same net is healthy at T = 30 and vanishing at T = 100. The
@@ -45,6 +46,17 @@ def mixes_lengths(trials: list[FrozenTrial], summaries: Optional[dict[int, dict]
     lengths = {seq_len(t, summaries.get(t.number)) for t in trials
                if t.state in (TrialState.COMPLETE, TrialState.PRUNED)}
     return len(lengths - {None}) > 1
+
+
+def untrained(trials: list[FrozenTrial], summaries: Optional[dict[int, dict]] = None) -> bool:
+    """Every trial that ran (COMPLETE or PRUNED) was measured at initialization (`train.steps=0`, e.g.
+    `experiment=init_phase`): its objective is the loss of an untrained net, which ranks nothing the
+    study measures, so its trials are ranked by |decay rate| as in a study that mixes lengths."""
+    summaries = summaries or {}
+    ran = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    steps = [TrialRecord.from_frozen(t).steps for t in ran]
+    steps = [s if s is not None else (summaries.get(t.number) or {}).get("steps") for s, t in zip(steps, ran)]
+    return bool(ran) and all(s == 0 for s in steps)
 
 
 def decay_rate(t: FrozenTrial, summary: Optional[dict] = None) -> Optional[float]:

@@ -2,7 +2,13 @@
 vanishing ratio and its decay rate against λ1 of W_rec, one row per activation (gated cells: per cell),
 coloured by health, a marker per sequence length T, with Pascanu et al.'s per-step bound log10(λ1·γ).
 It draws the records of tracking.report_data.phase_records. A study that mixes sequence lengths is coloured
-by the decay rate instead (`by_rate`; tracking/length_mix.py): its verdicts depend on T.
+by T instead (`by_length`; the colours of its MLflow runs, tracking/run_look.py): its verdicts depend on T,
+and the decay rate's column then shows at a glance that the rate does not (the colours overlap); with more
+T values than colours, by the decay rate (tracking/length_mix.py). A study measured at initialization
+(`untrained`) has no loss column: an untrained net's loss says nothing of λ1.
+
+Legible where it is shown (MLflow's artifact viewer, the report page: about 1000 px wide): 4 inches a
+column at DPI 110, text of at least FONT points, so axis text stays ≥ 10 px at 1000 px (test_report).
 """
 from __future__ import annotations
 
@@ -12,8 +18,9 @@ import numpy as np
 import optuna
 from matplotlib.lines import Line2D
 
-from tracking.colours import HEALTH_COLOURS, HEALTH_ORDER, health_colour
+from tracking.colours import HEALTH_COLOURS, HEALTH_ORDER, OTHER_COLOUR, health_colour
 from tracking.length_mix import colour_scale, rate_colour, rate_limit
+from tracking.run_look import LENGTH_COLOURS, length_colour
 from tracking.plots import grouped, new_figure, save_figure
 from tracking.report_data import ACTIVATION_ORDER, GATED
 from tracking.study_figures import log_ticks, off_scale
@@ -21,6 +28,11 @@ from workers import config
 
 GAMMA = {a.value: g for a, g in config.GAMMA.items()}   # bound on |f'| (Pascanu et al. 2013)
 MARKERS = ["o", "s", "D", "^", "v", "P", "X"]   # one per sequence length T in the phase figure
+TITLE = {"loss": "final test loss", "ratio": r"vanishing ratio $\log_{10}(\|g_1\| / \|g_T\|)$",
+         "rate": "decay rate (decades per step back)"}
+YLABEL = {"loss": "final test loss", "ratio": "vanishing ratio (last probe)", "rate": "decay rate (decades/step)"}
+COLUMN_INCHES = 4.0
+FONT = 10.0        # points: ticks, labels; the legend 9
 
 
 def looks(records: list[dict], marker: dict, colour=None) -> dict[tuple[str, str, bool], list[dict]]:
@@ -30,25 +42,32 @@ def looks(records: list[dict], marker: dict, colour=None) -> dict[tuple[str, str
     return grouped(records, lambda r: (marker.get(r["T"], "o"), colour(r), bool(r["pruned"])))
 
 
-def phase_figure(study: optuna.Study, records: list[dict], path: Path, by_rate: bool = False) -> Path:
-    """Rows: activation (gated cells: per cell). Columns: final test loss, vanishing ratio, decay rate
-    (decades per step back, with Pascanu et al.'s bound log10(λ1·γ) per step). Colour: health, or with
-    `by_rate` the decay rate (a study that mixes sequence lengths); marker: sequence length T when the
-    study mixes several."""
+def phase_figure(study: optuna.Study, records: list[dict], path: Path, by_rate: bool = False,
+                 untrained: bool = False) -> Path:
+    """Rows: activation (gated cells: per cell). Columns: final test loss (not when `untrained`), vanishing
+    ratio, decay rate (decades per step back, with Pascanu et al.'s bound log10(λ1·γ) per step). Colour:
+    health, or with `by_rate` (a study that mixes sequence lengths) T where it has few values, else the
+    decay rate; marker: sequence length T when the study mixes several."""
+    lengths = sorted({r["T"] for r in records if r["T"] is not None})
+    by_length = by_rate and 1 < len(lengths) <= len(LENGTH_COLOURS)
     limit = rate_limit([r["rate"] for r in records])
-    colour = (lambda r: rate_colour(r["rate"], limit)) if by_rate else None
+    if by_length:
+        colour = lambda r: length_colour(lengths, r["T"]) or OTHER_COLOUR  # noqa: E731
+    else:
+        colour = (lambda r: rate_colour(r["rate"], limit)) if by_rate else None
     order = ACTIVATION_ORDER + list(GATED)
     series = sorted({r["series"] for r in records}, key=lambda s: (order.index(s) if s in order else 99, s))
-    lengths = sorted({r["T"] for r in records if r["T"] is not None})
     marker = {length: MARKERS[i % len(MARKERS)] for i, length in enumerate(lengths)} if len(lengths) > 1 else {}
-    fig, axes = new_figure((15.0, 1.2 + 2.7 * len(series)), len(series), 3, sharex=True, squeeze=False)
+    keys = ["ratio", "rate"] if untrained else ["loss", "ratio", "rate"]
+    fig, axes = new_figure((COLUMN_INCHES * len(keys) + (1.0 if by_rate and not by_length else 0.0),
+                            1.6 + 2.9 * len(series)), len(series), len(keys), sharex=True, squeeze=False)
     gains = [r["lambda1"] for r in records]
     lo, hi = min(gains), max(gains)
     pad = max(hi / lo, 1.5) ** 0.06
     for row, name in enumerate(series):
         rs = [r for r in records if r["series"] == name]
-        ax_loss, ax_ratio, ax_rate = axes[row]
-        for ax, key in ((ax_loss, "loss"), (ax_ratio, "ratio"), (ax_rate, "rate")):
+        ax_of = dict(zip(keys, axes[row]))
+        for key, ax in ax_of.items():
             finite = [r for r in rs if r[key] is not None]
             # one scatter per look, not per trial (plots.grouped): a 10,000-trial study took minutes
             for (mark, look, pruned), group in looks(finite, marker, colour).items():
@@ -79,31 +98,37 @@ def phase_figure(study: optuna.Study, records: list[dict], path: Path, by_rate: 
             if name in GAMMA:
                 ax.axvline(1.0 / GAMMA[name], color="black", ls="-.", lw=0.8, alpha=0.6)
             ax.grid(True, which="major", alpha=0.3)
-        ax_loss.set_ylabel(f"{name}\nfinal test loss")
-        ax_ratio.set_ylabel(f"{name}\nvanishing ratio (last probe)")
-        ax_rate.set_ylabel(f"{name}\ndecay rate (decades/step)")
+            ax.tick_params(labelsize=FONT)
+        for key, ax in ax_of.items():
+            ax.set_ylabel(f"{name}\n{YLABEL[key]}", fontsize=FONT)
     for ax in axes[-1]:
         ax.set_xscale("log")
         ax.set_xlim(lo / pad, hi * pad)
         log_ticks(ax.xaxis, lo, hi)
-        ax.set_xlabel(r"$\lambda_1$ of $W_{rec}$ (model.init_gain, log scale)")
-    axes[0][0].set_title("final test loss")
-    axes[0][1].set_title(r"vanishing ratio $\log_{10}(\|g_1\| / \|g_T\|)$")
-    axes[0][2].set_title("decay rate: slope of " + r"$\log_{10}\|g_{T-k}\|$ per step $k$")
-    handles = [] if by_rate else [Line2D([], [], ls="", marker="o", color=HEALTH_COLOURS[v], label=v)
-                                  for v in HEALTH_ORDER]
-    if by_rate:
+        ax.set_xlabel(r"$\lambda_1$ of $W_{rec}$ (model.init_gain, log)", fontsize=FONT)
+    for key, ax in zip(keys, axes[0]):
+        ax.set_title(TITLE[key], fontsize=FONT + 1)
+    if by_length:
+        handles = [Line2D([], [], ls="", marker=marker.get(length, "o"), color=length_colour(lengths, length),
+                          label=f"T = {length}") for length in lengths]
+    elif by_rate:
+        handles = []
         bar = fig.colorbar(colour_scale(limit), ax=axes, shrink=0.8)
-        bar.set_label("colour: decay rate (decades/step; the study mixes T)")
+        bar.set_label("colour: decay rate (decades/step; the study mixes T)", fontsize=FONT)
+        bar.ax.tick_params(labelsize=FONT)
+    else:
+        handles = [Line2D([], [], ls="", marker="o", color=HEALTH_COLOURS[v], label=v) for v in HEALTH_ORDER]
     handles += [Line2D([], [], ls="", marker="o", mfc="none", color="black", label="pruned"),
-                Line2D([], [], ls="", marker="^", color="black", label="non-finite (top edge)"),
-                Line2D([], [], ls="--", color="grey", label="baseline loss"),
-                Line2D([], [], ls="-.", color="black", label=r"$\lambda_1 = 1/\gamma$"),
+                Line2D([], [], ls="", marker="^", color="black", label="non-finite (top edge)")]
+    if "loss" in keys:
+        handles.append(Line2D([], [], ls="--", color="grey", label="baseline loss"))
+    handles += [Line2D([], [], ls="-.", color="black", label=r"$\lambda_1 = 1/\gamma$"),
                 Line2D([], [], ls=":", color="black", label=r"ratio $= \pm 3$"),
                 Line2D([], [], ls="--", color="black", label=r"bound $\log_{10}(\lambda_1\gamma)$")]
-    handles += [Line2D([], [], ls="", marker=m, mfc="none", color="black", label=f"T = {length}")
-                for length, m in marker.items()]
-    fig.legend(handles=handles, loc="outside lower center", ncol=6, fontsize=8)
+    if not by_length:
+        handles += [Line2D([], [], ls="", marker=m, mfc="none", color="black", label=f"T = {length}")
+                    for length, m in marker.items()]
+    fig.legend(handles=handles, loc="outside lower center", ncol=4 if len(keys) == 3 else 3, fontsize=FONT - 1)
     fig.suptitle(f"Phase diagram of study {study.study_name}: " + r"$\lambda_1$ × activation"
-                 f" ({len(records)} trials)")
+                 f" ({len(records)} trials" + (", at initialization)" if untrained else ")"), fontsize=FONT + 2)
     return save_figure(fig, path)

@@ -109,7 +109,8 @@ def describe(summary: dict) -> str:
 
 # --- figures --------------------------------------------------------------------------------------------
 def gradient_profile(summary: dict, path: Path) -> Path:
-    """‖∂L_T/∂h_t‖ against t = 1..T (top layer, log y), one curve per probe coloured by training step."""
+    """‖∂L_T/∂h_t‖ against t = 1..T (top layer, log y), one curve per probe coloured by training step (a
+    single probe: one curve, its step in the legend, no colour bar)."""
     probes = _probes(summary)
     curves = []
     for i, probe in enumerate(probes):
@@ -136,8 +137,11 @@ def gradient_profile(summary: dict, path: Path) -> Path:
     ax.set_ylabel(r"$\log_{10}$ " + GRAD_LABEL + (f"  (top layer, {layers} layers)" if layers > 1 else ""))
     ax.grid(True, which="major", alpha=0.3)
     ax.set_title(title, fontsize=10)
-    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax)
-    bar.set_label("training step of the probe")
+    if lo == hi:
+        ax.legend([f"the probe at training step {lo}"], loc="best", fontsize=9)
+    else:
+        bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax)
+        bar.set_label("training step of the probe")
     return save_figure(fig, path)
 
 

@@ -1,8 +1,11 @@
 """The gradient profile log10 ‖∂L_T/∂h_t‖ (top layer) in forms the MLflow UI can compare across runs.
 
-- A metric `profile/log10_grad_h` with step = t (t = 1..T) from the trial's last probe: one chart in
-  MLflow's chart view then overlays the profile of every trial (x = t, y = decades). Profiles longer than
-  MAX_POINTS are thinned to every k-th t (the first and last t kept); non-finite points are left out.
+- A metric `profile/log10_grad_h_by_steps_back` from the trial's last probe, with step = k = T − t, the
+  steps back from the loss (k = 0 at the last input, T − 1 at the first): one chart in MLflow's chart view
+  then overlays the profile of every trial, and profiles of different T line up at the loss end (a line
+  keyed by t would start every T at t = 1 and squash T = 100 at the left of T = 5000). y = decades, so a
+  vanishing gradient falls to the right and its slope is the decay rate. Profiles longer than MAX_POINTS
+  are thinned to every n-th step (both ends kept); non-finite points are left out.
 - A table `profiles.json` (MLflow's `log_table` format: pandas' split orient, listed in the run's
   `mlflow.loggedArtifacts` tag) with one row per probe and t: step, t, log10_grad_h, for MLflow's
   artifact comparison. Written into the trial's artifact folder, so it costs no extra request.
@@ -17,7 +20,7 @@ from typing import Any, Iterator, Optional
 
 from tracking.values import finite_number
 
-METRIC = "profile/log10_grad_h"
+METRIC = "profile/log10_grad_h_by_steps_back"
 TABLE = "profiles.json"
 LOGGED_ARTIFACTS = "mlflow.loggedArtifacts"   # MLflow's tag listing the tables of a run
 MAX_POINTS = 1000
@@ -36,19 +39,19 @@ def top_layer(probe: dict[str, Any]) -> list[Optional[float]]:
 
 
 def profile_points(summary: dict[str, Any]) -> Iterator[tuple[int, float]]:
-    """(t, log10 value) of the last probe's profile, thinned to at most MAX_POINTS."""
+    """(k = T − t, log10 value) of the last probe's profile, k = 0 first, thinned to at most MAX_POINTS."""
     probes = [p for p in summary.get("probes") or [] if isinstance(p, dict)]
     if not probes:
         return
     profile = top_layer(probes[-1])
     length = len(profile)
     stride = max(1, math.ceil(length / MAX_POINTS))
-    for t in range(1, length + 1):
-        if (t - 1) % stride and t != length:
+    for k in range(length):
+        if k % stride and k != length - 1:
             continue
-        value = profile[t - 1]
+        value = profile[length - 1 - k]
         if value is not None:
-            yield t, value
+            yield k, value
 
 
 def write_profile_table(summary: dict[str, Any], path: Path) -> Optional[Path]:

@@ -135,7 +135,9 @@ def write_study_report(study: optuna.Study, folder: Path, summaries: Optional[di
         meta.insert(2, ("target trials", study.user_attrs[StudyAttr.N_TRIALS]))
 
     mixed = length_mix.mixes_lengths(trials, summaries)   # objective and verdicts depend on T: the decay rate
-    best = length_mix.best_per_cell(trials, summaries) if mixed else best_per_cell(study, trials)
+    untrained = length_mix.untrained(trials, summaries)   # the objective is an untrained net's: the decay rate
+    by_rate = mixed or untrained
+    best = length_mix.best_per_cell(trials, summaries) if by_rate else best_per_cell(study, trials)
     best_rows = [{"cell": cell, "number": t.number,
                   "scores": [_fmt(v) for v in t.values or []] + [None] * (len(directions) - len(t.values or [])),
                   "health": t.user_attrs.get(TrialAttr.HEALTH, "–"), "span": _fmt(_span(t, summaries.get(t.number))),
@@ -156,7 +158,7 @@ def write_study_report(study: optuna.Study, folder: Path, summaries: Optional[di
     records = report_data.phase_records(study, trials, summaries)
     phase_keys: Optional[list[str]] = None   # None: the λ1 phase diagram; else the parameters drawn instead
     if records:
-        phase_figure(study, records, folder / FILES["phase"], by_rate=mixed)
+        phase_figure(study, records, folder / FILES["phase"], by_rate=mixed, untrained=untrained)
         figures["phase"] = FILES["phase"]
     else:
         phase_keys = report_data.importance_order(importances, trials)[:2]
@@ -185,7 +187,8 @@ def write_study_report(study: optuna.Study, folder: Path, summaries: Optional[di
         multi=len(study.directions) > 1, objective=name0, objectives=objectives, best=best_rows,
         figures=figures, no_importances=why,
         importances=[(k, f"{v:.3f}") for k, v in sorted((importances or {}).items(), key=lambda kv: -kv[1])],
-        phase_keys=phase_keys, profiles=profiles, mixed=mixed, rank_note=length_mix.RANK_NOTE,
+        phase_keys=phase_keys, profiles=profiles, mixed=mixed, untrained=untrained, by_rate=by_rate,
+        rank_note=length_mix.RANK_NOTE,
         spans=sorted({_span(t, summaries.get(t.number)) for t in trials if t.state.is_finished()} - {None}))
     path = folder / "report.html"
     path.write_text(page, encoding="utf-8")

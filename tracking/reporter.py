@@ -5,7 +5,7 @@ At the end: the final metrics and the last probe's profile as `profile/log10_gra
 (tracking/profile_records.py), the task as the run's input dataset (tracking/task_input.py), then the
 artifacts (summary.json, config.yaml, the probe tables, the profile table `profiles.json`, and the
 gradient profile and heatmap plots of a trial that trained `figures_min_s` or longer), then, when all of it
-was delivered, the run is closed here (state, health, status: tracking/run_end.py) rather than by the
+was delivered, the run is closed here with its description (tracking/trial_note.py) (state, health, status: tracking/run_end.py) rather than by the
 driver, so that the driver's per-trial MLflow work stays small. Nothing here raises into the trial: if
 MLflow is unreachable the trial still finishes, and `result` says what was not delivered so that the
 driver keeps it for a back-fill (`gradstudy report NAME`). `history` holds every metric sent, for that back-fill.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 from mlflow import MlflowClient
 
@@ -23,6 +23,8 @@ from tracking.task_input import log_task_input
 from tracking.batch_logger import BatchLogger
 from tracking.run_end import end_trial_run
 from tracking.store import use_recording_http
+from tracking.study_note import NOTE_TAG
+from tracking.trial_note import trial_note
 from workers.reporter import Reporter
 from workers.summary import write_trial_folder
 
@@ -70,8 +72,11 @@ class MlflowReporter(Reporter):
     """An empty `run_id` (the driver could not create the run: MLflow down at launch) sends nothing and
     only keeps `history`, for the back-fill."""
 
-    def __init__(self, tracking_uri: str, run_id: str, close_timeout_s: float = 30.0, figures_min_s: float = 0.0):
+    def __init__(self, tracking_uri: str, run_id: str, close_timeout_s: float = 30.0, figures_min_s: float = 0.0,
+                 objective: str = "", study_link: str = "", study: str = "", colour: Optional[str] = None):
         use_recording_http()
+        self.note = (objective, study_link, study)     # the run's description (tracking/trial_note.py)
+        self.colour = colour                           # None: the health's (tracking/run_look.py)
         self.figures_min_s = figures_min_s
         self.client, self.run_id = (MlflowClient(tracking_uri=tracking_uri) if run_id else None), run_id
         self.close_timeout_s = close_timeout_s
@@ -104,6 +109,7 @@ class MlflowReporter(Reporter):
             figures = (summary["final"].get("wall_s") or 0.0) >= self.figures_min_s
             # the input only while MLflow answers: else its retries would only stall the worker
             tags = record_end(self.client, self.run_id, summary, figures, with_input=self.result["delivered"])
+            tags[NOTE_TAG] = trial_note(summary, *self.note)
             self.result["artifacts"] = True
         except Exception as exc:  # MLflow gone: the driver back-fills from the files it keeps
             self.result["artifact_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
@@ -112,7 +118,8 @@ class MlflowReporter(Reporter):
             # everything is in: the run is closed here, in parallel with the other workers, not by the driver
             try:
                 end_trial_run(self.client, self.run_id, summary["status"], summary.get("health"),
-                              summary.get("prune_reason"), tags, span=summary.get("health_span"))
+                              summary.get("prune_reason"), tags, span=summary.get("health_span"),
+                              colour=self.colour)
                 self.result["closed"] = True
             except Exception:   # the driver closes it (or marks the trial pending for the back-fill)
                 pass

@@ -23,9 +23,10 @@ STATUS = {"completed": "FINISHED", "diverged": "FINISHED", "pruned": "KILLED", "
 
 def end_trial_run(client: MlflowClient, run_id: str, state: str, health: Optional[str] = None,
                   reason: Optional[str] = None, extra_tags: Optional[dict[str, str]] = None,
-                  span: Optional[int] = None) -> None:
-    """`span`: the summary's `health_span`, the steps over which the verdict judged the gradient."""
-    tags = [RunTag(names.TAG_STATE, state), RunTag(COLOUR_TAG, health_colour(health))]
+                  span: Optional[int] = None, colour: Optional[str] = None) -> None:
+    """`span`: the summary's `health_span`, the steps over which the verdict judged the gradient;
+    `colour`: the run's colour where the study colours by something else than health (tracking/run_look.py)."""
+    tags = [RunTag(names.TAG_STATE, state), RunTag(COLOUR_TAG, colour or health_colour(health))]
     tags += [RunTag(k, v) for k, v in (extra_tags or {}).items()]
     if health:
         tags.append(RunTag(names.TAG_HEALTH, health))

@@ -2,14 +2,20 @@
 colour that says its health.
 
 Name: the trial number (3 digits), the cell, the activation where the cell reads it, the recurrent
-initialization with its λ1 (`007 rnn tanh λ1=0.5`, `012 lstm orthogonal λ1=1`), an ESN's spectral radius,
-then every other sampled key as `short=value` (`T=100`, `lr=0.003`), cut at MAX_NAME characters.
+initialization with its λ1 at initialization, `λ1₀` (`007 rnn tanh λ1₀=0.5`, `012 lstm orthogonal λ1₀=1`:
+training moves λ1, whose value after training is the metric `weights/lambda1/<layer>`), an ESN's spectral
+radius, then every other sampled key as `short=value` (`T=100`, `lr=0.003`), numbers to 3 significant
+digits (the params and config.yaml keep them whole), cut at MAX_NAME characters.
 Colour (`mlflow.runColor`): the health verdict's colour of the report's figures (tracking/colours.py
-`health_colour`).
+`health_colour`), except in a study that samples T (`task.seq_len`) from a few choices: there each run is
+coloured by its T (`length_colour`), since T sets where a profile ends and how far its verdict reaches
+(init_phase: 116 of 120 trials vanishing made 116 lines of one blue); the health stays the table's
+`gradstudy.health` column. The colours come with an emoji square of about their hue, so that a markdown
+description can carry their legend (LEGEND).
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional, Sequence
 
 from tracking.values import dotted
 from workers.key_use import applies, lambda1
@@ -25,11 +31,38 @@ SHORT = {"task.seq_len": "T", "task.name": "task", "model.hidden_size": "H", "mo
 SHOWN = {"model.cell", "model.activation", "model.init", "model.init_gain", "model.spectral_radius"}
 
 
+# T's colours, shortest first, with the emoji square of each hue (not the health colours')
+LENGTH_COLOURS = [("#9467bd", "🟪"), ("#8c564b", "🟫"), ("#bcbd22", "🟨"), ("#222222", "⬛")]
+
+
+def length_colour(choices: Optional[Sequence[Any]], length: Any) -> Optional[str]:
+    """The run colour of a trial of length `length` when T is sampled from `choices` (at most
+    len(LENGTH_COLOURS) of them), else None (the health colour applies)."""
+    if not choices or len(choices) > len(LENGTH_COLOURS) or length not in choices:
+        return None
+    return LENGTH_COLOURS[sorted(choices).index(length)][0]
+
+
+def sampled_lengths(trials: Iterable[Any]) -> Optional[list[Any]]:
+    """The choices of `task.seq_len` where the trials (Optuna trials: `.distributions`) sample it from a
+    categorical distribution, else None."""
+    for t in trials:
+        d = t.distributions.get("task.seq_len")
+        if d is not None:
+            return list(d.choices) if hasattr(d, "choices") else None
+    return None
+
+
+def length_legend(choices: Sequence[Any]) -> str:
+    """`🟪 T=100 · 🟫 T=1000 · 🟨 T=5000`, the legend of `length_colour`."""
+    return " · ".join(f"{LENGTH_COLOURS[i][1]} T={c}" for i, c in enumerate(sorted(choices)))
+
+
 def _value(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float):
-        return f"{value:g}"
+        return f"{value:.3g}"
     return str(value)
 
 
@@ -43,7 +76,7 @@ def run_name(number: int, config: dict[str, Any], sampled: Iterable[str] = ()) -
         parts.append(str(model["init"]))
     gain = lambda1(config)
     if gain is not None:
-        parts.append(f"λ1={gain:g}")
+        parts.append(f"λ1₀={gain:.3g}")
     if cell == "esn" and model.get("spectral_radius") is not None:
         parts.append(f"ρ={_value(model['spectral_radius'])}")
     for key in sampled:

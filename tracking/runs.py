@@ -3,8 +3,8 @@
     experiment "gradstudy/<study>"
       └─ parent run "<study>"        tag gradstudy.role=study: search space, sampler, pruner, objectives,
          │                           git commit, resolved config (secrets masked), the study report
-         ├─ child run "000 rnn tanh λ1=0.5"   tags gradstudy.role=trial, study/trial/state/health/cell, mlflow.runColor
-         ├─ child run "001 rnn relu λ1=0.5"   (by health); params = the keys of the trial's resolved config
+         ├─ child run "000 rnn tanh λ1₀=0.5"   tags gradstudy.role=trial, study/trial/state/health/cell, mlflow.runColor
+         ├─ child run "001 rnn relu λ1₀=0.5"   (by health); params = the keys of the trial's resolved config
          └─ …                                 that apply to it (dotted); metrics, per-trial artifacts
 
 The driver creates a trial's child run before the trial starts; the worker closes it when the trial
@@ -28,6 +28,7 @@ from tracking.reporter import end_metrics, record_end
 from tracking.run_end import end_trial_run
 from tracking.store import artifact_location
 from tracking.study_note import NOTE_TAG
+from tracking.trial_note import trial_note
 from tracking.urls import scrub
 from workers.key_use import applies
 
@@ -49,6 +50,8 @@ class StudyRecorder:
     def __init__(self, client: MlflowClient, uri: str, data_dir: Path, study: str):
         self.client, self.uri, self.study = client, uri, study
         self.source_tags: dict[str, str] = {}   # mlflow.source.* of the parent, repeated on each trial
+        self.study_link, self.objective = "", ""    # for the trials' descriptions: set by seed_view
+        self.lengths: Optional[list] = None   # T's choices where the study samples it: runs coloured by T
         name = experiment_name(study)
         found = client.get_experiment_by_name(name)
         if found is None:
@@ -94,6 +97,8 @@ class StudyRecorder:
             self.client.set_experiment_tag(self.experiment_id, ui_view.TAG, ui_view.encode(f"study {self.study}", state))
         query = ui_links.trials_query(objectives[0][0], objectives[0][1], seeded)
         self.client.set_experiment_tag(self.experiment_id, ui_links.QUERY_TAG, query)
+        self.study_link = ui_links.trials_path(self.experiment_id, query)
+        self.objective = objectives[0][0].replace("/", ".")
         return query
 
     def set_note(self, markdown: str) -> None:
@@ -114,6 +119,10 @@ class StudyRecorder:
         self.client.set_terminated(self.parent_id, status)
 
     # --- trials ---------------------------------------------------------------------------------------
+    def colour(self, config: Optional[dict[str, Any]]) -> Optional[str]:
+        """The run colour of a trial where the study colours by T, else None (health colours)."""
+        return run_look.length_colour(self.lengths, ((config or {}).get("task") or {}).get("seq_len"))
+
     def start_trial(self, number: int, config: dict[str, Any], sampled: Iterable[str] = (),
                     extra_tags: Optional[dict[str, str]] = None) -> str:
         """The trial's child run: named for what it is (tracking/run_look.py), grey until its health is
@@ -121,7 +130,8 @@ class StudyRecorder:
         tags = {names.PARENT: self.parent_id, names.TAG_ROLE: "trial", names.TAG_STUDY: self.study,
                 names.TAG_TRIAL: str(number),
                 names.TAG_STATE: "running", names.TAG_CELL: str(config["model"]["cell"]),
-                run_look.COLOUR_TAG: health_colour(None), **self.source_tags, **(extra_tags or {})}
+                run_look.COLOUR_TAG: self.colour(config) or health_colour(None), **self.source_tags,
+                **(extra_tags or {})}
         run = self.client.create_run(self.experiment_id, run_name=run_look.run_name(number, config, sampled),
                                      tags=tags)
         params = [Param(k, v) for k, v in names.flatten(config).items() if applies(k, config)]
@@ -130,8 +140,12 @@ class StudyRecorder:
         return run.info.run_id
 
     def finish_trial(self, run_id: str, state: str, health: Optional[str] = None,
-                     reason: Optional[str] = None, span: Optional[int] = None) -> None:
-        end_trial_run(self.client, run_id, state, health, reason, span=span)
+                     reason: Optional[str] = None, span: Optional[int] = None,
+                     summary: Optional[dict[str, Any]] = None) -> None:
+        """`summary`: the trial's, when it returned one (the run's description is written from it)."""
+        note = {NOTE_TAG: trial_note(summary, self.objective, self.study_link, self.study)} if summary else None
+        end_trial_run(self.client, run_id, state, health, reason, note, span=span,
+                      colour=self.colour(summary["config"]) if summary else None)
 
     def backfill(self, number: int, summary: dict[str, Any], history: list, state: str,
                  old_run_id: Optional[str] = None, sampled: Iterable[str] = ()) -> str:
@@ -147,8 +161,9 @@ class StudyRecorder:
         for batch in _chunks(metrics, 1000):
             self.client.log_batch(run_id, metrics=batch)
         tags = record_end(self.client, run_id, summary)
+        tags[NOTE_TAG] = trial_note(summary, self.objective, self.study_link, self.study)
         end_trial_run(self.client, run_id, state, summary.get("health"), summary.get("prune_reason"), tags,
-                      span=summary.get("health_span"))
+                      span=summary.get("health_span"), colour=self.colour(summary["config"]))
         # the partial run, and any run of an earlier back-fill of this trial that was cut short
         stale = {r.info.run_id for r in self.client.search_runs(
             [self.experiment_id], filter_string=f"tags.`{names.TAG_TRIAL}` = '{number}'", max_results=1000)}

@@ -1,11 +1,17 @@
 """The study's summary where the MLflow UI shows it first: the parent run's description
 (`mlflow.note.content`, markdown) and its `best/*` metrics.
 
-The description holds the counts by state and by health (over every trial in the Optuna study, not only
-the runs the UI has loaded), the best trial with a link to its run, the search space in words
-(`loguniform(0.25, 4)`, `choice(tanh, relu)`), the published expectations when the experiment declares
-any, and where to look next (the profile chart, example filters, the report). Links are relative to the
-MLflow UI (`#/experiments/<id>/runs/<run id>`), so they work on any host that serves it.
+MLflow 3.17 shows a description's first three lines and hides the rest behind "Show more", so those
+three say what a reader came for (HEAD):
+  1. the counts (finished of target, by state) and a link to the study report;
+  2. the best trial with a link to its run (by the first objective; in a study measured at initialization
+     or mixing sequence lengths, the flattest gradient, as the report ranks them: tracking/length_mix.py);
+  3. the published claims ✓/✗ where the experiment declares any, else the health mix.
+Then: the health mix with the run colours' legend (emoji squares of about the runs' hues; by T where the
+study colours its runs by T: tracking/run_look.py), the search space in words (`loguniform(0.25, 4)`,
+`choice(tanh, relu)`), the claims in full, and where to look next. Counts are over every trial in the
+Optuna study, not only the runs the UI has loaded. Links are relative to the MLflow UI
+(`#/experiments/<id>/runs/<run id>`), so they work on any host that serves it.
 Plain text from an Optuna study and plain dicts; no MLflow import.
 """
 from __future__ import annotations
@@ -16,13 +22,18 @@ from typing import Any, Optional
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
+from tracking import length_mix
 from tracking.attrs import StudyAttr, TrialAttr
+from tracking.colours import HEALTH_SQUARES, OTHER_SQUARE, health_legend
 from tracking.names import metric_of_objective
 from tracking.profile_records import METRIC as PROFILE_METRIC
 from tracking.report_data import objective_names
+from tracking.run_look import length_colour, length_legend, sampled_lengths
 from tracking.trials import best_trial, counts_towards_total, state_counts
 from tracking.ui_links import run_path
 from tracking.values import fmt
+
+REPORT = "report/report.html"     # the report's path among the parent run's artifacts
 
 NOTE_TAG = "mlflow.note.content"
 
@@ -86,41 +97,82 @@ def best_metrics(study: optuna.Study, trials: list) -> dict[str, float]:
     return out
 
 
-def study_note(study: optuna.Study, experiment_id: str, run_ids: dict[int, str],
-               run_names: Optional[dict[int, str]] = None,
-               expectations: Optional[list[dict[str, Any]]] = None) -> str:
-    """The markdown description of the study's parent run. `run_ids` (and `run_names`, where known):
-    trial number → its MLflow run."""
-    trials = study.get_trials(deepcopy=False)
-    names = [metric_of_objective(n) for n in objective_names(study)]
-    directions = [d.name.lower() for d in study.directions]
-    target = study.user_attrs.get(StudyAttr.N_TRIALS)
-    done = [t for t in trials if counts_towards_total(t)]
-    lines = [f"## Study `{study.study_name}`", "",
-             "**Objective**: " + ", ".join(f"{d} `{n}`" for d, n in zip(directions, names))
-             + f" · **finished** {len(done)}" + (f" of {target}" if target is not None else "") + " trials", ""]
+def ranked_best(study: optuna.Study, trials: list, summaries: Optional[dict[int, dict]] = None):
+    """(the best trial, how it was ranked): by the first objective, or by |decay rate| in a study measured
+    at initialization or mixing sequence lengths (as the report ranks them)."""
+    if length_mix.untrained(trials, summaries) or length_mix.mixes_lengths(trials, summaries):
+        done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+        best = min(done, key=lambda t: length_mix.rank_key(t, (summaries or {}).get(t.number))) if done else None
+        return best, "the flattest gradient, |decay rate|"
+    return best_trial(study, trials), ""
 
-    counts = {k: v for k, v in state_counts(trials).items() if v}
-    lines.append("**Trials by state**: " + (" · ".join(f"{k.lower()} {v}" for k, v in counts.items()) or "none yet"))
+
+def _health_mix(done: list) -> dict[str, int]:
     health: dict[str, int] = {}
     for t in done:
         verdict = t.user_attrs.get(TrialAttr.HEALTH)
         if verdict:
             health[verdict] = health.get(verdict, 0) + 1
-    lines.append("**Gradient health** (finished trials): "
-                 + (" · ".join(f"{k} {v}" for k, v in sorted(health.items(), key=lambda kv: -kv[1])) or "none yet")
-                 + " — also the `study/health/*` metrics of this run (the runs table's group counts count "
-                   "only the runs it has loaded)")
-    lines.append("")
+    return dict(sorted(health.items(), key=lambda kv: -kv[1]))
 
-    best = best_trial(study, trials)
+
+def _square(verdict: str) -> str:
+    return HEALTH_SQUARES.get(verdict, OTHER_SQUARE)
+
+
+def study_note(study: optuna.Study, experiment_id: str, run_ids: dict[int, str],
+               run_names: Optional[dict[int, str]] = None,
+               expectations: Optional[list[dict[str, Any]]] = None, parent_id: Optional[str] = None,
+               summaries: Optional[dict[int, dict]] = None) -> str:
+    """The markdown description of the study's parent run. `run_ids` (and `run_names`, where known):
+    trial number → its MLflow run; `parent_id`: the parent run (the report's link)."""
+    trials = study.get_trials(deepcopy=False)
+    names = [metric_of_objective(n) for n in objective_names(study)]
+    directions = [d.name.lower() for d in study.directions]
+    target = study.user_attrs.get(StudyAttr.N_TRIALS)
+    done = [t for t in trials if counts_towards_total(t)]
+    counts = {k: v for k, v in state_counts(trials).items() if v}
+    health = _health_mix(done)
+    mix = " · ".join(f"{_square(k)} {k} {v}" for k, v in health.items()) or "none yet"
+
+    # --- the three lines MLflow shows before "Show more" -------------------------------------------------
+    report = f" · **[open the study report]({run_path(experiment_id, parent_id)}/artifacts/{REPORT})**" \
+        if parent_id else ""
+    states = " · ".join(f"{k.lower()} {v}" for k, v in counts.items()) or "none yet"
+    head = [f"**{len(done)}" + (f" of {target}" if target is not None else "") + f" trials** finished ({states})"
+            + report]
+    best, ranking = ranked_best(study, trials, summaries)
     if best is not None:
         run_id = run_ids.get(best.number)
         label = (run_names or {}).get(best.number) or f"trial {best.number}"
         link = f"[{label}]({run_path(experiment_id, run_id)})" if run_id else label
-        scores = ", ".join(f"`{n}` = {fmt(v)}" for n, v in zip(names, best.values or []))
-        lines += [f"**Best trial**: {link} — {scores}, health "
-                  f"{best.user_attrs.get(TrialAttr.HEALTH, '–')}", ""]
+        if ranking:
+            rate = length_mix.decay_rate(best, (summaries or {}).get(best.number))
+            scores = f"decay rate {fmt(rate, missing='–')} decades/step"
+        else:
+            scores = ", ".join(f"`{n}` = {fmt(v)}" for n, v in zip(names, best.values or []))
+        verdict = best.user_attrs.get(TrialAttr.HEALTH, "–")
+        head.append(f"**Best trial**{f' ({ranking})' if ranking else ''}: {link} — {scores}, "
+                    f"{_square(verdict)} {verdict}")
+    if expectations:
+        marks = [{True: "✓", False: "✗"}.get(e.get("passed"), "–") for e in expectations]
+        failing = "; ".join(e.get("rule", "") for m, e in zip(marks, expectations) if m != "✓")
+        head.append("**Published claims**: " + " · ".join(f"{m} {marks.count(m)}" for m in ("✓", "✗", "–")
+                                                          if marks.count(m))
+                    + (f" — not holding: {failing[:140]}" if failing else " — every claim holds"))
+    else:
+        head.append(f"**Gradient health**: {mix}")
+    lines = ["  \n".join(head), ""]
+
+    # --- the rest -----------------------------------------------------------------------------------------
+    lines += [f"## Study `{study.study_name}`", "",
+              "**Objective**: " + ", ".join(f"{d} `{n}`" for d, n in zip(directions, names)), ""]
+    lengths = sampled_lengths(trials)
+    colours = (f"runs coloured by T: {length_legend(lengths)} (health: the `gradstudy.health` column)"
+               if lengths and length_colour(lengths, lengths[0]) else f"run colours: {health_legend()}")
+    lines.append(f"**Gradient health** (finished trials): {mix} — {colours}; also the `study/health/*` metrics "
+                 "of this run")
+    lines.append("")
 
     search = search_lines(study, trials)
     if search:
@@ -141,6 +193,6 @@ def study_note(study: optuna.Study, experiment_id: str, run_ids: dict[int, str],
               "- Filters (metric names with `/` need backticks): "
               "``metrics.`final/test_loss` < 0.17``, `tags.gradstudy.health = 'vanishing'`, "
               "`params.model.cell = 'lstm'`.",
-              "- The study report: Artifacts → `report/report.html` (figures and links inside).", ""]
+              f"- The study report: Artifacts → `{REPORT}` (figures and links inside).", ""]
     return "\n".join(lines)
 

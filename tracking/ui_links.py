@@ -38,7 +38,12 @@ def trials_query(objective: str, direction: str, seeded: bool) -> str:
 
 def trials_url(ui: str, experiment_id: str, query: str | None) -> str:
     """The study's trials; an experiment from before the query was kept opens on its plain runs list."""
-    return f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs?" + (query or urlencode(TRAINING_VIEW))
+    return f"{ui.rstrip('/')}/{trials_path(experiment_id, query)}"
+
+
+def trials_path(experiment_id: str, query: str | None) -> str:
+    """The study's trials, relative to the UI's address (what links inside the UI use)."""
+    return f"#/experiments/{experiment_id}/runs?" + (query or urlencode(TRAINING_VIEW))
 
 
 def run_path(experiment_id: str, run_id: str) -> str:

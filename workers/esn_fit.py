@@ -90,7 +90,7 @@ def fit_readout(net: RecurrentNet, task: Task, cfg: TrialConfig, reporter: Repor
     val = task.held_out("val", cfg.task.val_size).to(device)
     generator = torch.Generator().manual_seed(tc.seed)
     fit = RidgeFit(net.readout.in_features, net.readout.out_features, device)
-    result, window = LoopResult(), Window()
+    result, window = LoopResult(), Window(clipping=False)   # a ridge fit clips nothing
     start = time.perf_counter()
     net.eval()                                 # nothing learns: batch norm keeps its statistics
     total = max(tc.steps, 1)                   # windows to collect (train.steps=0: one batch, measured)
@@ -144,7 +144,7 @@ def fit_run(net: RecurrentNet, task: Task, cfg: TrialConfig, reporter: Reporter,
     n, horizon = m.fit_run, task.horizon
     series = task.series.to(device)
     fit = RidgeFit(net.readout.in_features, net.readout.out_features, device)
-    result, window = LoopResult(), Window()
+    result, window = LoopResult(), Window(clipping=False)   # a ridge fit clips nothing
     start = time.perf_counter()
     net.eval()
     states, kept, finite = None, [], True

@@ -24,7 +24,7 @@ from typing import Any, Optional
 import torch
 
 from workers import health, penalties, probes
-from workers.config import ProbeDtype, TrialConfig
+from workers.config import ClipMode, ProbeDtype, TrialConfig
 from workers.log_profile import log_profile
 from workers.model.network import RecurrentNet
 from workers.optim import clip, make_optimizer
@@ -186,9 +186,11 @@ def _probe_record(step: int, fields: dict, loss: float, val: dict) -> dict[str, 
 
 
 class Window:
-    """Step metrics averaged over `train.log_every` steps."""
+    """Step metrics averaged over `train.log_every` steps; `grad/clipped_fraction` only where the trial clips
+    (`clipping`): a trial without clipping would chart a line of zeros."""
 
-    def __init__(self):
+    def __init__(self, clipping: bool = True):
+        self.clipping = clipping
         self.losses, self.norms, self.clipped = [], [], 0
 
     def add(self, loss: float, norm: Optional[float], clipped: bool) -> None:
@@ -198,11 +200,12 @@ class Window:
         self.clipped += int(clipped)
 
     def flush(self) -> dict[str, float]:
-        metrics = {"train/loss": sum(self.losses) / len(self.losses),
-                   "grad/clipped_fraction": self.clipped / len(self.losses)}
+        metrics = {"train/loss": sum(self.losses) / len(self.losses)}
+        if self.clipping:
+            metrics["grad/clipped_fraction"] = self.clipped / len(self.losses)
         if self.norms:
             metrics["grad/global_norm"] = sum(self.norms) / len(self.norms)
-        self.__init__()
+        self.__init__(self.clipping)
         return metrics
 
 
@@ -212,7 +215,7 @@ def train(net: RecurrentNet, task: Task, cfg: TrialConfig, reporter: Reporter,
     trainer = Trainer(net, task, cfg)
     val = task.held_out("val", cfg.task.val_size).to(device)
     generator = torch.Generator().manual_seed(tc.seed)
-    result, window = LoopResult(), Window()
+    result, window = LoopResult(), Window(clipping=cfg.train.clip.mode != ClipMode.none)
     start = time.perf_counter()
     net.train()
     update = tc.steps > 0              # train.steps=0: one probe at step 0, no update

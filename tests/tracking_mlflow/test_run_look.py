@@ -50,11 +50,15 @@ def test_keys_that_apply_follow_cell_task_init_and_optimizer():
 def test_run_names_say_what_the_trial_is():
     rnn = config(model={"cell": "rnn", "activation": "tanh", "init": "scaled", "init_gain": 0.5},
                  task={"seq_len": 100}, train={"lr": 0.003})
-    assert run_name(7, rnn) == "007 rnn tanh λ1=0.5"
+    assert run_name(7, rnn) == "007 rnn tanh λ1₀=0.5"
     assert run_name(7, rnn, ["model.init_gain", "model.activation", "task.seq_len", "train.lr"]) == \
-        "007 rnn tanh λ1=0.5 T=100 lr=0.003"
+        "007 rnn tanh λ1₀=0.5 T=100 lr=0.003"
+    sampled = config(model={"cell": "rnn", "activation": "tanh", "init": "scaled", "init_gain": 0.319297},
+                     task={"seq_len": 1000}, train={"lr": 0.0031234})
+    assert run_name(3, sampled, ["model.init_gain", "task.seq_len", "train.lr"]) == \
+        "003 rnn tanh λ1₀=0.319 T=1000 lr=0.00312"                            # 3 significant digits: T stays in view
     lstm = config(model={"cell": "lstm", "init": "orthogonal", "init_gain": 1.0})
-    assert run_name(12, lstm, ["model.activation"]) == "012 lstm orthogonal λ1=1"   # activation: not read
+    assert run_name(12, lstm, ["model.activation"]) == "012 lstm orthogonal λ1₀=1"   # activation: not read
     esn = config(model={"cell": "esn", "spectral_radius": 0.95, "activation": "tanh"})
     assert run_name(1234, esn, ["model.spectral_radius"]) == "1234 esn tanh ρ=0.95"
     long = run_name(1, rnn, [f"train.penalty.l{i}" for i in range(40)])
@@ -72,9 +76,10 @@ def summary_with(profiles: list[list[list[float]]]) -> dict:
     return {"probes": [{"step": 10 * i, "grad_h_log10": layers} for i, layers in enumerate(profiles)]}
 
 
-def test_profile_metric_is_the_last_probes_top_layer_by_t(tmp_path):
+def test_profile_metric_is_the_last_probes_top_layer_by_steps_back(tmp_path):
     s = summary_with([[[0.0, 0.0, 0.0], [5.0, 5.0, 5.0]], [[9.0, 9.0, 9.0], [-2.5, float("-inf"), 0.25]]])
-    assert list(profile_records.profile_points(s)) == [(1, -2.5), (3, 0.25)]   # -inf is left out
+    # k = T − t: the last input (t = 3) at k = 0, the first (t = 1) at k = 2; -inf is left out
+    assert list(profile_records.profile_points(s)) == [(0, 0.25), (2, -2.5)]
     path = profile_records.write_profile_table(s, tmp_path / profile_records.TABLE)
     table = json.loads(path.read_text())
     assert table["columns"] == ["step", "t", "log10_grad_h"]
@@ -88,8 +93,15 @@ def test_long_profiles_are_thinned_with_both_ends_kept():
     s = summary_with([[[float(-t) for t in range(1, t_len + 1)]]])
     points = list(profile_records.profile_points(s))
     assert len(points) <= profile_records.MAX_POINTS + 1
-    assert points[0] == (1, -1.0) and points[-1] == (t_len, -float(t_len))
-    assert all(v == -t for t, v in points)                                 # step = t, value of that t
+    assert points[0] == (0, -float(t_len)) and points[-1] == (t_len - 1, -1.0)
+    assert all(v == -(t_len - k) for k, v in points)                       # step = k, value of t = T − k
+
+
+def test_profiles_of_different_lengths_line_up_at_the_loss_end():
+    """The same per-step decay at T = 10 and T = 100: the points at equal k are equal."""
+    short = dict(profile_records.profile_points(summary_with([[[-0.1 * (10 - t) for t in range(1, 11)]]])))
+    long = dict(profile_records.profile_points(summary_with([[[-0.1 * (100 - t) for t in range(1, 101)]]])))
+    assert short == pytest.approx({k: long[k] for k in short})
 
 
 # --- the task as an input dataset -----------------------------------------------------------------------
@@ -134,13 +146,18 @@ def note_study() -> optuna.Study:
 
 def test_study_note_has_counts_best_link_search_and_expectations():
     study = note_study()
-    note = study_note(study, "3", {1: "run1"}, {1: "001 rnn tanh λ1=1.5"},
+    note = study_note(study, "3", {1: "run1"}, {1: "001 rnn tanh λ1₀=1.5"},
                       expectations=[{"rule": "lstm beats 0.167", "measured": 0.05, "passed": True, "source": "H&S 1997"},
-                                    {"rule": "rnn fails", "measured": 0.01, "passed": False, "source": "Arjovsky 2016"}])
-    assert "minimize `final/test_loss`" in note and "**finished** 4 of 5 trials" in note
-    assert "complete 3 · pruned 1" in note
-    assert "vanishing 2 · diverged 1 · healthy 1" in note or "vanishing 2 · healthy 1 · diverged 1" in note
-    assert "[001 rnn tanh λ1=1.5](#/experiments/3/runs/run1) — `final/test_loss` = 0.1" in note
+                                    {"rule": "rnn fails", "measured": 0.01, "passed": False, "source": "Arjovsky 2016"}],
+                      parent_id="p9")
+    head = note.split("\n")[:3]     # what MLflow shows before "Show more": counts + report, best trial, claims
+    assert head[0] == ("**4 of 5 trials** finished (complete 3 · pruned 1) · "
+                       "**[open the study report](#/experiments/3/runs/p9/artifacts/report/report.html)**  "), head
+    assert head[1] == "**Best trial**: [001 rnn tanh λ1₀=1.5](#/experiments/3/runs/run1) — `final/test_loss` = 0.1, 🟩 healthy  "
+    assert head[2] == "**Published claims**: ✓ 1 · ✗ 1 — not holding: rnn fails"
+    assert "minimize `final/test_loss`" in note
+    assert "🟦 vanishing 2 · 🟥 diverged 1 · 🟩 healthy 1" in note or "🟦 vanishing 2 · 🟩 healthy 1 · 🟥 diverged 1" in note
+    assert "run colours: 🟩 healthy · 🟦 vanishing · 🟧 exploding · 🟥 diverged · ⬜ no verdict" in note
     assert "- `model.init_gain`: loguniform(0.25, 4)" in note
     assert "- `model.init`: = scaled (fixed)" in note
     assert "- `model.activation`: choice(tanh, relu) — if model.cell in [rnn]" in note
@@ -152,5 +169,5 @@ def test_study_note_has_counts_best_link_search_and_expectations():
 def test_study_note_before_any_trial():
     study = optuna.create_study(study_name="empty")
     note = study_note(study, "1", {})
-    assert "**Trials by state**: none yet" in note and "Best trial" not in note
+    assert note.startswith("**0 trials** finished (none yet)") and "Best trial" not in note
     assert best_metrics(study, []) == {}

@@ -54,8 +54,7 @@ TINY = ["experiment=demo", "train.steps=20", "train.probe_every=5", "task.seq_le
 CALM = "++search.params={model.init: scaled, model.init_gain: 'choice(0.5, 2.0)', model.activation: tanh}"
 
 METRICS = {"train/loss", "grad/global_norm", "grad/vanishing_ratio", "grad/span_ratio", "grad/horizon",
-           "grad/clipped_fraction",
-           "grad/norm/recurrent", "weights/lambda1/0", "weights/spectral_radius/0", "final/test_loss",
+           "grad/decay_rate", "grad/norm/recurrent", "weights/lambda1/0", "weights/spectral_radius/0", "final/test_loss",
            "final/baseline_ratio", "final/seq_per_s"}
 TRIAL_ARTIFACTS = {"gradient_profile.png", "gradient_heatmap.png", "probes.csv", "summary.json", "config.yaml",
                    "profiles.json"}
@@ -219,7 +218,7 @@ def check_study_records(client: MlflowClient, uri: str, study: optuna.Study, hom
         assert t.user_attrs["gradstudy.mlflow_run"] == rid
         assert run.info.run_name == run_name(t.number, summary["config"], list(t.params))
         assert run.info.run_name.startswith(f"{t.number:03d} rnn {t.params['model.activation']} "
-                                            f"λ1={t.params['model.init_gain']:g}"), run.info.run_name
+                                            f"λ1₀={t.params['model.init_gain']:.3g}"), run.info.run_name
         assert tags["mlflow.runColor"] == HEALTH_COLOURS[summary["health"]]
         assert tags["mlflow.source.git.commit"] == parent.data.tags["mlflow.source.git.commit"]
         assert [(d.dataset.name, [(x.key, x.value) for x in d.tags]) for d in run.inputs.dataset_inputs] == \
@@ -244,6 +243,7 @@ def check_study_records(client: MlflowClient, uri: str, study: optuna.Study, hom
         assert run.data.params["model.init_gain"] == str(t.params["model.init_gain"])
         # metrics: DESIGN.md §3 names
         assert METRICS <= set(run.data.metrics), sorted(METRICS - set(run.data.metrics))
+        assert "grad/clipped_fraction" not in run.data.metrics      # no clipping: no chart of zeros
         assert run.data.metrics["final/test_loss"] == pytest.approx(summary["final"]["test_loss"])
         if summary["status"] != "diverged":
             log_every = summary["config"]["train"]["log_every"]
@@ -252,10 +252,10 @@ def check_study_records(client: MlflowClient, uri: str, study: optuna.Study, hom
         history = client.get_metric_history(rid, "grad/vanishing_ratio")
         assert sorted(m.step for m in history) == [p["step"] for p in ratios]
         assert {m.step: m.value for m in history} == pytest.approx({p["step"]: p["vanishing_ratio"] for p in ratios})
-        # the last probe's profile: one point per t, step = t
-        profile = {m.step: m.value for m in client.get_metric_history(rid, "profile/log10_grad_h")}
+        # the last probe's profile: one point per t, step = k = T − t
+        profile = {m.step: m.value for m in client.get_metric_history(rid, "profile/log10_grad_h_by_steps_back")}
         last = summary["probes"][-1]["grad_h_log10"][-1]
-        assert profile == pytest.approx({t: v for t, v in enumerate(last, start=1) if finite(v)})
+        assert profile == pytest.approx({len(last) - t: v for t, v in enumerate(last, start=1) if finite(v)})
         assert json.loads(tags["mlflow.loggedArtifacts"]) == [{"path": "profiles.json", "type": "table"}]
         # artifacts
         assert TRIAL_ARTIFACTS <= artifact_paths(client, rid), artifact_paths(client, rid)
@@ -562,6 +562,7 @@ def test_tracking_server_lost_mid_study_then_backfilled(home, tmp_path, drivers,
         assert len(client.get_metric_history(rid, "train/loss")) == steps // log_every
         assert len(client.get_metric_history(rid, "grad/vanishing_ratio")) == 7       # 0, 50, …, 250, 299
         assert METRICS <= set(run.data.metrics), sorted(METRICS - set(run.data.metrics))
+        assert "grad/clipped_fraction" not in run.data.metrics      # no clipping: no chart of zeros
         assert TRIAL_ARTIFACTS <= artifact_paths(client, rid)
         png = download(server.url, rid, "gradient_profile.png", tmp_path / "dl" / rid).read_bytes()
         assert png[:8] == PNG_MAGIC

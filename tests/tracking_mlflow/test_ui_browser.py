@@ -4,7 +4,7 @@ there by `make browser` / scripts/install-browser) driven by Playwright — no b
 A tiny 3-trial study runs through the `gradstudy run` command in this process (the session's local Ray);
 `gradstudy ui NAME`, a subprocess, serves the local store and prints
 the link to the study's trials; a fresh browser (a new profile: no saved MLflow UI state) follows it and sees
-  1. the trials as a flat list (no parent row to expand), each row named for its trial (`000 rnn tanh λ1=…`),
+  1. the trials as a flat list (no parent row to expand), each row named for its trial (`000 rnn tanh λ1₀=…`),
      sorted by the objective, in the training view (not MLflow's GenAI pages);
   2. the chart view of the same link: the `profile/log10_grad_h` chart with one line per trial;
   3. the study report inside MLflow's artifact viewer, every figure loaded (embedded in the page);
@@ -139,7 +139,7 @@ def test_mlflow_ui_opens_the_study_as_named_trials_charts_and_report(drivers, ra
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert sorted(int(r.data.tags["gradstudy.trial"]) for r in children) == [0, 1, 2]
     for run in children:
-        assert re.fullmatch(rf"{int(run.data.tags['gradstudy.trial']):03d} rnn \w+ λ1=[\d.]+", run.info.run_name), \
+        assert re.fullmatch(rf"{int(run.data.tags['gradstudy.trial']):03d} rnn \w+ λ1₀=[\d.e+-]+", run.info.run_name), \
             run.info.run_name
     # the order the link promises: by final/test_loss, ascending (a missing value last)
     by_loss = [r.info.run_id for r in sorted(children, key=lambda r: r.data.metrics.get("final/test_loss", math.inf))]

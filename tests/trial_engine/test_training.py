@@ -110,6 +110,8 @@ def test_short_training_lowers_the_loss():
     losses = [m["train/loss"] for _, m in rec.steps]
     assert all(finite(v) for v in losses)
     assert losses[-1] < 0.5 * losses[0], losses
+    # no clipping configured: no clipped fraction (a chart of zeros in MLflow)
+    assert not any("grad/clipped_fraction" in m for _, m in rec.steps)
     # the validation loss on the probes falls too
     assert summary["probes"][-1]["val_loss"] < 0.5 * summary["probes"][0]["val_loss"]
     # every probe went through the reporter, each followed by one should_stop
