@@ -20,6 +20,7 @@ import contextlib
 import math
 import os
 import time
+import warnings
 from dataclasses import asdict
 from typing import Any, Callable, Optional, Sequence
 
@@ -139,6 +140,10 @@ class StudyRunner:
             study.set_user_attr(StudyAttr.OBJECTIVES, self.metrics)
         study.set_user_attr(StudyAttr.N_TRIALS, self.root.study.n_trials)
         study.set_user_attr(StudyAttr.EXPECT, [asdict(rule) for rule in self.root.expect])   # checks, not identity
+        if study.metric_names != self.metrics:   # the objectives' names (optuna-dashboard), older studies too
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(self.metrics)
         return study
 
     def identity(self) -> str:
