@@ -262,7 +262,9 @@ def parser() -> argparse.ArgumentParser:
     report.set_defaults(run=_report)
     ui = sub.add_parser("ui", help="links to the studies' trials in the MLflow UI; serves the local store")
     ui.add_argument("name", nargs="?", default=None, help="one study (default: every study in the store)")
-    ui.add_argument("--port", type=int, default=5000, help="port of the local store's UI on 127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000,
+                    help="port of the local store's UI on 127.0.0.1 (default: %(default)s); one in use is "
+                         "refused (exit 2)")
     ui.add_argument("--open", action="store_true", help="open the (first) link in the default browser")
     ui.add_argument("--no-serve", action="store_true", help="print the links only; start no UI")
     ui.add_argument("--tracking-uri", default=None,

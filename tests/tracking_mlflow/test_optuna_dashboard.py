@@ -52,10 +52,13 @@ class Dashboard:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
+        runtime = log.parent / "run"      # gunicorn's control socket here, not in ~/.gunicorn
+        runtime.mkdir(exist_ok=True)
+        env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime))
         with open(log, "wb") as out:
             self.proc = subprocess.Popen([str(DASHBOARD), storage, "--host", "127.0.0.1", "--port", str(self.port)],
-                                         cwd=REPO, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
+                                         cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
 
     def wait(self, timeout: float = 60) -> "Dashboard":
         deadline = time.monotonic() + timeout
