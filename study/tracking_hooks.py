@@ -102,7 +102,8 @@ class StudyTracking(StudyHooks):
         root = runner.composed.root
         objectives = [(names.metric_of_objective(o.metric), o.direction.value) for o in root.study.objectives]
         sampled = [k for k, spec in runner.space.structured().items() if not spec["fixed"]]
-        self.safely(self.recorder.seed_view, objectives, sampled)
+        untrained = root.train.steps == 0 and "train.steps" not in sampled    # measured at initialization
+        self.safely(self.recorder.seed_view, objectives, sampled, untrained)
         self.safely(self.describe, study)
 
     def launch(self, trial: optuna.Trial, config: dict[str, Any]) -> dict[str, Any]:

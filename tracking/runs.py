@@ -88,14 +88,16 @@ class StudyRecorder:
         self.source_tags = {k: scrub(str(v))[:5000] for k, v in tags.items()}
         self.client.log_batch(self.parent_id, tags=[RunTag(k, v) for k, v in self.source_tags.items()])
 
-    def seed_view(self, objectives: list[tuple[str, str]], sampled: list[str]) -> str:
+    def seed_view(self, objectives: list[tuple[str, str]], sampled: list[str], untrained: bool = False) -> str:
         """The study's runs page in the MLflow UI (tracking/ui_links.py, tracking/ui_view.py): the seeded
-        view written where this MLflow version supports it; the page's query is kept on the experiment."""
+        view written where this MLflow version supports it; the page's query is kept on the experiment.
+        `untrained`: a study measured at initialization (sorted by the decay rate, not its objective)."""
         seeded = ui_view.supported()
         if seeded:
-            state = ui_view.view_state(objectives, sampled)
+            state = ui_view.view_state(objectives, sampled, untrained)
             self.client.set_experiment_tag(self.experiment_id, ui_view.TAG, ui_view.encode(f"study {self.study}", state))
-        query = ui_links.trials_query(objectives[0][0], objectives[0][1], seeded)
+        order = (ui_view.RATE, "maximize") if untrained else objectives[0]
+        query = ui_links.trials_query(order[0], order[1], seeded)
         self.client.set_experiment_tag(self.experiment_id, ui_links.QUERY_TAG, query)
         self.study_link = ui_links.trials_path(self.experiment_id, query)
         self.objective = objectives[0][0].replace("/", ".")

@@ -9,15 +9,18 @@ browser test); with any other version the study opens through plain URL paramete
 (tracking/ui_links.py), without the seeded columns and charts.
 
 The view of a study:
-- the trials only (`tags.gradstudy.role = 'trial'`), flat (sorted by the first objective: MLflow nests
-  child runs under their parent only when sorted by start time), every row charted (SHOW_ALL);
-- columns: dataset, cell, init, activation, λ1 (`model.init_gain`), other sampled keys, health, the
-  objectives, the last vanishing ratio;
-- charts: the gradient profile `profile/log10_grad_h` over t (one line per trial), the first sampled
-  parameter (λ1 when it is sampled) against the last vanishing ratio and against the objective (MLflow's
-  scatter has no log axis), the objective, losses and gradient norms on log axes
-  (an exploding trial's 1e13 does not flatten the others). MLflow adds a chart of its own for every
-  other metric.
+- the trials only (`tags.gradstudy.role = 'trial'`), flat (not sorted by start time: MLflow nests child
+  runs under their parent only then), every row charted (SHOW_ALL);
+- sorted by what the study measures: the first objective; in a study measured at initialization
+  (`untrained`: train.steps = 0, whose objective is an untrained net's loss) by the decay rate, from the
+  most exploding per step to the most vanishing, so the rare healthy and exploding trials come first;
+- columns: the sampled keys only (cell, activation, init, λ1 first; a key the whole study shares says
+  nothing per row), health, the decay rate (T-free) and the span ratio (what the verdict judged), the
+  objectives;
+- charts: the gradient profile `profile/log10_grad_h_by_steps_back` (x = k steps back from the loss:
+  profiles of every T line up at the loss end), the first sampled parameter (λ1 when it is sampled)
+  against the decay rate and, for a trained study, against the objective; the objective, losses and
+  gradient norms on log axes (an exploding trial's 1e13 does not flatten the others).
 """
 from __future__ import annotations
 
@@ -28,13 +31,17 @@ import uuid
 import zlib
 from typing import Any, Iterable
 
+from tracking.profile_records import METRIC as PROFILE_METRIC
+
 KEY = "gradstudy"                        # viewStateShareKey of the study's view
 TAG = "mlflow.sharedViewState." + KEY
 SUPPORTED = ("3.17.",)                   # MLflow versions whose saved-view format this writes
 MAX_TAG = 20_000
 TRIALS_FILTER = "tags.`gradstudy.role` = 'trial'"
-COLUMNS_FIRST = ("model.cell", "model.init", "model.activation", "model.init_gain")
+COLUMNS_FIRST = ("model.cell", "model.activation", "model.init", "model.init_gain")
 LOG_CHARTS = ("train/loss", "val/loss", "grad/global_norm")
+GRADIENT_COLUMNS = ("grad/decay_rate", "grad/span_ratio")
+RATE = "grad/decay_rate"
 
 
 def supported(version: str | None = None) -> bool:
@@ -72,28 +79,32 @@ def _section(name: str) -> dict[str, Any]:
     return {"uuid": str(uuid.uuid4()), "name": name, "display": True, "isReordered": False}
 
 
-def view_state(objectives: list[tuple[str, str]], sampled: Iterable[str]) -> dict[str, Any]:
-    """The runs page state. `objectives`: (MLflow metric, "minimize"|"maximize"), first = the sort key;
-    `sampled`: the study's sampled keys."""
+def view_state(objectives: list[tuple[str, str]], sampled: Iterable[str], untrained: bool = False) -> dict[str, Any]:
+    """The runs page state. `objectives`: (MLflow metric, "minimize"|"maximize"), first = the sort key of a
+    trained study; `sampled`: the study's sampled keys; `untrained`: measured at initialization."""
     sampled = list(sampled)
     first, direction = objectives[0]
-    params = [k for k in COLUMNS_FIRST] + [k for k in sampled if k not in COLUMNS_FIRST]
-    columns = ([column("attributes", "Dataset")] + [column("params", k) for k in params]
-               + [column("tags", "gradstudy.health")] + [column("metrics", m) for m, _ in objectives]
-               + [column("metrics", "grad/vanishing_ratio")])
+    params = [k for k in COLUMNS_FIRST if k in sampled] + [k for k in sampled if k not in COLUMNS_FIRST]
+    gradient = [column("metrics", m) for m in GRADIENT_COLUMNS]
+    scores = [column("metrics", m) for m, _ in objectives]
+    columns = ([column("params", k) for k in params] + [column("tags", "gradstudy.health")]
+               + (gradient + scores if untrained else scores + gradient))
     profile, outcome, training = _section("gradient profile"), _section("outcome"), _section("training (log y)")
-    charts = [_line("profile/log10_grad_h", profile["uuid"], False,
-                    "log10 ‖∂L/∂h_t‖ at the last probe, x = timestep t")]
+    charts = [_line(PROFILE_METRIC, profile["uuid"], False,
+                    "log10 ‖∂L_T/∂h_(T−k)‖ at the last probe against k, the steps back from the loss")]
     x = "model.init_gain" if "model.init_gain" in sampled else (sampled[0] if sampled else None)
     if x:
         name = "λ1" if x == "model.init_gain" else x
-        # the ratio is in decades already: readable on the scatter's linear axis, unlike an exploding loss
-        charts.append(_scatter(x, "grad/vanishing_ratio", outcome["uuid"], f"last vanishing ratio against {name}"))
-        charts.append(_scatter(x, first, outcome["uuid"], f"{first} against {name}"))
-    charts.append(_line(first, outcome["uuid"], True, f"{first} (log y)"))
-    charts += [_line(m, training["uuid"], True) for m in LOG_CHARTS]
+        # the rate is in decades per step already: readable on the scatter's linear axis
+        charts.append(_scatter(x, RATE, outcome["uuid"], f"decay rate (decades per step back) against {name}"))
+        if not untrained:
+            charts.append(_scatter(x, first, outcome["uuid"], f"{first} against {name}"))
+    if not untrained:
+        charts.append(_line(first, outcome["uuid"], True, f"{first} (log y)"))
+        charts += [_line(m, training["uuid"], True) for m in LOG_CHARTS]
+    order, ascending = (RATE, False) if untrained else (first, direction == "minimize")
     return {
-        "searchFilter": TRIALS_FILTER, "orderByKey": column("metrics", first), "orderByAsc": direction == "minimize",
+        "searchFilter": TRIALS_FILTER, "orderByKey": column("metrics", order), "orderByAsc": ascending,
         "startTime": "ALL", "lifecycleFilter": "Active", "modelVersionFilter": "All Runs", "datasetsFilter": [],
         "selectedColumns": columns, "runsHiddenMode": "SHOW_ALL",
         "compareRunSections": [profile, outcome, training], "compareRunCharts": charts,

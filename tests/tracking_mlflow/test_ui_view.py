@@ -10,22 +10,27 @@ import pytest
 from tracking import ui_links, ui_view
 
 
+def charts_of(state) -> list[tuple]:
+    sections = {s["uuid"]: s["name"] for s in state["compareRunSections"]}
+    return [(c["type"], sections[c["metricSectionId"]], c.get("metricKey") or (c["xaxis"]["key"], c["yaxis"]["key"]),
+             c.get("scaleType")) for c in state["compareRunCharts"]]
+
+
 def test_view_state_lists_the_columns_charts_and_sort_of_a_study():
     state = ui_view.view_state([("final/test_loss", "minimize"), ("final/accuracy", "maximize")],
-                               ["model.init_gain", "model.activation", "train.lr"])
+                               ["train.lr", "model.init_gain", "model.activation"])
     assert state["searchFilter"] == "tags.`gradstudy.role` = 'trial'"
     assert state["orderByKey"] == "metrics.`final/test_loss`" and state["orderByAsc"] is True
     assert state["runsHiddenMode"] == "SHOW_ALL"                 # every trial charted, not the first 10
+    # the sampled keys only (what the whole study shares says nothing per row), cell/activation/init/λ1 first
     assert state["selectedColumns"] == [
-        "attributes.`Dataset`", "params.`model.cell`", "params.`model.init`", "params.`model.activation`",
-        "params.`model.init_gain`", "params.`train.lr`", "tags.`gradstudy.health`", "metrics.`final/test_loss`",
-        "metrics.`final/accuracy`", "metrics.`grad/vanishing_ratio`"]
-    sections = {s["uuid"]: s["name"] for s in state["compareRunSections"]}
-    charts = [(c["type"], sections[c["metricSectionId"]], c.get("metricKey") or (c["xaxis"]["key"], c["yaxis"]["key"]),
-               c.get("scaleType")) for c in state["compareRunCharts"]]
+        "params.`model.activation`", "params.`model.init_gain`", "params.`train.lr`", "tags.`gradstudy.health`",
+        "metrics.`final/test_loss`", "metrics.`final/accuracy`", "metrics.`grad/decay_rate`",
+        "metrics.`grad/span_ratio`"]
+    charts = charts_of(state)
     assert charts == [
-        ("LINE", "gradient profile", "profile/log10_grad_h", "linear"),      # decades already: may be negative
-        ("SCATTER", "outcome", ("model.init_gain", "grad/vanishing_ratio"), None),
+        ("LINE", "gradient profile", "profile/log10_grad_h_by_steps_back", "linear"),   # decades: may be negative
+        ("SCATTER", "outcome", ("model.init_gain", "grad/decay_rate"), None),
         ("SCATTER", "outcome", ("model.init_gain", "final/test_loss"), None),
         ("LINE", "outcome", "final/test_loss", "log"),
         ("LINE", "training (log y)", "train/loss", "log"),
@@ -35,6 +40,20 @@ def test_view_state_lists_the_columns_charts_and_sort_of_a_study():
     maximize = ui_view.view_state([("final/accuracy", "maximize")], [])
     assert maximize["orderByAsc"] is False
     assert [c["type"] for c in maximize["compareRunCharts"]].count("SCATTER") == 0   # nothing sampled
+
+
+def test_a_study_at_initialization_is_sorted_and_charted_by_its_decay_rate():
+    """train.steps = 0: the objective is an untrained net's loss; the decay rate (T-free) sorts, from the
+    most exploding per step to the most vanishing, and no training chart is seeded."""
+    state = ui_view.view_state([("final/test_loss", "minimize")], ["model.init_gain", "model.cell", "task.seq_len"],
+                               untrained=True)
+    assert state["orderByKey"] == "metrics.`grad/decay_rate`" and state["orderByAsc"] is False
+    assert state["selectedColumns"] == [
+        "params.`model.cell`", "params.`model.init_gain`", "params.`task.seq_len`", "tags.`gradstudy.health`",
+        "metrics.`grad/decay_rate`", "metrics.`grad/span_ratio`", "metrics.`final/test_loss`"]
+    assert charts_of(state) == [
+        ("LINE", "gradient profile", "profile/log10_grad_h_by_steps_back", "linear"),
+        ("SCATTER", "outcome", ("model.init_gain", "grad/decay_rate"), None)]
 
 
 def test_the_view_tag_round_trips_and_respects_the_tag_limit():
