@@ -30,7 +30,7 @@ from tracking.profile_records import METRIC as PROFILE_METRIC
 from tracking.report_data import objective_names
 from tracking.run_look import length_colour, length_legend, sampled_lengths
 from tracking.trials import best_trial, counts_towards_total, state_counts
-from tracking.ui_links import run_path
+from tracking.ui_links import run_path, runs_charts_path
 from tracking.values import fmt
 
 REPORT = "report/report.html"     # the report's path among the parent run's artifacts
@@ -107,6 +107,22 @@ def ranked_best(study: optuna.Study, trials: list, summaries: Optional[dict[int,
     return best_trial(study, trials), ""
 
 
+def _extremes(trials: list, best, summaries: Optional[dict[int, dict]]) -> list[tuple[Any, str]]:
+    """(trial, label): the best trial, the steepest vanishing and the steepest exploding per step (by the
+    decay rate; each only once)."""
+    rated = [(t, length_mix.decay_rate(t, (summaries or {}).get(t.number)))
+             for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    rated = [(t, r) for t, r in rated if r is not None]
+    out: list[tuple[Any, str]] = [(best, f"the best trial ({best.number})")] if best is not None else []
+    if rated:
+        low, high = min(rated, key=lambda tr: tr[1]), max(rated, key=lambda tr: tr[1])
+        for (t, rate), label in ((low, "the steepest vanishing"), (high, "the steepest exploding")):
+            if (label.endswith("vanishing") and rate < 0 or label.endswith("exploding") and rate > 0) \
+                    and all(t.number != o.number for o, _ in out):
+                out.append((t, f"{label} ({t.number})"))
+    return out
+
+
 def _health_mix(done: list) -> dict[str, int]:
     health: dict[str, int] = {}
     for t in done:
@@ -160,19 +176,16 @@ def study_note(study: optuna.Study, experiment_id: str, run_ids: dict[int, str],
         head.append("**Published claims**: " + " · ".join(f"{m} {marks.count(m)}" for m in ("✓", "✗", "–")
                                                           if marks.count(m))
                     + (f" — not holding: {failing[:140]}" if failing else " — every claim holds"))
-    else:
-        head.append(f"**Gradient health**: {mix}")
+    lengths = sampled_lengths(trials)       # the health mix: the third line where no claim is declared
+    colours = (f"runs coloured by T: {length_legend(lengths)} (health: the `gradstudy.health` column)"
+               if lengths and length_colour(lengths, lengths[0]) else f"run colours: {health_legend()}")
+    head.append(f"**Gradient health**: {mix} — {colours}")
     lines = ["  \n".join(head), ""]
 
     # --- the rest -----------------------------------------------------------------------------------------
     lines += [f"## Study `{study.study_name}`", "",
-              "**Objective**: " + ", ".join(f"{d} `{n}`" for d, n in zip(directions, names)), ""]
-    lengths = sampled_lengths(trials)
-    colours = (f"runs coloured by T: {length_legend(lengths)} (health: the `gradstudy.health` column)"
-               if lengths and length_colour(lengths, lengths[0]) else f"run colours: {health_legend()}")
-    lines.append(f"**Gradient health** (finished trials): {mix} — {colours}; also the `study/health/*` metrics "
-                 "of this run")
-    lines.append("")
+              "**Objective**: " + ", ".join(f"{d} `{n}`" for d, n in zip(directions, names))
+              + " · health counts also as this run's `study/health/*` metrics", ""]
 
     search = search_lines(study, trials)
     if search:
@@ -187,9 +200,15 @@ def study_note(study: optuna.Study, experiment_id: str, run_ids: dict[int, str],
                          f"{e.get('source', '')} |")
         lines.append("")
 
-    lines += ["**Where to look**", "",
-              f"- Chart view: `{PROFILE_METRIC}` overlays every trial's gradient profile "
-              "(x = timestep t, y = log10 ‖∂L/∂h_t‖ at the last probe); `grad/vanishing_ratio` per probe.",
+    extremes = _extremes(trials, best, summaries)
+    ids = [run_ids[t.number] for t, _ in extremes if t.number in run_ids]
+    compare = (f"- [{' beside '.join(label for _, label in extremes)}]({runs_charts_path(experiment_id, ids)}): "
+               "their profiles side by side (or tick runs in the runs table, then Compare)."
+               if len(ids) > 1 else "")
+    lines += ["**Where to look**", "", *([compare] if compare else []),
+              f"- Chart view: `{PROFILE_METRIC}` overlays every trial's gradient profile at its last probe "
+              "(x = k, the steps back from the loss, so every T lines up at k = 0; y = log10 ‖∂L_T/∂h_(T−k)‖; "
+              "the slope is `grad/decay_rate`, decades per step).",
               "- Filters (metric names with `/` need backticks): "
               "``metrics.`final/test_loss` < 0.17``, `tags.gradstudy.health = 'vanishing'`, "
               "`params.model.cell = 'lstm'`.",

@@ -46,6 +46,18 @@ def trials_path(experiment_id: str, query: str | None) -> str:
     return f"#/experiments/{experiment_id}/runs?" + (query or urlencode(TRAINING_VIEW))
 
 
+def runs_charts_path(experiment_id: str, run_ids: list[str]) -> str:
+    """The chart view of a few runs only (`attributes.run_id IN (…)`), relative to the UI's address: their
+    profiles side by side in their own colours, one click from a description (MLflow's own way there, the
+    runs' check boxes then Compare, opens a page without the run colours). Plain URL parameters: MLflow
+    then draws its own charts, one per metric, the profile among them."""
+    ids = ", ".join(f"'{r}'" for r in run_ids)
+    return f"#/experiments/{experiment_id}/runs?" + urlencode(
+        {"searchFilter": f"attributes.run_id IN ({ids})", "compareRunsMode": "CHART", "startTime": "ALL",
+         "lifecycleFilter": "Active", **{k: v for k, v in TRAINING_VIEW.items() if k != "compareRunsMode"}},
+        quote_via=quote, safe="")
+
+
 def run_path(experiment_id: str, run_id: str) -> str:
     """A run's page, relative to the UI's address (what links inside the UI use)."""
     return f"#/experiments/{experiment_id}/runs/{run_id}"

@@ -75,6 +75,12 @@ def _scatter(param: str, metric: str, section: str, title: str) -> dict[str, Any
             "xaxis": {"key": param, "type": "PARAM"}, "yaxis": {"key": metric, "type": "METRIC"}}
 
 
+def _parallel(params: list[str], metrics: list[str], section: str, title: str) -> dict[str, Any]:
+    return {"uuid": str(uuid.uuid4()), "type": "PARALLEL", "runsCountToCompare": 100, "metricSectionId": section,
+            "deleted": False, "isGenerated": False, "displayName": title, "selectedParams": params,
+            "selectedMetrics": metrics}
+
+
 def _section(name: str) -> dict[str, Any]:
     return {"uuid": str(uuid.uuid4()), "name": name, "display": True, "isReordered": False}
 
@@ -99,6 +105,9 @@ def view_state(objectives: list[tuple[str, str]], sampled: Iterable[str], untrai
         charts.append(_scatter(x, RATE, outcome["uuid"], f"decay rate (decades per step back) against {name}"))
         if not untrained:
             charts.append(_scatter(x, first, outcome["uuid"], f"{first} against {name}"))
+    if params:   # set up once here: in MLflow it takes six clicks, lost unless the view is saved over
+        charts.append(_parallel(params, [RATE] + ([] if untrained else [first]), outcome["uuid"],
+                                "sampled keys → decay rate" + ("" if untrained else f" → {first}")))
     if not untrained:
         charts.append(_line(first, outcome["uuid"], True, f"{first} (log y)"))
         charts += [_line(m, training["uuid"], True) for m in LOG_CHARTS]

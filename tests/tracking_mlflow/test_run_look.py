@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import urllib.parse
 
 import optuna
 import pytest
@@ -135,10 +137,12 @@ def note_study() -> optuna.Study:
         "model.activation": {"expression": "choice(tanh, relu)", "fixed": False, "condition": "model.cell in [rnn]"}})
     dists = {"model.init_gain": FloatDistribution(0.25, 4.0, log=True),
              "model.activation": CategoricalDistribution(["tanh", "relu"])}
-    for value, health, gain in ((0.4, "vanishing", 0.3), (0.1, "healthy", 1.5), (math.inf, "diverged", 3.9)):
+    for value, health, gain, rate in ((0.4, "vanishing", 0.3, -0.3), (0.1, "healthy", 1.5, 0.01),
+                                      (math.inf, "diverged", 3.9, 0.2)):
         study.add_trial(create_trial(params={"model.init_gain": gain, "model.activation": "tanh"},
                                      distributions=dists, value=value,
-                                     user_attrs={TrialAttr.HEALTH: health, TrialAttr.CELL: "rnn"}))
+                                     user_attrs={TrialAttr.HEALTH: health, TrialAttr.CELL: "rnn",
+                                                 TrialAttr.DECAY_RATE: rate}))
     study.add_trial(create_trial(state=TrialState.PRUNED, params={}, distributions={},
                                  user_attrs={TrialAttr.HEALTH: "vanishing"}))
     return study
@@ -146,7 +150,7 @@ def note_study() -> optuna.Study:
 
 def test_study_note_has_counts_best_link_search_and_expectations():
     study = note_study()
-    note = study_note(study, "3", {1: "run1"}, {1: "001 rnn tanh λ1₀=1.5"},
+    note = study_note(study, "3", {0: "run0", 1: "run1", 2: "run2"}, {1: "001 rnn tanh λ1₀=1.5"},
                       expectations=[{"rule": "lstm beats 0.167", "measured": 0.05, "passed": True, "source": "H&S 1997"},
                                     {"rule": "rnn fails", "measured": 0.01, "passed": False, "source": "Arjovsky 2016"}],
                       parent_id="p9")
@@ -154,10 +158,19 @@ def test_study_note_has_counts_best_link_search_and_expectations():
     assert head[0] == ("**4 of 5 trials** finished (complete 3 · pruned 1) · "
                        "**[open the study report](#/experiments/3/runs/p9/artifacts/report/report.html)**  "), head
     assert head[1] == "**Best trial**: [001 rnn tanh λ1₀=1.5](#/experiments/3/runs/run1) — `final/test_loss` = 0.1, 🟩 healthy  "
-    assert head[2] == "**Published claims**: ✓ 1 · ✗ 1 — not holding: rnn fails"
+    assert head[2] == "**Published claims**: ✓ 1 · ✗ 1 — not holding: rnn fails  "
+    assert note.split("\n")[3] in (
+        "**Gradient health**: 🟦 vanishing 2 · 🟥 diverged 1 · 🟩 healthy 1 — run colours: 🟩 healthy · 🟦 vanishing · "
+        "🟧 exploding · 🟥 diverged · ⬜ no verdict", "**Gradient health**: 🟦 vanishing 2 · 🟩 healthy 1 · 🟥 diverged 1 "
+        "— run colours: 🟩 healthy · 🟦 vanishing · 🟧 exploding · 🟥 diverged · ⬜ no verdict")
     assert "minimize `final/test_loss`" in note
-    assert "🟦 vanishing 2 · 🟥 diverged 1 · 🟩 healthy 1" in note or "🟦 vanishing 2 · 🟩 healthy 1 · 🟥 diverged 1" in note
-    assert "run colours: 🟩 healthy · 🟦 vanishing · 🟧 exploding · 🟥 diverged · ⬜ no verdict" in note
+    # one click to the best trial's profile beside the steepest vanishing and exploding ones, in their colours
+    compare = re.search(r"- \[the best trial \(1\) beside the steepest vanishing \(0\) beside the steepest exploding "
+                        r"\(2\)\]\((#/experiments/3/runs\?[^)]+)\)", note)
+    assert compare, note
+    query = dict(urllib.parse.parse_qsl(compare.group(1).split("?", 1)[1]))
+    assert query["searchFilter"] == "attributes.run_id IN ('run1', 'run0', 'run2')"
+    assert query["compareRunsMode"] == "CHART" and query["workflowType"] == "machine_learning"
     assert "- `model.init_gain`: loguniform(0.25, 4)" in note
     assert "- `model.init`: = scaled (fixed)" in note
     assert "- `model.activation`: choice(tanh, relu) — if model.cell in [rnn]" in note

@@ -12,8 +12,11 @@ from tracking import ui_links, ui_view
 
 def charts_of(state) -> list[tuple]:
     sections = {s["uuid"]: s["name"] for s in state["compareRunSections"]}
-    return [(c["type"], sections[c["metricSectionId"]], c.get("metricKey") or (c["xaxis"]["key"], c["yaxis"]["key"]),
-             c.get("scaleType")) for c in state["compareRunCharts"]]
+    def keys(c):
+        if c["type"] == "PARALLEL":
+            return tuple(c["selectedParams"]), tuple(c["selectedMetrics"])
+        return c.get("metricKey") or (c["xaxis"]["key"], c["yaxis"]["key"])
+    return [(c["type"], sections[c["metricSectionId"]], keys(c), c.get("scaleType")) for c in state["compareRunCharts"]]
 
 
 def test_view_state_lists_the_columns_charts_and_sort_of_a_study():
@@ -32,6 +35,8 @@ def test_view_state_lists_the_columns_charts_and_sort_of_a_study():
         ("LINE", "gradient profile", "profile/log10_grad_h_by_steps_back", "linear"),   # decades: may be negative
         ("SCATTER", "outcome", ("model.init_gain", "grad/decay_rate"), None),
         ("SCATTER", "outcome", ("model.init_gain", "final/test_loss"), None),
+        ("PARALLEL", "outcome", (("model.activation", "model.init_gain", "train.lr"),
+                                 ("grad/decay_rate", "final/test_loss")), None),
         ("LINE", "outcome", "final/test_loss", "log"),
         ("LINE", "training (log y)", "train/loss", "log"),
         ("LINE", "training (log y)", "val/loss", "log"),
@@ -53,7 +58,8 @@ def test_a_study_at_initialization_is_sorted_and_charted_by_its_decay_rate():
         "metrics.`grad/decay_rate`", "metrics.`grad/span_ratio`", "metrics.`final/test_loss`"]
     assert charts_of(state) == [
         ("LINE", "gradient profile", "profile/log10_grad_h_by_steps_back", "linear"),
-        ("SCATTER", "outcome", ("model.init_gain", "grad/decay_rate"), None)]
+        ("SCATTER", "outcome", ("model.init_gain", "grad/decay_rate"), None),
+        ("PARALLEL", "outcome", (("model.cell", "model.init_gain", "task.seq_len"), ("grad/decay_rate",)), None)]
 
 
 def test_the_view_tag_round_trips_and_respects_the_tag_limit():
