@@ -18,7 +18,7 @@ from typing import Any, Iterator, Optional
 
 from mlflow import MlflowClient
 
-from tracking import names, profile_records
+from tracking import names, profile_records, profile_svg
 from tracking.task_input import log_task_input
 from tracking.batch_logger import BatchLogger
 from tracking.run_end import end_trial_run
@@ -39,6 +39,7 @@ def write_artifacts(summary: dict[str, Any], folder: Path, figures: bool = True)
         if figures:
             plots.gradient_profile(summary, folder / "gradient_profile.png")
             plots.gradient_heatmap(summary, folder / "gradient_heatmap.png")
+        profile_svg.write_profile_svg(summary, folder / profile_svg.FILE, plots.describe(summary))
         plots.probe_table(summary, folder / "probes.csv")
         plots.probe_scalars(summary, folder / "probe_scalars.csv")
         profile_records.write_profile_table(summary, folder / profile_records.TABLE)

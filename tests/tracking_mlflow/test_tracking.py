@@ -56,7 +56,7 @@ CALM = "++search.params={model.init: scaled, model.init_gain: 'choice(0.5, 2.0)'
 METRICS = {"train/loss", "grad/global_norm", "grad/vanishing_ratio", "grad/span_ratio", "grad/horizon",
            "grad/decay_rate", "grad/norm/recurrent", "weights/lambda1/0", "weights/spectral_radius/0", "final/test_loss",
            "final/baseline_ratio", "final/seq_per_s"}
-TRIAL_ARTIFACTS = {"gradient_profile.png", "gradient_heatmap.png", "probes.csv", "summary.json", "config.yaml",
+TRIAL_ARTIFACTS = {"gradient_profile.png", "gradient_profile.svg", "gradient_heatmap.png", "probes.csv", "summary.json", "config.yaml",
                    "profiles.json"}
 HEALTH = {"healthy", "vanishing", "exploding", "diverged"}
 

@@ -480,12 +480,17 @@ def test_a_short_trial_gets_its_tables_and_its_figures_only_when_asked_and_its_r
     names = {a.path for a in client.list_artifacts(run_id)}
     assert {"summary.json", "config.yaml", "probes.csv", "probe_scalars.csv"} <= names, names
     assert ("gradient_profile.png" in names) == drawn and ("gradient_heatmap.png" in names) == drawn, names
+    assert "gradient_profile.svg" in names            # the cheap SVG profile: every trial, drawn or not
     # everything delivered: the worker's reporter closed the run itself (the driver does not have to)
     run = client.get_run(run_id)
     assert reporter.result["closed"] is True and run.info.status == "FINISHED", (reporter.result, run.info)
     assert run.data.tags["gradstudy.state"] == summary["status"] and run.data.tags["gradstudy.health"] == \
         summary["health"], run.data.tags
     assert run.data.tags["gradstudy.span"] == str(summary["health_span"]) == "12", run.data.tags
+    # its description (no more "No description"), closed with the run: verdict, span, λ1, objective
+    note = run.data.tags["mlflow.note.content"]
+    assert note.startswith(f"**{summary['health']}** over the whole sequence (T = 12)"), note
+    assert "**λ1** of W_rec (top layer):" in note and "at initialization" in note, note
 
 
 def test_report_links_trials_to_their_runs(tmp_path):
@@ -504,3 +509,31 @@ def test_report_links_trials_to_their_runs(tmp_path):
     assert 'data-path="#/experiments/7/runs/abc123"' in page and 'location.href.indexOf("blob:")' in page
     plain = write_study_report(study, tmp_path, links=RunLinks("http://x", "7", {0: "other"})).read_text()
     assert '<a class="run"' not in plain
+
+
+def test_the_svg_profile_is_keyed_by_steps_back_and_every_probe_is_drawn(tmp_path):
+    """gradient_profile.svg: one polyline per probe (a non-finite point breaks it), the last probe's
+    starts at k = 0 (the loss end, the plot's left edge) at the value of t = T; plain-text λ1."""
+    import xml.etree.ElementTree as ET
+
+    from tracking import profile_svg
+
+    probes = [{"step": 0, "grad_h_log10": [[-3.0, -2.0, -1.0, 0.0]]},
+              {"step": 10, "grad_h_log10": [[-6.0, float("nan"), -2.0, -0.5]]}]
+    summary = {"health": "vanishing", "probes": probes}
+    path = profile_svg.write_profile_svg(summary, tmp_path / "p.svg", r"adding · $\lambda_1$=0.5")
+    root = ET.parse(path).getroot()
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    lines = root.findall("s:polyline", ns)
+    # probe 0: one line; probe 10: broken at its NaN (t = 2, k = 2) into k ∈ {0, 1} and k = 3
+    assert [len(line.get("points").split()) for line in lines] == [4, 2, 1]
+    assert [line.get("stroke") for line in lines] == ["#b8b8b8", "#1f77b4", "#1f77b4"]   # the last: its health
+    first = [tuple(map(float, p.split(","))) for p in lines[1].get("points").split()]
+    assert first[0][0] == profile_svg.LEFT                                    # k = 0 at the left edge
+    ys = {float(p.split(",")[1]) for line in lines for p in line.get("points").split()}
+    assert first[0][1] < first[1][1]         # k = 0 holds -0.5 (t = T), above k = 1's -2.0: y grows downwards
+    assert min(ys) >= profile_svg.TOP and max(ys) <= profile_svg.HEIGHT - profile_svg.BOTTOM
+    texts = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
+    assert "λ1=0.5" in texts and "$" not in texts and "steps back from the loss" in texts
+    assert profile_svg.write_profile_svg({"probes": [{"step": 0, "grad_h_log10": [[float("nan")]]}]},
+                                         tmp_path / "none.svg") is None
