@@ -81,7 +81,7 @@ def study_links(client, ui: str, name: str | None) -> list[tuple[str, str, str]]
         report = "(none yet)"
         parents = client.search_runs([e.experiment_id], filter_string="tags.`gradstudy.role` = 'study'", max_results=1)
         if parents:
-            report = run_url(ui, e.experiment_id, parents[0].info.run_id) + "/artifacts/report/report.html"
+            report = run_url(ui, e.experiment_id, parents[0].info.run_id, "artifacts/report/report.html")
         out.append((study, trials_url(ui, e.experiment_id, e.tags.get(QUERY_TAG)), report))
     return out
 

@@ -152,7 +152,7 @@ def study_note(study: optuna.Study, experiment_id: str, run_ids: dict[int, str],
     mix = " · ".join(f"{_square(k)} {k} {v}" for k, v in health.items()) or "none yet"
 
     # --- the three lines MLflow shows before "Show more" -------------------------------------------------
-    report = f" · **[open the study report]({run_path(experiment_id, parent_id)}/artifacts/{REPORT})**" \
+    report = f" · **[open the study report]({run_path(experiment_id, parent_id, 'artifacts/' + REPORT)})**" \
         if parent_id else ""
     states = " · ".join(f"{k.lower()} {v}" for k, v in counts.items()) or "none yet"
     head = [f"**{len(done)}" + (f" of {target}" if target is not None else "") + f" trials** finished ({states})"

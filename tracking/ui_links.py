@@ -58,10 +58,15 @@ def runs_charts_path(experiment_id: str, run_ids: list[str]) -> str:
         quote_via=quote, safe="")
 
 
-def run_path(experiment_id: str, run_id: str) -> str:
-    """A run's page, relative to the UI's address (what links inside the UI use)."""
-    return f"#/experiments/{experiment_id}/runs/{run_id}"
+def run_path(experiment_id: str, run_id: str, tab: str = "") -> str:
+    """A run's page (or its `tab`, e.g. `artifacts/report/report.html`), relative to the UI's address (what
+    links inside the UI use), in the training view: MLflow 3.17 keys its mode on `workflowType` in the URL,
+    else on the browser's localStorage (`mlflow.workflowType_v1`, set by a click on "Model training"), else
+    GenAI, where a run's breadcrumb leads to "Evaluations"; the experiment tag `mlflow.experimentKind` is
+    ignored (a feature flag hard-coded on)."""
+    return f"#/experiments/{experiment_id}/runs/{run_id}" + (f"/{tab}" if tab else "") + "?" + \
+        urlencode({"workflowType": TRAINING_VIEW["workflowType"]})
 
 
-def run_url(ui: str, experiment_id: str, run_id: str) -> str:
-    return f"{ui.rstrip('/')}/{run_path(experiment_id, run_id)}"
+def run_url(ui: str, experiment_id: str, run_id: str, tab: str = "") -> str:
+    return f"{ui.rstrip('/')}/{run_path(experiment_id, run_id, tab)}"

@@ -17,10 +17,14 @@ The view of a study:
 - columns: the sampled keys only (cell, activation, init, λ1 first; a key the whole study shares says
   nothing per row), health, the decay rate (T-free) and the span ratio (what the verdict judged), the
   objectives;
+- the columns in that order (`columnOrder`: else MLflow groups them metrics, params, tags and the health
+  column falls off-screen) and wide enough for their headers (`columnWidths`);
 - charts: the gradient profile `profile/log10_grad_h_by_steps_back` (x = k steps back from the loss:
   profiles of every T line up at the loss end), the first sampled parameter (λ1 when it is sampled)
   against the decay rate and, for a trained study, against the objective; the objective, losses and
-  gradient norms on log axes (an exploding trial's 1e13 does not flatten the others).
+  gradient norms on log axes (an exploding trial's 1e13 does not flatten the others); MLflow's own chart of
+  every other metric in collapsed sections. MLflow 3.17 ignores chart titles on this page (the metric key
+  is the title, so the profile's key says what its x is) and has no log axis on a scatter.
 """
 from __future__ import annotations
 
@@ -39,7 +43,13 @@ SUPPORTED = ("3.17.",)                   # MLflow versions whose saved-view form
 MAX_TAG = 20_000
 TRIALS_FILTER = "tags.`gradstudy.role` = 'trial'"
 COLUMNS_FIRST = ("model.cell", "model.activation", "model.init", "model.init_gain")
-LOG_CHARTS = ("train/loss", "val/loss", "grad/global_norm")
+LOG_CHARTS = ("train/loss", "val/loss", "grad/global_norm", "grad/norm/recurrent", "grad/norm/input",
+              "grad/norm/readout", "grad/norm/bias")     # charted here on log y, so MLflow adds no linear ones
+# MLflow 3.17 charts every other metric itself, in a section named for the key's prefix (`grad/norm/x` →
+# `grad/norm`): declared here collapsed (display: false), so the seeded charts come first and alone
+GENERATED_SECTIONS = ("grad", "grad/norm", "weights/lambda1", "weights/spectral_radius", "final", "val", "train",
+                      "profile")
+NAME_WIDTH, COLUMN_WIDTH = 260, 150     # px: the run name, then every other column (headers not cut)
 GRADIENT_COLUMNS = ("grad/decay_rate", "grad/span_ratio")
 RATE = "grad/decay_rate"
 
@@ -81,8 +91,8 @@ def _parallel(params: list[str], metrics: list[str], section: str, title: str) -
             "selectedMetrics": metrics}
 
 
-def _section(name: str) -> dict[str, Any]:
-    return {"uuid": str(uuid.uuid4()), "name": name, "display": True, "isReordered": False}
+def _section(name: str, display: bool = True) -> dict[str, Any]:
+    return {"uuid": str(uuid.uuid4()), "name": name, "display": display, "isReordered": False}
 
 
 def view_state(objectives: list[tuple[str, str]], sampled: Iterable[str], untrained: bool = False) -> dict[str, Any]:
@@ -112,11 +122,15 @@ def view_state(objectives: list[tuple[str, str]], sampled: Iterable[str], untrai
         charts.append(_line(first, outcome["uuid"], True, f"{first} (log y)"))
         charts += [_line(m, training["uuid"], True) for m in LOG_CHARTS]
     order, ascending = (RATE, False) if untrained else (first, direction == "minimize")
+    # MLflow groups columns metrics, params, tags unless told their order: the name, the sampled keys, health
+    ordered = [column("attributes", "Run Name")] + columns
+    sections = [profile, outcome] + ([] if untrained else [training]) + [_section(n, False) for n in GENERATED_SECTIONS]
     return {
         "searchFilter": TRIALS_FILTER, "orderByKey": column("metrics", order), "orderByAsc": ascending,
         "startTime": "ALL", "lifecycleFilter": "Active", "modelVersionFilter": "All Runs", "datasetsFilter": [],
         "selectedColumns": columns, "runsHiddenMode": "SHOW_ALL",
-        "compareRunSections": [profile, outcome, training], "compareRunCharts": charts,
+        "columnOrder": ordered, "columnWidths": {c: NAME_WIDTH if c == ordered[0] else COLUMN_WIDTH for c in ordered},
+        "compareRunSections": sections, "compareRunCharts": charts,
         "isAccordionReordered": True, "hideEmptyCharts": True, "useGroupedValuesInCharts": True, "groupBy": None,
         "viewMaximized": False, "runListHidden": False,
         "globalLineChartConfig": {"xAxisKey": "step", "lineSmoothness": 0, "selectedXAxisMetricKey": ""},

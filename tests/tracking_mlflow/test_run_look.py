@@ -156,8 +156,8 @@ def test_study_note_has_counts_best_link_search_and_expectations():
                       parent_id="p9")
     head = note.split("\n")[:3]     # what MLflow shows before "Show more": counts + report, best trial, claims
     assert head[0] == ("**4 of 5 trials** finished (complete 3 · pruned 1) · "
-                       "**[open the study report](#/experiments/3/runs/p9/artifacts/report/report.html)**  "), head
-    assert head[1] == "**Best trial**: [001 rnn tanh λ1₀=1.5](#/experiments/3/runs/run1) — `final/test_loss` = 0.1, 🟩 healthy  "
+                       "**[open the study report](#/experiments/3/runs/p9/artifacts/report/report.html?workflowType=machine_learning)**  "), head
+    assert head[1] == "**Best trial**: [001 rnn tanh λ1₀=1.5](#/experiments/3/runs/run1?workflowType=machine_learning) — `final/test_loss` = 0.1, 🟩 healthy  "
     assert head[2] == "**Published claims**: ✓ 1 · ✗ 1 — not holding: rnn fails  "
     assert note.split("\n")[3] in (
         "**Gradient health**: 🟦 vanishing 2 · 🟥 diverged 1 · 🟩 healthy 1 — run colours: 🟩 healthy · 🟦 vanishing · "

@@ -59,7 +59,7 @@ def check_report(folder: Path, page_path: Path) -> str:
         assert data[:8] == PNG_MAGIC and len(data) > 1024, file
         assert (folder / file).read_bytes() == data, file
     for link in re.findall(r'href="([^"]+)"', page):
-        assert re.fullmatch(r"https?://[^/]+/#/experiments/\w+/runs/\w+", link), link
+        assert re.fullmatch(r"https?://[^/]+/#/experiments/\w+/runs/\w+\?workflowType=machine_learning", link), link
     return page
 
 
@@ -505,8 +505,8 @@ def test_report_links_trials_to_their_runs(tmp_path):
     links = RunLinks("http://mlflow.example:8080", "7", {1: "abc123"})
     page = check_report(tmp_path, write_study_report(study, tmp_path, links=links))
     assert best_rows(page) == {"rnn": 1}
-    assert re.findall(r'<a class="run" href="([^"]+)"', page) == ["http://mlflow.example:8080/#/experiments/7/runs/abc123"]
-    assert 'data-path="#/experiments/7/runs/abc123"' in page and 'location.href.indexOf("blob:")' in page
+    assert re.findall(r'<a class="run" href="([^"]+)"', page) == ["http://mlflow.example:8080/#/experiments/7/runs/abc123?workflowType=machine_learning"]
+    assert 'data-path="#/experiments/7/runs/abc123?workflowType=machine_learning"' in page and 'location.href.indexOf("blob:")' in page
     plain = write_study_report(study, tmp_path, links=RunLinks("http://x", "7", {0: "other"})).read_text()
     assert '<a class="run"' not in plain
 

@@ -40,8 +40,19 @@ def test_view_state_lists_the_columns_charts_and_sort_of_a_study():
         ("LINE", "outcome", "final/test_loss", "log"),
         ("LINE", "training (log y)", "train/loss", "log"),
         ("LINE", "training (log y)", "val/loss", "log"),
-        ("LINE", "training (log y)", "grad/global_norm", "log")]
+        ("LINE", "training (log y)", "grad/global_norm", "log"),
+        ("LINE", "training (log y)", "grad/norm/recurrent", "log"),
+        ("LINE", "training (log y)", "grad/norm/input", "log"),
+        ("LINE", "training (log y)", "grad/norm/readout", "log"),
+        ("LINE", "training (log y)", "grad/norm/bias", "log")]
     assert len({c["uuid"] for c in state["compareRunCharts"]}) == len(charts)
+    # the displayed column order (MLflow would group metrics, params, tags) and widths
+    assert state["columnOrder"] == ["attributes.`Run Name`", *state["selectedColumns"]]
+    assert state["columnWidths"]["attributes.`Run Name`"] == 260 and state["columnWidths"]["tags.`gradstudy.health`"] == 150
+    # MLflow's own charts of the other metrics land in declared, collapsed sections after ours
+    sections = [(s["name"], s["display"]) for s in state["compareRunSections"]]
+    assert sections[:3] == [("gradient profile", True), ("outcome", True), ("training (log y)", True)]
+    assert ("grad/norm", False) in sections and ("weights/lambda1", False) in sections
     maximize = ui_view.view_state([("final/accuracy", "maximize")], [])
     assert maximize["orderByAsc"] is False
     assert [c["type"] for c in maximize["compareRunCharts"]].count("SCATTER") == 0   # nothing sampled
