@@ -49,7 +49,7 @@ LOG_CHARTS = ("train/loss", "val/loss", "grad/global_norm", "grad/norm/recurrent
 # `grad/norm`): declared here collapsed (display: false), so the seeded charts come first and alone
 GENERATED_SECTIONS = ("grad", "grad/norm", "weights/lambda1", "weights/spectral_radius", "final", "val", "train",
                       "profile")
-NAME_WIDTH, COLUMN_WIDTH = 260, 150     # px: the run name, then every other column (headers not cut)
+NAME_WIDTH, COLUMN_WIDTH = 220, 120     # px: the run name, then every other column (headers not cut)
 GRADIENT_COLUMNS = ("grad/decay_rate", "grad/span_ratio")
 RATE = "grad/decay_rate"
 
@@ -123,7 +123,7 @@ def view_state(objectives: list[tuple[str, str]], sampled: Iterable[str], untrai
         charts += [_line(m, training["uuid"], True) for m in LOG_CHARTS]
     order, ascending = (RATE, False) if untrained else (first, direction == "minimize")
     # MLflow groups columns metrics, params, tags unless told their order: the name, the sampled keys, health
-    ordered = [column("attributes", "Run Name")] + columns
+    ordered = [column("attributes", "Run Name")] + columns + ["runDateAndNestInfo", "duration"]   # times last
     sections = [profile, outcome] + ([] if untrained else [training]) + [_section(n, False) for n in GENERATED_SECTIONS]
     return {
         "searchFilter": TRIALS_FILTER, "orderByKey": column("metrics", order), "orderByAsc": ascending,

@@ -40,7 +40,8 @@ STUDY = "browser"
 TINY = ["experiment=demo", "train.steps=20", "train.probe_every=5", "task.seq_len=10", "model.hidden_size=8",
         "cluster.num_cpus=2", "study.n_trials=3", f"study.name={STUDY}", "tracking.trial_figures_min_s=0"]
 CHART = "gradient_profile.png"
-PROFILE = "profile/log10_grad_h"
+PROFILE = "profile/log10_grad_h_by_steps_back"
+PROFILE_BY_K = PROFILE
 UI_TIMEOUT_MS = 60_000
 
 pytestmark = [
@@ -84,6 +85,11 @@ def screenshot(page, name: str) -> Path:
 def run_link(page, run):
     """The link to `run` in the page (its name in the runs table)."""
     return page.locator(f'a[href$="/runs/{run.info.run_id}"]')
+
+
+# MLflow 3.17 opens its assistant panel on a first visit to a loopback host unless this localStorage key says
+# it did already (no server setting or URL parameter keeps it closed); set before each page's scripts run
+ASSISTANT_SEEN = ("window.localStorage.setItem('mlflow.assistant.fab.autoOpenedOnFirstLoad_v1', 'true');")
 
 
 def close_assistant(page) -> None:
@@ -208,7 +214,7 @@ def test_mlflow_ui_opens_the_study_as_named_trials_charts_and_report(drivers, ra
             # --- 4. the parent run opens on the study's summary -----------------------------------------------
             page.goto(f"{base}/#/experiments/{exp_id}/runs/{parent.info.run_id}")
             close_assistant(page)
-            expect(page.get_by_text(f"Study {STUDY}", exact=True).first).to_be_visible()
+            expect(page.get_by_role("link", name="open the study report")).to_be_visible()   # its first lines
             expect(page.get_by_text("Best trial", exact=False).first).to_be_visible()
             screenshot(page, "mlflow-ui-study-description.png")
             reported = time.monotonic()
@@ -230,3 +236,136 @@ def test_mlflow_ui_opens_the_study_as_named_trials_charts_and_report(drivers, ra
     print(f"timings: study {ran - started:.1f} s, UI up {served - ran:.1f} s, trials page {listed - served:.1f} s, "
           f"profile chart {charted - listed:.1f} s, report and description {reported - charted:.1f} s, "
           f"artifact {done - reported:.1f} s; total {done - started:.1f} s")
+
+
+# --- a study at the size researchers run: > 100 trials of three lengths, measured at initialization -----------
+BIG = "atscale"
+LENGTHS = (10, 20, 40)
+N_BIG = 105                      # more than MLflow's page of 100 runs
+MIXED = ["experiment=init_phase", "model.hidden_size=8", "task.test_size=16", "task.val_size=8",
+         f"++search.params={{task.seq_len: 'choice({', '.join(map(str, LENGTHS))})'}}", f"study.n_trials={N_BIG}",
+         f"study.name={BIG}", "cluster.num_cpus=2"]
+
+
+def line_strokes(card) -> dict[str, str]:
+    """path d → stroke colour of a chart card's lines."""
+    pairs = card.locator("path.js-line").evaluate_all(
+        "els => els.map(e => [e.getAttribute('d') || '', (e.getAttribute('style') || '') + (e.getAttribute('stroke') || '')])")
+    return dict(pairs)      # one call: the chart redraws its lines while it loads
+
+
+@pytest.mark.browser
+@pytest.mark.mlflow_server
+@pytest.mark.timeout(420)
+def test_a_study_of_over_100_mixed_length_trials_reads_right_in_mlflow(drivers, ray_session, tmp_path, monkeypatch):
+    """init_phase-like: 105 trials, T ∈ {10, 20, 40}, train.steps=0. Sorted by the decay rate (not the
+    untrained loss), columns in the seeded order with health and decay rate on screen, profiles keyed by
+    steps back and coloured by T, every trial described and linked in the training view, the study's head
+    lines with the report link, the report's trial links harmless inside MLflow's sandbox."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the `test` extra: make setup")
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from mlflow import MlflowClient
+
+    from study import cli
+    from tracking.run_look import LENGTH_COLOURS
+
+    started = time.monotonic()
+    assert cli.main(["run", *MIXED]) == 0
+    ran = time.monotonic()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    ui = drivers.start(["ui", BIG, "--port", str(port)])
+    wait_until(lambda: "trials: " in ui.stdout(), timeout=120, what=f"`gradstudy ui {BIG}` printing its link",
+               interval=0.5, proc=ui)
+    trials_link = re.search(r"trials: (\S+)", ui.stdout()).group(1)
+
+    client = MlflowClient(tracking_uri=base)
+    exp_id = client.get_experiment_by_name(f"gradstudy/{BIG}").experiment_id
+    runs = client.search_runs([exp_id], max_results=1000)
+    parent = next(r for r in runs if r.data.tags.get("gradstudy.role") == "study")
+    trials = [r for r in runs if r.data.tags.get("gradstudy.role") == "trial"]
+    assert len(trials) == N_BIG
+    colour_of = {length: LENGTH_COLOURS[i][0] for i, length in enumerate(LENGTHS)}
+    for run in trials:
+        length = int(run.data.params["task.seq_len"])
+        assert run.data.tags["mlflow.runColor"] == colour_of[length], (run.info.run_name, run.data.tags)   # by T
+        note = run.data.tags["mlflow.note.content"]
+        assert note.startswith(f"**{run.data.tags['gradstudy.health']}** over "), note
+        assert f"[← all trials of study {BIG}](#/experiments/{exp_id}/runs?" in note, note
+        shown = re.search(r"λ1₀=(\S+) T=\d+$", run.info.run_name)              # λ1 to 3 digits, T in view
+        assert shown and float(shown.group(1)) == float(f"{float(shown.group(1)):.3g}"), run.info.run_name
+    rates = {r.info.run_id: r.data.metrics.get("grad/decay_rate") for r in trials}
+    steepest_up = max((rid for rid in rates if rates[rid] is not None), key=lambda rid: rates[rid])
+    assert client.get_experiment(exp_id).tags["mlflow.note.content"].startswith(f"**{N_BIG} of {N_BIG} trials**")
+
+    expect = sync_api.expect
+    expect.set_options(timeout=UI_TIMEOUT_MS)
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True,
+            args=CHROMIUM_FLAGS, viewport={"width": 1600, "height": 1000})
+        browser.add_init_script(ASSISTANT_SEEN)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            # --- the landing table: sorted by the decay rate, health and decay rate columns on screen -------
+            page.goto(trials_link)
+            close_assistant(page)
+            wait_until(lambda: (row_ids_in_order(page) or [None])[0] == steepest_up, timeout=60,
+                       what="the most exploding-per-step trial (the largest grad/decay_rate) first")
+            grid = page.locator(".ag-root-wrapper").first.bounding_box()
+            for header in ("grad/decay_rate", "gradstudy.health", "model.init_gain", "task.seq_len"):
+                cell = page.locator("[role=columnheader]").filter(has_text=header).first
+                expect(cell).to_be_visible()
+                box = cell.bounding_box()
+                assert box and box["x"] + box["width"] <= grid["x"] + grid["width"] + 1, \
+                    f"the {header} column is off-screen at 1600 px: {box}, the table ends at {grid}"
+            screenshot(page, "mlflow-ui-atscale-table.png")
+            # --- "Load more" reaches the rest (MLflow loads 100 runs a page; 3.17 has no setting for it) -----
+            page.get_by_role("button", name="Load more").click()
+            expect(page.get_by_text(f"{N_BIG} matching runs")).to_be_visible()
+
+            # --- the profile chart: keyed by steps back, one line per trial, coloured by T ------------------
+            page.goto(trials_link.replace("compareRunsMode=TABLE", "compareRunsMode=CHART"))
+            close_assistant(page)
+            title = page.get_by_text(PROFILE_BY_K, exact=True).first
+            title.wait_for()
+            card = page.locator("div").filter(has=title).filter(has=page.locator("path.js-line")).last
+            wait_until(lambda: len(line_strokes(card)) >= 100, timeout=60,
+                       what=f"100 profile lines (the first page of runs; seen {len(line_strokes(card))})")
+            strokes = " ".join(line_strokes(card).values()).lower()
+            hexes = {h.lower() for h, _ in LENGTH_COLOURS[:len(LENGTHS)]}
+            rgb = {f"rgb({int(h[1:3], 16)}, {int(h[3:5], 16)}, {int(h[5:7], 16)})" for h in hexes}
+            assert sum(1 for c in hexes | rgb if c in strokes) >= len(LENGTHS), strokes[:500]
+            card.scroll_into_view_if_needed()
+            screenshot(page, "mlflow-ui-atscale-profiles.png")
+
+            # --- a trial's page, from the study's links: its description, the training view's breadcrumb -----
+            trial = next(r for r in trials if r.info.run_id == steepest_up)
+            page.goto(f"{base}/#/experiments/{exp_id}/runs/{trial.info.run_id}?workflowType=machine_learning")
+            close_assistant(page)
+            expect(page.get_by_text("λ1", exact=False).first).to_be_visible()
+            expect(page.get_by_role("link", name=f"← all trials of study {BIG}")).to_be_visible()
+            expect(page.get_by_role("link", name="Evaluations")).to_have_count(0)
+            expect(page.get_by_role("link", name="Runs", exact=True).first).to_be_visible()
+            screenshot(page, "mlflow-ui-atscale-trial.png")
+
+            # --- the study's run: its head lines name the counts and link the report ------------------------
+            page.goto(f"{base}/#/experiments/{exp_id}/runs/{parent.info.run_id}?workflowType=machine_learning")
+            close_assistant(page)
+            expect(page.get_by_role("link", name="open the study report")).to_be_visible()
+            screenshot(page, "mlflow-ui-atscale-study.png")
+
+            # --- the report inside MLflow: a left click on a trial number keeps the page and says where -----
+            page.goto(f"{base}/#/experiments/{exp_id}/runs/{parent.info.run_id}/artifacts/report/report.html"
+                      "?workflowType=machine_learning")
+            close_assistant(page)
+            frame = page.frame_locator("iframe").first
+            expect(frame.get_by_role("heading", name=f"Study {BIG}")).to_be_visible()
+            frame.locator("a.run").first.click()
+            expect(frame.locator("#run-link-box")).to_contain_text("Open link in new tab")
+            expect(frame.get_by_role("heading", name=f"Study {BIG}")).to_be_visible()     # not blanked
+            screenshot(page, "mlflow-ui-atscale-report-click.png")
+        finally:
+            browser.close()
+    print(f"timings: study {ran - started:.1f} s, browser {time.monotonic() - ran:.1f} s")

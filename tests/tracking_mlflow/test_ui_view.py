@@ -47,8 +47,8 @@ def test_view_state_lists_the_columns_charts_and_sort_of_a_study():
         ("LINE", "training (log y)", "grad/norm/bias", "log")]
     assert len({c["uuid"] for c in state["compareRunCharts"]}) == len(charts)
     # the displayed column order (MLflow would group metrics, params, tags) and widths
-    assert state["columnOrder"] == ["attributes.`Run Name`", *state["selectedColumns"]]
-    assert state["columnWidths"]["attributes.`Run Name`"] == 260 and state["columnWidths"]["tags.`gradstudy.health`"] == 150
+    assert state["columnOrder"] == ["attributes.`Run Name`", *state["selectedColumns"], "runDateAndNestInfo", "duration"]
+    assert state["columnWidths"]["attributes.`Run Name`"] == 220 and state["columnWidths"]["tags.`gradstudy.health`"] == 120
     # MLflow's own charts of the other metrics land in declared, collapsed sections after ours
     sections = [(s["name"], s["display"]) for s in state["compareRunSections"]]
     assert sections[:3] == [("gradient profile", True), ("outcome", True), ("training (log y)", True)]
