@@ -187,7 +187,7 @@ def check_study_records(client: MlflowClient, uri: str, study: optuna.Study, hom
     exp_id = parent.info.experiment_id
     best_run = next(t for t in trials if t.state == TrialState.COMPLETE and
                     t.values[0] == min(x.values[0] for x in trials if x.state == TrialState.COMPLETE))
-    assert f'href="{ui}/#/experiments/{exp_id}/runs/{best_run.user_attrs["gradstudy.mlflow_run"]}"' in page
+    assert f'href="{ui}/#/experiments/{exp_id}/runs/{best_run.user_attrs["gradstudy.mlflow_run"]}?workflowType=machine_learning"' in page
     assert f"name: {name}" in config
     assert parent.data.metrics.get("study/complete") == sum(t.state == TrialState.COMPLETE for t in trials)
     assert parent.data.tags["mlflow.source.name"].startswith("gradstudy run experiment=demo"), parent.data.tags
@@ -195,7 +195,7 @@ def check_study_records(client: MlflowClient, uri: str, study: optuna.Study, hom
     best = min((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: (t.values[0], t.number))
     note = parent.data.tags["mlflow.note.content"]
     assert f"complete {sum(t.state == TrialState.COMPLETE for t in trials)}" in note, note
-    assert f"runs/{best.user_attrs['gradstudy.mlflow_run']})" in note, note
+    assert f"runs/{best.user_attrs['gradstudy.mlflow_run']}?workflowType=machine_learning)" in note, note
     assert "- `model.init_gain`: choice(0.5, 2, 4)" in note and "- `model.init`: = scaled (fixed)" in note, note
     assert parent.data.metrics["best/final/test_loss"] == pytest.approx(best.values[0])
     assert parent.data.metrics["best/trial"] == best.number
