@@ -5,7 +5,6 @@ counting rules are in tracking/trials.py (shared with the study report).
 """
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import optuna
@@ -13,7 +12,7 @@ from optuna.trial import FrozenTrial
 
 from tracking import expectations
 from tracking.attrs import StudyAttr, TrialAttr
-from tracking.trials import REQUEUED, best_per_cell, best_trial, counts_towards_total, state_counts
+from tracking.trials import REQUEUED, best_per_cell, best_trial, counts_towards_total, health_mix, state_counts
 
 __all__ = ["REQUEUED", "best_per_cell", "best_trial", "counts_towards_total", "state_counts", "finished",
            "health_mix", "trial_brief", "status"]
@@ -21,10 +20,6 @@ __all__ = ["REQUEUED", "best_per_cell", "best_trial", "counts_towards_total", "s
 
 def finished(trials: list[FrozenTrial]) -> list[FrozenTrial]:
     return [t for t in trials if counts_towards_total(t)]
-
-
-def health_mix(trials: list[FrozenTrial]) -> dict[str, int]:
-    return dict(Counter(t.user_attrs[TrialAttr.HEALTH] for t in trials if TrialAttr.HEALTH in t.user_attrs))
 
 
 def trial_brief(t: FrozenTrial) -> dict[str, Any]:

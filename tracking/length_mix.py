@@ -73,14 +73,25 @@ def rank_key(t: FrozenTrial, summary: Optional[dict] = None) -> tuple[float, int
     return (abs(rate) if rate is not None else math.inf), t.number
 
 
+def ranks_by_rate(trials: list[FrozenTrial], summaries: Optional[dict[int, dict]] = None) -> bool:
+    """The study's trials are ranked by |decay rate|, not by the objective: it mixes lengths or it was
+    measured at initialization (the report, the study's description)."""
+    return mixes_lengths(trials, summaries) or untrained(trials, summaries)
+
+
+def flattest(trials: list[FrozenTrial], summaries: Optional[dict[int, dict]] = None) -> Optional[FrozenTrial]:
+    """The COMPLETE trial with the flattest gradient (smallest |decay rate|), None without one."""
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    return min(done, key=lambda t: rank_key(t, (summaries or {}).get(t.number))) if done else None
+
+
 def best_per_cell(trials: list[FrozenTrial], summaries: Optional[dict[int, dict]] = None) -> dict[str, FrozenTrial]:
     """Each `gradstudy.cell`'s COMPLETE trial with the flattest gradient (smallest |decay rate|)."""
-    summaries = summaries or {}
     by_cell: dict[str, list[FrozenTrial]] = {}
     for t in trials:
         if t.state == TrialState.COMPLETE:
             by_cell.setdefault(str(TrialRecord.from_frozen(t).cell or "?"), []).append(t)
-    return {cell: min(ts, key=lambda t: rank_key(t, summaries.get(t.number))) for cell, ts in sorted(by_cell.items())}
+    return {cell: flattest(ts, summaries) for cell, ts in sorted(by_cell.items())}
 
 
 def rate_limit(rates: list[Optional[float]]) -> float:

@@ -38,20 +38,21 @@ def top_layer(probe: dict[str, Any]) -> list[Optional[float]]:
     return [math.log10(v) if (v := finite_number(x)) is not None and v > 0 else None for x in layers[-1]]
 
 
+def by_steps_back(profile: list[Optional[float]], max_points: int = MAX_POINTS) -> Iterator[tuple[int, Optional[float]]]:
+    """(k = T − t, value) of a profile over t = 1..T, k = 0 (the loss end) first, thinned to every n-th k so
+    that at most `max_points` (+1) remain, both ends kept; None values kept (a figure breaks its line there)."""
+    length = len(profile)
+    stride = max(1, math.ceil(length / max_points))
+    for k in range(length):
+        if k % stride == 0 or k == length - 1:
+            yield k, profile[length - 1 - k]
+
+
 def profile_points(summary: dict[str, Any]) -> Iterator[tuple[int, float]]:
     """(k = T − t, log10 value) of the last probe's profile, k = 0 first, thinned to at most MAX_POINTS."""
     probes = [p for p in summary.get("probes") or [] if isinstance(p, dict)]
-    if not probes:
-        return
-    profile = top_layer(probes[-1])
-    length = len(profile)
-    stride = max(1, math.ceil(length / MAX_POINTS))
-    for k in range(length):
-        if k % stride and k != length - 1:
-            continue
-        value = profile[length - 1 - k]
-        if value is not None:
-            yield k, value
+    if probes:
+        yield from ((k, v) for k, v in by_steps_back(top_layer(probes[-1])) if v is not None)
 
 
 def write_profile_table(summary: dict[str, Any], path: Path) -> Optional[Path]:

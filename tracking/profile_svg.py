@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from tracking.colours import health_colour
-from tracking.profile_records import top_layer
+from tracking.profile_records import by_steps_back, top_layer
 
 FILE = "gradient_profile.svg"
 WIDTH, HEIGHT = 720, 400
@@ -58,11 +58,9 @@ def write_profile_svg(summary: dict[str, Any], path: Path, title: str = "") -> O
     curves = []
     for probe in probes:
         profile = top_layer(probe)
-        length = len(profile)
-        stride = max(1, math.ceil(length / MAX_POINTS))
-        points = [(k, profile[length - 1 - k]) for k in range(length) if k % stride == 0 or k == length - 1]
+        points = list(by_steps_back(profile, MAX_POINTS))
         if any(v is not None for _, v in points):
-            curves.append((probe.get("step"), length, points))
+            curves.append((probe.get("step"), len(profile), points))
     if not curves:
         return None
     values = [v for _, _, pts in curves for _, v in pts if v is not None]

@@ -136,7 +136,7 @@ def write_study_report(study: optuna.Study, folder: Path, summaries: Optional[di
 
     mixed = length_mix.mixes_lengths(trials, summaries)   # objective and verdicts depend on T: the decay rate
     untrained = length_mix.untrained(trials, summaries)   # the objective is an untrained net's: the decay rate
-    by_rate = mixed or untrained
+    by_rate = mixed or untrained          # length_mix.ranks_by_rate, from the two already read
     best = length_mix.best_per_cell(trials, summaries) if by_rate else best_per_cell(study, trials)
     best_rows = [{"cell": cell, "number": t.number,
                   "scores": [_fmt(v) for v in t.values or []] + [None] * (len(directions) - len(t.values or [])),

@@ -5,7 +5,8 @@ At the end: the final metrics and the last probe's profile as `profile/log10_gra
 (tracking/profile_records.py), the task as the run's input dataset (tracking/task_input.py), then the
 artifacts (summary.json, config.yaml, the probe tables, the profile table `profiles.json`, and the
 gradient profile and heatmap plots of a trial that trained `figures_min_s` or longer), then, when all of it
-was delivered, the run is closed here with its description (tracking/trial_note.py) (state, health, status: tracking/run_end.py) rather than by the
+was delivered, the run is closed here with its description (tracking/trial_note.py), state, health and
+status (tracking/run_end.py) rather than by the
 driver, so that the driver's per-trial MLflow work stays small. Nothing here raises into the trial: if
 MLflow is unreachable the trial still finishes, and `result` says what was not delivered so that the
 driver keeps it for a back-fill (`gradstudy report NAME`). `history` holds every metric sent, for that back-fill.

@@ -35,10 +35,15 @@ SHOWN = {"model.cell", "model.activation", "model.init", "model.init_gain", "mod
 LENGTH_COLOURS = [("#9467bd", "🟪"), ("#8c564b", "🟫"), ("#bcbd22", "🟨"), ("#222222", "⬛")]
 
 
+def colours_by_length(choices: Optional[Sequence[Any]]) -> bool:
+    """Runs are coloured by T: T is sampled from at most len(LENGTH_COLOURS) choices."""
+    return bool(choices) and len(choices) <= len(LENGTH_COLOURS)
+
+
 def length_colour(choices: Optional[Sequence[Any]], length: Any) -> Optional[str]:
-    """The run colour of a trial of length `length` when T is sampled from `choices` (at most
-    len(LENGTH_COLOURS) of them), else None (the health colour applies)."""
-    if not choices or len(choices) > len(LENGTH_COLOURS) or length not in choices:
+    """The run colour of a trial of length `length` when the study colours by T (`colours_by_length`),
+    else None (the health colour applies)."""
+    if not colours_by_length(choices) or length not in choices:
         return None
     return LENGTH_COLOURS[sorted(choices).index(length)][0]
 

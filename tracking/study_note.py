@@ -28,8 +28,8 @@ from tracking.colours import HEALTH_SQUARES, OTHER_SQUARE, health_legend
 from tracking.names import metric_of_objective
 from tracking.profile_records import METRIC as PROFILE_METRIC
 from tracking.report_data import objective_names
-from tracking.run_look import length_colour, length_legend, sampled_lengths
-from tracking.trials import best_trial, counts_towards_total, state_counts
+from tracking.run_look import colours_by_length, length_legend, sampled_lengths
+from tracking.trials import best_trial, counts_towards_total, health_mix, state_counts
 from tracking.ui_links import run_path, runs_charts_path
 from tracking.values import fmt
 
@@ -100,10 +100,8 @@ def best_metrics(study: optuna.Study, trials: list) -> dict[str, float]:
 def ranked_best(study: optuna.Study, trials: list, summaries: Optional[dict[int, dict]] = None):
     """(the best trial, how it was ranked): by the first objective, or by |decay rate| in a study measured
     at initialization or mixing sequence lengths (as the report ranks them)."""
-    if length_mix.untrained(trials, summaries) or length_mix.mixes_lengths(trials, summaries):
-        done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-        best = min(done, key=lambda t: length_mix.rank_key(t, (summaries or {}).get(t.number))) if done else None
-        return best, "the flattest gradient, |decay rate|"
+    if length_mix.ranks_by_rate(trials, summaries):
+        return length_mix.flattest(trials, summaries), "the flattest gradient, |decay rate|"
     return best_trial(study, trials), ""
 
 
@@ -114,22 +112,14 @@ def _extremes(trials: list, best, summaries: Optional[dict[int, dict]]) -> list[
              for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     rated = [(t, r) for t, r in rated if r is not None]
     out: list[tuple[Any, str]] = [(best, f"the best trial ({best.number})")] if best is not None else []
-    if rated:
-        low, high = min(rated, key=lambda tr: tr[1]), max(rated, key=lambda tr: tr[1])
-        for (t, rate), label in ((low, "the steepest vanishing"), (high, "the steepest exploding")):
-            if (label.endswith("vanishing") and rate < 0 or label.endswith("exploding") and rate > 0) \
-                    and all(t.number != o.number for o, _ in out):
-                out.append((t, f"{label} ({t.number})"))
+    vanishing = [tr for tr in rated if tr[1] < 0]
+    exploding = [tr for tr in rated if tr[1] > 0]
+    picks = [(min(vanishing, key=lambda tr: tr[1]), "the steepest vanishing")] if vanishing else []
+    picks += [(max(exploding, key=lambda tr: tr[1]), "the steepest exploding")] if exploding else []
+    for (t, _), label in picks:
+        if all(t.number != o.number for o, _ in out):
+            out.append((t, f"{label} ({t.number})"))
     return out
-
-
-def _health_mix(done: list) -> dict[str, int]:
-    health: dict[str, int] = {}
-    for t in done:
-        verdict = t.user_attrs.get(TrialAttr.HEALTH)
-        if verdict:
-            health[verdict] = health.get(verdict, 0) + 1
-    return dict(sorted(health.items(), key=lambda kv: -kv[1]))
 
 
 def _square(verdict: str) -> str:
@@ -148,7 +138,7 @@ def study_note(study: optuna.Study, experiment_id: str, run_ids: dict[int, str],
     target = study.user_attrs.get(StudyAttr.N_TRIALS)
     done = [t for t in trials if counts_towards_total(t)]
     counts = {k: v for k, v in state_counts(trials).items() if v}
-    health = _health_mix(done)
+    health = health_mix(done)
     mix = " · ".join(f"{_square(k)} {k} {v}" for k, v in health.items()) or "none yet"
 
     # --- the three lines MLflow shows before "Show more" -------------------------------------------------
@@ -178,7 +168,7 @@ def study_note(study: optuna.Study, experiment_id: str, run_ids: dict[int, str],
                     + (f" — not holding: {failing[:140]}" if failing else " — every claim holds"))
     lengths = sampled_lengths(trials)       # the health mix: the third line where no claim is declared
     colours = (f"runs coloured by T: {length_legend(lengths)} (health: the `gradstudy.health` column)"
-               if lengths and length_colour(lengths, lengths[0]) else f"run colours: {health_legend()}")
+               if colours_by_length(lengths) else f"run colours: {health_legend()}")
     head.append(f"**Gradient health**: {mix} — {colours}")
     lines = ["  \n".join(head), ""]
 

@@ -37,6 +37,12 @@ def state_counts(trials: list[FrozenTrial]) -> dict[str, int]:
     return {k: counts.get(k, 0) for k in STATES}
 
 
+def health_mix(trials: list[FrozenTrial]) -> dict[str, int]:
+    """Trials by health verdict, the most common first (trials without one are left out)."""
+    return dict(Counter(t.user_attrs[TrialAttr.HEALTH] for t in trials if TrialAttr.HEALTH in t.user_attrs)
+                .most_common())
+
+
 def rank_key(direction: StudyDirection, t: FrozenTrial) -> tuple[float, int]:
     return value_rank_key(direction, float(t.values[0]) if t.values else None, t.number)
 
