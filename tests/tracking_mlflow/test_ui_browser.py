@@ -110,6 +110,26 @@ def row_ids_in_order(page) -> list[str]:
     return [rid for _, rid in sorted(set(pairs))]
 
 
+def serve(drivers, study: str) -> tuple[str, str, str]:
+    """`gradstudy ui STUDY` on a free port: (its address, the trials link and the report link it prints)."""
+    port = free_port()
+    ui = drivers.start(["ui", study, "--port", str(port)])
+    wait_until(lambda: "trials: " in ui.stdout(), timeout=120, what=f"`gradstudy ui {study}` printing its link",
+               interval=0.5, proc=ui)
+    return (f"http://127.0.0.1:{port}", re.search(r"trials: (\S+)", ui.stdout()).group(1),
+            re.search(r"report: (\S+)", ui.stdout()).group(1))
+
+
+def open_chromium(pw, tmp_path):
+    """A fresh Chromium profile at 1600×1000 (no saved MLflow UI state) whose pages start with the
+    assistant panel marked as seen."""
+    browser = pw.chromium.launch_persistent_context(
+        str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True,
+        args=CHROMIUM_FLAGS, viewport={"width": 1600, "height": 1000})
+    browser.add_init_script(ASSISTANT_SEEN)
+    return browser
+
+
 @pytest.mark.browser
 @pytest.mark.mlflow_server
 def test_mlflow_ui_opens_the_study_as_named_trials_charts_and_report(drivers, ray_session, tmp_path, monkeypatch):
@@ -124,13 +144,7 @@ def test_mlflow_ui_opens_the_study_as_named_trials_charts_and_report(drivers, ra
     assert cli.main(["run", *TINY]) == 0
     ran = time.monotonic()
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    ui = drivers.start(["ui", STUDY, "--port", str(port)])
-    wait_until(lambda: "trials: " in ui.stdout(), timeout=120, what=f"`gradstudy ui {STUDY}` printing its link",
-               interval=0.5, proc=ui)
-    trials_link = re.search(r"trials: (\S+)", ui.stdout()).group(1)
-    report_link = re.search(r"report: (\S+)", ui.stdout()).group(1)
+    base, trials_link, report_link = serve(drivers, STUDY)
     assert trials_link.startswith(f"{base}/#/experiments/") and "workflowType=machine_learning" in trials_link
     served = time.monotonic()
 
@@ -163,9 +177,7 @@ def test_mlflow_ui_opens_the_study_as_named_trials_charts_and_report(drivers, ra
     expect = sync_api.expect
     expect.set_options(timeout=UI_TIMEOUT_MS)
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True,
-            args=CHROMIUM_FLAGS, viewport={"width": 1600, "height": 1000})
+        browser = open_chromium(pw, tmp_path)
         try:
             page = browser.new_page()
             page.set_default_timeout(UI_TIMEOUT_MS)
@@ -272,12 +284,7 @@ def test_a_study_of_over_100_mixed_length_trials_reads_right_in_mlflow(drivers, 
     started = time.monotonic()
     assert cli.main(["run", *MIXED]) == 0
     ran = time.monotonic()
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    ui = drivers.start(["ui", BIG, "--port", str(port)])
-    wait_until(lambda: "trials: " in ui.stdout(), timeout=120, what=f"`gradstudy ui {BIG}` printing its link",
-               interval=0.5, proc=ui)
-    trials_link = re.search(r"trials: (\S+)", ui.stdout()).group(1)
+    base, trials_link, report_link = serve(drivers, BIG)
 
     client = MlflowClient(tracking_uri=base)
     exp_id = client.get_experiment_by_name(f"gradstudy/{BIG}").experiment_id
@@ -301,10 +308,7 @@ def test_a_study_of_over_100_mixed_length_trials_reads_right_in_mlflow(drivers, 
     expect = sync_api.expect
     expect.set_options(timeout=UI_TIMEOUT_MS)
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True,
-            args=CHROMIUM_FLAGS, viewport={"width": 1600, "height": 1000})
-        browser.add_init_script(ASSISTANT_SEEN)
+        browser = open_chromium(pw, tmp_path)
         try:
             page = browser.new_page()
             page.set_default_timeout(UI_TIMEOUT_MS)
@@ -340,9 +344,11 @@ def test_a_study_of_over_100_mixed_length_trials_reads_right_in_mlflow(drivers, 
             card.scroll_into_view_if_needed()
             screenshot(page, "mlflow-ui-atscale-profiles.png")
 
-            # --- a trial's page, from the study's links: its description, the training view's breadcrumb -----
-            trial = next(r for r in trials if r.info.run_id == steepest_up)
-            page.goto(f"{base}/#/experiments/{exp_id}/runs/{trial.info.run_id}?workflowType=machine_learning")
+            # --- a trial's page through the link gradstudy wrote (the study's best trial): its description,
+            # the training view's breadcrumb ------------------------------------------------------------------
+            best_link = re.search(r"\*\*Best trial\*\*[^\[]*\[[^\]]+\]\((#/experiments/[^)]+)\)",
+                                  parent.data.tags["mlflow.note.content"]).group(1)
+            page.goto(f"{base}/{best_link}")
             close_assistant(page)
             expect(page.get_by_text("λ1", exact=False).first).to_be_visible()
             expect(page.get_by_role("link", name=f"← all trials of study {BIG}")).to_be_visible()
@@ -357,8 +363,7 @@ def test_a_study_of_over_100_mixed_length_trials_reads_right_in_mlflow(drivers, 
             screenshot(page, "mlflow-ui-atscale-study.png")
 
             # --- the report inside MLflow: a left click on a trial number keeps the page and says where -----
-            page.goto(f"{base}/#/experiments/{exp_id}/runs/{parent.info.run_id}/artifacts/report/report.html"
-                      "?workflowType=machine_learning")
+            page.goto(report_link)                              # as `gradstudy ui` printed it
             close_assistant(page)
             frame = page.frame_locator("iframe").first
             expect(frame.get_by_role("heading", name=f"Study {BIG}")).to_be_visible()
