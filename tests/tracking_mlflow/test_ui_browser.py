@@ -318,12 +318,16 @@ def test_a_study_of_over_100_mixed_length_trials_reads_right_in_mlflow(drivers, 
             wait_until(lambda: (row_ids_in_order(page) or [None])[0] == steepest_up, timeout=60,
                        what="the most exploding-per-step trial (the largest grad/decay_rate) first")
             grid = page.locator(".ag-root-wrapper").first.bounding_box()
-            for header in ("grad/decay_rate", "gradstudy.health", "model.init_gain", "task.seq_len"):
+            left = {}
+            for header in ("model.init_gain", "task.seq_len", "gradstudy.health", "grad/decay_rate"):
                 cell = page.locator("[role=columnheader]").filter(has_text=header).first
                 expect(cell).to_be_visible()
                 box = cell.bounding_box()
                 assert box and box["x"] + box["width"] <= grid["x"] + grid["width"] + 1, \
                     f"the {header} column is off-screen at 1600 px: {box}, the table ends at {grid}"
+                left[header] = box["x"]
+            # the seeded order (MLflow's own: metrics, params, tags): sampled keys, then health, then the rate
+            assert list(left) == sorted(left, key=left.get), left
             screenshot(page, "mlflow-ui-atscale-table.png")
             # --- "Load more" reaches the rest (MLflow loads 100 runs a page; 3.17 has no setting for it) -----
             page.get_by_role("button", name="Load more").click()
