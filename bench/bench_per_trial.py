@@ -30,12 +30,13 @@ def main() -> None:
     args = ap.parse_args()
     os.environ["GRADSTUDY_HOME"] = tempfile.mkdtemp(prefix="gradstudy-bench-")
 
-    from study import placement
-    from study.cli import quiet_libraries
+    from study.cluster import placement
+    from study.cli.main import quiet_libraries
 
     quiet_libraries()       # as `gradstudy run` does: no Optuna INFO line (and best-trial scan) per trial
-    from study.compose import compose_root
-    from study.runner import StudyRunner
+    from study.config.compose import compose_root
+    from study.driver.runner import StudyRunner
+    from study.recording.hook import tracking_hooks
 
     def study(name: str, n: int, tracking: bool, profile: str = "") -> float:
         composed = compose_root(BASE + [f"study.name={name}", f"study.n_trials={n}",
@@ -45,7 +46,7 @@ def main() -> None:
         start = time.perf_counter()
         if profiler:
             profiler.enable()
-        outcome = runner.run()
+        outcome = runner.run(tracking_hooks(composed))
         if profiler:
             profiler.disable()
             profiler.dump_stats(profile)

@@ -14,7 +14,7 @@ parent run, rewrites the run's description).
 
 `--mixed-lengths`: the added trials' `task.seq_len` cycles over 10, 100, 1000 and their decay rates spread
 over [−0.5, 0.1], so the report takes its mixed-length path (ranked and coloured by the decay rate,
-tracking/length_mix.py), as `experiment=init_phase` does.
+study/report/length_mix.py), as `experiment=init_phase` does.
 """
 from __future__ import annotations
 
@@ -58,8 +58,8 @@ def main() -> None:
     from optuna.distributions import FloatDistribution
     from optuna.trial import TrialState, create_trial
 
-    from study.paths import trial_dir
-    from study.storage import load_study
+    from study.storage.paths import trial_dir
+    from study.storage.backend import load_study
     from workers.summary import write_trial_folder
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -27,9 +27,9 @@ def main() -> None:
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-    from study.compose import compose_root
-    from study.runner import StudyRunner, lookup
-    from study.samplers import make_sampler
+    from study.config.compose import compose_root
+    from study.driver.runner import StudyRunner, lookup
+    from study.search.samplers import make_sampler
 
     composed = compose_root([f"experiment={args.experiment}", f"study.sampler={args.sampler}", "study.n_trials=10000"])
     runner = StudyRunner(composed)

@@ -50,34 +50,38 @@ def main(argv: list[str] | None = None) -> dict:
     from optuna.trial import TrialState
     from mlflow import MlflowClient
 
-    from study import placement
-    from study.cli import quiet_libraries
+    from study.cluster import placement
+    from study.cli.main import quiet_libraries
 
     quiet_libraries()       # as `gradstudy run` does: no Optuna INFO line (and best-trial scan) per trial
-    from study.compose import compose_root
-    from study.runner import StudyRunner
-    from tracking.store import resolve_uri
-    from study.paths import data_dir
+    from study.config.compose import compose_root
+    from study.driver.hooks import StudyHook
+    from study.driver.runner import StudyRunner
+    from study.recording.hook import tracking_hooks
+    from tracking.runs.connection import resolve_uri
+    from study.storage.paths import data_dir
 
     overrides = ["experiment=demo", "train.steps=20", "train.probe_every=10", "task.seq_len=10",
                  "model.hidden_size=8", "cluster.num_cpus=2", "study.sampler=random", "study.name=soak",
                  f"study.n_trials={args.trials}", f"tracking.enabled={str(not args.no_tracking).lower()}"]
     samples: list[tuple[int, float]] = []
 
-    def progress(p) -> None:
-        samples.append((p.done, rss_mb()))
+    class Sampling(StudyHook):
+        def on_progress(self, p) -> None:
+            samples.append((p.done, rss_mb()))
 
-    runner = StudyRunner(compose_root(overrides), on_progress=progress)
+    composed = compose_root(overrides)
+    runner = StudyRunner(composed)
     start = time.perf_counter()
-    outcome = runner.run()
+    outcome = runner.run([*tracking_hooks(composed), Sampling()])
     wall = time.perf_counter() - start
     trials = outcome.study.get_trials(deepcopy=False)
     states = {s.name: sum(t.state == s for t in trials) for s in TrialState}
     requeued = sum(bool(t.user_attrs.get("gradstudy.requeued")) for t in trials)
     finished = states["COMPLETE"] + states["PRUNED"] + states["FAIL"] - requeued
 
-    from study import results
-    from study.storage import load_study
+    from study.records import results
+    from study.storage.backend import load_study
 
     started = time.perf_counter()
     results.status(load_study("soak", ""))          # what `gradstudy status soak` computes, storage opened anew

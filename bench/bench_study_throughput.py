@@ -29,9 +29,10 @@ def main() -> None:
     args = ap.parse_args()
     os.environ["GRADSTUDY_HOME"] = tempfile.mkdtemp(prefix="gradstudy-bench-")
 
-    from study import placement
-    from study.compose import compose_root
-    from study.runner import StudyRunner
+    from study.cluster import placement
+    from study.config.compose import compose_root
+    from study.driver.runner import StudyRunner
+    from study.recording.hook import tracking_hooks
     from workers.trial import run_trial
 
     base = ["task.seq_len=50", "model.cell=rnn", "model.hidden_size=64", f"train.steps={args.steps}",
@@ -42,7 +43,7 @@ def main() -> None:
         composed = compose_root(base + [f"study.name={name}", f"study.n_trials={n}",
                                         f"cluster.max_concurrent={concurrent}"])
         start = time.perf_counter()
-        StudyRunner(composed).run()
+        StudyRunner(composed).run(tracking_hooks(composed))
         return time.perf_counter() - start
 
     t0 = time.perf_counter()

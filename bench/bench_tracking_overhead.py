@@ -16,8 +16,8 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from tracking.reporter import MlflowReporter
-from tracking.store import resolve_uri
+from tracking.runs.trial_recorder import TrialRecorder
+from tracking.runs.connection import resolve_uri
 from workers.config import Cell, TrialConfig
 from workers.trial import run_trial
 
@@ -45,7 +45,7 @@ def main() -> None:
     for i in range(args.pairs):
         plain = run_trial(cfg)["final"]["wall_s"]
         run = client.create_run(experiment)
-        reporter = MlflowReporter(uri, run.info.run_id)
+        reporter = TrialRecorder(uri, run.info.run_id)
         logged = run_trial(cfg, reporter)["final"]["wall_s"]
         n = len(client.get_metric_history(run.info.run_id, "train/loss"))
         ratios.append(logged / plain)

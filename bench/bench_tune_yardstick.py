@@ -60,13 +60,14 @@ def main() -> None:
     args = ap.parse_args()
     os.environ["GRADSTUDY_HOME"] = tempfile.mkdtemp(prefix="gradstudy-yardstick-")
 
-    from study import placement
-    from study.cli import quiet_libraries
+    from study.cluster import placement
+    from study.cli.main import quiet_libraries
 
     quiet_libraries()
-    from study.compose import compose_root
-    from study.paths import study_dir
-    from study.runner import StudyRunner
+    from study.config.compose import compose_root
+    from study.storage.paths import study_dir
+    from study.driver.runner import StudyRunner
+    from study.recording.hook import tracking_hooks
     from workers.trial import run_trial
 
     torch.set_num_threads(1)            # as a Ray worker runs a 1-CPU trial
@@ -111,7 +112,7 @@ def main() -> None:
                                         f"tracking.enabled={str(tracking).lower()}"])
         runner = StudyRunner(composed)
         cpu0, start = machine_cpu_s(), time.perf_counter()
-        outcome = runner.run()
+        outcome = runner.run(tracking_hooks(composed))
         wall, cpu = time.perf_counter() - start, machine_cpu_s() - cpu0
         assert not outcome.timed_out and outcome.code in (None, 0), outcome
         assert len(list((study_dir(name) / "trials").glob("*/summary.json"))) == k

@@ -62,7 +62,7 @@ def postgres_url() -> str:
     when it does not answer: CI machines of this kind run one."""
     import psycopg2
 
-    from study.storage import open_storage
+    from study.storage.backend import open_storage
 
     try:
         conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test", connect_timeout=3)
@@ -82,7 +82,7 @@ def postgres_url() -> str:
 
 @pytest.fixture(scope="session")
 def ray_session():
-    """The in-process studies share one local Ray (study.placement.connect starts it on first use with
+    """The in-process studies share one local Ray (study.cluster.placement.connect starts it on first use with
     cluster.num_cpus=2, later runs reuse it); shut down when the session ends."""
     import ray
 

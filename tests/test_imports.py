@@ -26,9 +26,9 @@ def test_a_trial_with_tracking_off_imports_neither_mlflow_nor_matplotlib(tmp_pat
     seen = run_python(f"""
         import json, sys
         import optuna
-        from study.storage import open_storage
-        from study.trial_store import trial_id
-        from study.trial_task import TrialJob, execute
+        from study.storage.backend import open_storage
+        from study.driver.trial_calls import trial_id
+        from study.cluster.trial_task import TrialJob, execute
         from workers.config import TrialConfig, TaskConfig
         url = {str(tmp_path / "journal.log")!r}
         study = optuna.create_study(study_name="s", storage=open_storage(url))
@@ -45,7 +45,7 @@ def test_a_trial_with_tracking_off_imports_neither_mlflow_nor_matplotlib(tmp_pat
 def test_gradstudy_help_imports_neither(tmp_path):
     seen = run_python(f"""
         import json, sys
-        from study.cli import main
+        from study.cli.main import main
         try:
             main(["--help"])
         except SystemExit:
@@ -79,7 +79,7 @@ def test_the_driver_with_tracking_off_imports_no_mlflow(tmp_path):
     and the report's readers do not load it."""
     seen = run_python("""
         import json, sys
-        import study.runner, study.nightly, study.hooks, tracking.report_data
+        import study.driver.runner, study.cli.nightly, study.driver.hooks, study.report.data
         print(json.dumps([m for m in ("mlflow",) if m in sys.modules]))
     """, tmp_path)
     assert seen == []
@@ -87,12 +87,12 @@ def test_the_driver_with_tracking_off_imports_no_mlflow(tmp_path):
 
 def test_the_driver_imports_no_torch(tmp_path):
     """The driver composes configs, asks Optuna and places trials on Ray: PyTorch is loaded on the Ray
-    workers only (study/trial_task.py imports it in `execute`), so every `gradstudy run` starts about a
+    workers only (study/cluster/trial_task.py imports it in `execute`), so every `gradstudy run` starts about a
     second of CPU sooner. The remote task's module, which Ray's workers import, is among these."""
     seen = run_python("""
         import json, sys
-        import study.cli, study.runner, study.placement, study.trial_task, study.nightly, study.hooks
-        import study.tracking_hooks, tracking.runs, tracking.reporter, tracking.report   # tracking on
+        import study.cli.main, study.driver.runner, study.cluster.placement, study.cluster.trial_task, study.cli.nightly, study.driver.hooks
+        import study.recording.hook, tracking.runs.study_runs, tracking.runs.trial_recorder, study.report.page   # tracking on
         print(json.dumps([m for m in ("torch",) if m in sys.modules]))
     """, tmp_path)
     assert seen == []

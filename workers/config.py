@@ -49,7 +49,7 @@ class Init(str, Enum):
 LAMBDA1_INITS = (Init.scaled, Init.orthogonal, Init.identity)
 
 # The model keys that only some cells read. validate() refuses a non-default activation or forget bias
-# on another cell; a search samples each key only for these cells (study/search_conditions.py).
+# on another cell; a search samples each key only for these cells (study/search/conditions.py).
 CELL_KEYS: dict[str, tuple[Cell, ...]] = {
     "model.activation": (Cell.rnn, Cell.esn),
     "model.spectral_radius": (Cell.esn,),

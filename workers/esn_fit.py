@@ -31,7 +31,7 @@ import torch
 
 from workers.config import Cell, TaskName, TrialConfig
 from workers.free_run import free_run_from, teacher_length, teacher_pass
-from workers.loop import LoopResult, Trainer, Window, _probe_record, evaluate
+from workers.loop import LoopResult, Trainer, Window, probe_record, evaluate
 from workers.model.network import RecurrentNet
 from workers.reporter import Reporter
 from workers.ridge_readout import RidgeFit, design
@@ -116,7 +116,7 @@ def fit_readout(net: RecurrentNet, task: Task, cfg: TrialConfig, reporter: Repor
                 fit.solve_into(net.readout, cfg.model.ridge)
             val_scores = evaluate(net, task, val, skip)
             loss, _, _, fields = trainer.step(collected, batch, True, update=False)
-            record = _probe_record(collected, fields, loss, val_scores)
+            record = probe_record(collected, fields, loss, val_scores)
             result.probes.append(record)
             reporter.on_probe(record)
             if result.steps_to_solve is None and task.solved(val_scores):
@@ -172,7 +172,7 @@ def fit_run(net: RecurrentNet, task: Task, cfg: TrialConfig, reporter: Reporter,
     val_scores = evaluate(net, task, task.held_out("val", cfg.task.val_size).to(device), washout_of(task, cfg))
     batch = task.batch(tc.batch_size, torch.Generator().manual_seed(tc.seed)).to(device)
     _, _, _, fields = Trainer(net, task, cfg, optimize=False).step(result.steps, batch, True, update=False)
-    record = _probe_record(result.steps, fields, loss, val_scores)
+    record = probe_record(result.steps, fields, loss, val_scores)
     result.probes.append(record)
     reporter.on_probe(record)
     if task.solved(val_scores):

@@ -152,7 +152,7 @@ class Trainer:
         return loss_value, norm, clipped, fields
 
 
-def _probe_record(step: int, fields: dict, loss: float, val: dict) -> dict[str, Any]:
+def probe_record(step: int, fields: dict, loss: float, val: dict) -> dict[str, Any]:
     """The probe's record (workers/probes.py); its `health` judges `span_ratio`, the attenuation over the
     task's dependency span `fields["span"]` (the whole profile where it is not given)."""
     log10 = fields["grad_h_log10"]
@@ -233,7 +233,7 @@ def train(net: RecurrentNet, task: Task, cfg: TrialConfig, reporter: Reporter,
             probing = True
         window.add(loss, norm, clipped)
         if probing:
-            record = _probe_record(step, fields, loss, val_scores)
+            record = probe_record(step, fields, loss, val_scores)
             result.probes.append(record)
             reporter.on_probe(record)
             if result.steps_to_solve is None and task.solved(val_scores):

@@ -1,4 +1,4 @@
-"""The `summary.json` of a trial (the contract in DESIGN.md §3) and its safe writing."""
+"""The `summary.json` of a trial (the contract in docs/summary-json.md) and its safe writing."""
 from __future__ import annotations
 
 import json

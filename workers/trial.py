@@ -2,7 +2,7 @@
 
     summary = run_trial(cfg, reporter)
 
-is the whole public entry point of `workers/`; the summary follows DESIGN.md §3 (`config`, `health`,
+is the whole public entry point of `workers/`; the summary follows docs/summary-json.md (`config`, `health`,
 `final`, `probes`) plus `health_span` (the task's dependency span in steps, over which the verdict judged
 the gradient: workers/health.py), `status` (completed | pruned | diverged), `steps` (updates done) and
 `device`.

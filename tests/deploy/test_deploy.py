@@ -66,8 +66,8 @@ def walk_strings(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
 def gradstudy_argv_ok(argv: list[str]) -> None:
     """`argv` (after the program name) parses with the real `gradstudy` parser and, for the commands
     that take overrides, composes with the real config tree (a renamed key fails here)."""
-    from study.cli import parse
-    from study.compose import compose_root
+    from study.cli.main import parse
+    from study.config.compose import compose_root
 
     args = parse(argv)
     if args.command == "nightly":
@@ -294,7 +294,7 @@ def test_compose_mlflow_runs_basic_auth_on_postgresql(compose, monkeypatch):
 
 def test_compose_trial_runners_reach_the_optuna_database_and_mlflow(compose):
     """Trials run on the Ray workers, and a trial opens the Optuna storage itself (pruning reports,
-    study/optuna_reporter.py) and logs to MLflow (tracking/reporter.py): so the workers, not only the
+    study/cluster/optuna_feed.py) and logs to MLflow (tracking/runs/trial_recorder.py): so the workers, not only the
     driver, need the database password (libpq reads PGPASSWORD) and the MLflow credentials."""
     for name in ("ray-worker", "ray-worker-gpu", "driver"):
         env = service_env(compose["services"][name])
@@ -435,7 +435,7 @@ def test_driver_entrypoint_points_the_study_at_the_stack(entrypoint, compose):
 def test_driver_entrypoint_other_commands_read_the_stack_storage(entrypoint, args):
     """The commands that take no overrides get the stack's storage (and MLflow) as options instead, so
     `docker compose run --rm driver gradstudy status NAME` works."""
-    from study.cli import parse
+    from study.cli.main import parse
 
     argv = entrypoint(*args)
     ns = parse(argv)              # exits 2 on an argument it does not take

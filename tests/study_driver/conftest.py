@@ -6,14 +6,14 @@ from typing import Sequence
 
 import pytest
 
-from study.compose import Composed, compose_root, compose_trial
+from study.config.compose import Composed, compose_root, compose_trial
 from workers.config import TrialConfig
 
 
 class Compositions:
     """compose_root / compose_trial once per distinct override list for the whole package (Hydra's
     composition is the slow part of these tests); every caller gets its own deep copy. Tests of the
-    composition's errors, or of Hydra's global state, call study.compose directly."""
+    composition's errors, or of Hydra's global state, call study.config.compose directly."""
 
     def __init__(self):
         self._roots: dict[tuple[str, ...], Composed] = {}

@@ -1,10 +1,10 @@
-"""The command line's shape (study/cli.py `parse`): overrides may follow an option, a command without
+"""The command line's shape (study/cli/main.py `parse`): overrides may follow an option, a command without
 overrides refuses one."""
 from __future__ import annotations
 
 import pytest
 
-from study.cli import parse
+from study.cli.main import parse
 
 
 def test_resume_takes_overrides_before_and_after_its_storage_option():

@@ -23,8 +23,8 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from study import results
-from study.storage import open_storage
+from study.records import results
+from study.storage.backend import open_storage
 from testkit.mlflow_server import free_port
 from testkit.processes import wait_until
 from testkit.ray_cluster import RayCluster

@@ -1,4 +1,4 @@
-"""The watch on the Ray cluster's GCS (study/cluster_watch.py) against a real listening socket that goes away:
+"""The watch on the Ray cluster's GCS (study/cluster/watch.py) against a real listening socket that goes away:
 the driver's loop gets ClusterLost, and a driver stuck elsewhere is ended with the message and exit code.
 The whole path on a real cluster whose GCS is killed: tests/study_driver/test_cluster.py."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from study.cluster_watch import ClusterLost, ClusterWatch, answers
+from study.cluster.watch import ClusterLost, ClusterWatch, answers
 
 
 def listener() -> socket.socket:
@@ -42,7 +42,7 @@ def test_the_loop_hears_of_a_lost_cluster_once_it_stays_silent():
 def test_a_driver_stuck_elsewhere_is_ended_with_the_message():
     code = textwrap.dedent("""
         import socket, time
-        from study.cluster_watch import ClusterWatch
+        from study.cluster.watch import ClusterWatch
         s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
         address = s.getsockname(); s.close()
         with ClusterWatch(address, "resume it.", lost_after_s=0.5, interval_s=0.1, grace_s=0.5, exit_code=7):

@@ -9,7 +9,7 @@ import yaml
 
 from hydra.core.global_hydra import GlobalHydra
 
-from study.compose import ConfigError, compose_trial, register_schema, resolved_yaml
+from study.config.compose import ConfigError, compose_trial, register_schema, resolved_yaml
 from workers import config as wconfig
 from workers.config import (Cell, ClipMode, ModelConfig, TaskConfig, TaskName, TrainConfig,
                             TrialConfig)
@@ -204,7 +204,7 @@ def test_a_study_started_before_new_keys_existed_is_still_the_same_study():
     """`gradstudy resume` across an upgrade: keys added since, at their defaults, do not change the identity."""
     import yaml
 
-    from study.runner import same_identity
+    from study.driver.runner import same_identity
 
     old = {"study": {"name": "s"}, "task": {"seq_len": 10}, "model": {"cell": "esn"}}
     new = {"study": {"name": "s", "health_patience": 3}, "task": {"seq_len": 10, "free_run": 0},

@@ -1,4 +1,4 @@
-"""Published claims as checked expectations (tracking/expectations.py): the rule grammar, its evaluation on a
+"""Published claims as checked expectations (study/records/expectations.py): the rule grammar, its evaluation on a
 study's trials, a bad rule as one clear config error, and `gradstudy check` (exit 6 when one fails)."""
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
-from study.compose import compose_root
-from study.storage import open_storage
+from study.config.compose import compose_root
+from study.storage.backend import open_storage
 from testkit.processes import REPO, cli_env, gradstudy_command
-from tracking.attrs import StudyAttr, TrialAttr
-from tracking.expectations import RuleError, check_rule, describe, evaluate, parse_where
+from study.records.attrs import StudyAttr, TrialAttr
+from study.records.expectations import RuleError, check_rule, describe, evaluate, parse_where
 from workers.config import ConfigError
 
 
@@ -101,8 +101,8 @@ def test_rules_evaluate_on_the_matching_trials(tmp_path):
     assert solved["measured"] == 0.5 and solved["passed"]
 
 
-@pytest.mark.parametrize("second_value,code", [(0.8, 0), (1.5, 6)])
-def test_gradstudy_check_exits_6_when_a_claim_fails(home, tmp_path, second_value, code):
+@pytest.mark.parametrize("second_value,code", [(0.8, 0), (1.5, 8)])
+def test_gradstudy_check_exits_8_when_a_claim_fails(home, tmp_path, second_value, code):
     study = paper_study(tmp_path, open_storage(""), name="claims")
     study.set_user_attr(StudyAttr.EXPECT, [rule(where="model.cell == lstm"),
                                            rule(where="model.cell == rnn", stat="max", op=">", value=second_value)])

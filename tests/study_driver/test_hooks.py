@@ -1,4 +1,4 @@
-"""The driver's hooks (study/hooks.py): the no-op base, the fan-out's order and merging, and the one writer
+"""The driver's hooks (study/driver/hooks.py): the no-op base, the fan-out's order and merging, and the one writer
 of a trial's folder (workers/summary.py)."""
 from __future__ import annotations
 
@@ -6,53 +6,59 @@ import json
 
 import yaml
 
-from study.hooks import Hooks, StudyHooks
+from study.driver.hooks import HookList, StudyHook
+from study.driver.progress import Progress
 from workers.summary import write_trial_folder
 
 
-class Recorder(StudyHooks):
+class Recorder(StudyHook):
     def __init__(self, name: str, log: list, code=None, fields=None):
         self.name, self.log, self.code, self.fields = name, log, code, fields or {}
 
-    def start(self, runner, study):
+    def on_start(self, study):
         self.log.append((self.name, "start"))
 
-    def launch(self, trial, config):
+    def on_progress(self, progress):
+        self.log.append((self.name, "progress", progress.done))
+
+    def on_launch(self, trial, config):
         self.log.append((self.name, "launch", trial))
         return self.fields
 
-    def result(self, trial, summary, delivery):
+    def on_result(self, trial, summary, delivery):
         self.log.append((self.name, "result", summary["status"]))
 
-    def lost(self, frozen, state, reason):
+    def on_lost(self, frozen, state, reason):
         self.log.append((self.name, "lost", state, reason))
 
-    def end(self, runner, outcome):
+    def on_end(self, outcome):
         self.log.append((self.name, "end"))
         return self.code
 
 
 def test_base_hooks_do_nothing():
-    h = StudyHooks()
-    assert h.launch(None, {}) == {}
-    assert h.end(None, None) is None
-    assert h.start(None, None) is None and h.result(None, {}, {}) is None and h.lost(None, "failed", "x") is None
+    h = StudyHook()
+    assert h.on_launch(None, {}) == {}
+    assert h.on_end(None) is None
+    assert h.on_start(None) is None and h.on_result(None, {}, {}) is None and h.on_lost(None, "failed", "x") is None
+    assert h.on_progress(Progress(total=1)) is None
 
 
 def test_fan_out_calls_in_order_merges_job_fields_and_the_first_exit_code_wins():
     log: list = []
-    hooks = Hooks([Recorder("nightly", log, code=None, fields={"a": 1}),
-                   Recorder("mlflow", log, code=5, fields={"run_id": "r1", "a": 2}),
-                   Recorder("third", log, code=7)])
-    hooks.start(None, None)
-    assert hooks.launch(3, {}) == {"a": 2, "run_id": "r1"}
-    hooks.result(3, {"status": "diverged"}, {})
-    hooks.lost(3, "requeued", "worker_lost")
-    assert hooks.end(None, None) == 5
-    assert [entry[0] for entry in log] == ["nightly", "mlflow", "third"] * 5
+    hooks = HookList([Recorder("nightly", log, code=None, fields={"a": 1}),
+                      Recorder("mlflow", log, code=5, fields={"run_id": "r1", "a": 2}),
+                      Recorder("third", log, code=7)])
+    hooks.on_start(None)
+    hooks.on_progress(Progress(total=4, done=2))
+    assert hooks.on_launch(3, {}) == {"a": 2, "run_id": "r1"}
+    hooks.on_result(3, {"status": "diverged"}, {})
+    hooks.on_lost(3, "requeued", "worker_lost")
+    assert hooks.on_end(None) == 5
+    assert [entry[0] for entry in log] == ["nightly", "mlflow", "third"] * 6
     assert ("mlflow", "lost", "requeued", "worker_lost") in log
-    assert ("third", "result", "diverged") in log
-    assert Hooks().end(None, None) is None
+    assert ("third", "result", "diverged") in log and ("nightly", "progress", 2) in log
+    assert HookList().on_end(None) is None
 
 
 def test_trial_folder_writer(tmp_path):

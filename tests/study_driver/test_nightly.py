@@ -1,5 +1,5 @@
-"""The scheduled nightly study (`gradstudy nightly`, study/nightly.py and `_nightly` in study/cli.py), for
-real: the real CLI entry point (`study.cli.main`, in this process on the session's local Ray, or as a
+"""The scheduled nightly study (`gradstudy nightly`, study/cli/nightly.py and `_nightly` in study/cli/main.py), for
+real: the real CLI entry point (`study.cli.main.main`, in this process on the session's local Ray, or as a
 `gradstudy` subprocess where two drivers must race), the real Optuna journal under a per-test
 GRADSTUDY_HOME, the real MLflow SQLite store where tracking is on. No mocks.
 
@@ -23,9 +23,12 @@ import pytest
 from optuna.trial import TrialState, create_trial
 
 from testkit.processes import wait_until
-from study import cli, nightly, results
-from study.schema import NightlyConfig
-from study.storage import open_storage
+from study import cli
+from study.cli.exit_codes import Exit
+from study.cli import nightly
+from study.records import results
+from study.config.schema import NightlyConfig
+from study.storage.backend import open_storage
 
 # Tiny trials: an 8-unit net on the adding problem with T = 10, 30 steps probed every 10, on the
 # session's local Ray (2 CPUs), without MLflow.
@@ -81,7 +84,7 @@ def states(trials) -> list[tuple[int, str]]:
 def test_nightly_name_and_bad_date(run_nightly, home):
     assert nightly.nightly_name("nightly", date(2026, 1, 5)) == "nightly-2026-01-05"
     code, out, err = run_nightly("2026-13-45", *TINY)
-    assert code == cli.EXIT_CONFIG, (out, err)
+    assert code == Exit.CONFIG, (out, err)
     assert "--date" in err and "YYYY-MM-DD" in err, err
     assert load(home, "nightly-2026-13-45") is None
 
@@ -145,7 +148,7 @@ def test_second_nightly_of_the_same_date_exits_3(home, drivers, capsys):
     code = second.wait(90)
     took = time.monotonic() - started
     assert first.poll() is None, "the first driver finished before the second was refused: make its trials longer"
-    assert code == cli.EXIT_LOCKED, second.output()
+    assert code == Exit.LOCKED, second.output()
     assert "already being run" in second.stderr() and name in second.stderr(), second.stderr()
     assert f"pid {first.pid}" in second.stderr(), second.stderr()
     # interpreter start and imports (torch, Ray, Optuna, MLflow) on a loaded 2-core machine included
@@ -158,7 +161,7 @@ def test_second_nightly_of_the_same_date_exits_3(home, drivers, capsys):
     ray_was_up = ray.is_initialized()
     capsys.readouterr()
     started = time.monotonic()
-    assert cli.main(["nightly", "--date", day, *LOCK_LONG]) == cli.EXIT_LOCKED
+    assert cli.main(["nightly", "--date", day, *LOCK_LONG]) == Exit.LOCKED
     took = time.monotonic() - started
     assert took < 10, f"the lock refusal took {took:.1f} s"
     assert "already being run" in capsys.readouterr().err
@@ -185,7 +188,7 @@ def test_regression_between_recorded_nights(run_nightly, home):
 
     # Night 2: the learning rate broken (1e-7: nothing is learned in 30 steps) → every cell's best is worse.
     code, out, err = run_nightly(d2, *TINY, *SAME_EACH_NIGHT, "train.lr=1e-7")
-    assert code == nightly.EXIT_REGRESSION == 5, out + err
+    assert code == Exit.REGRESSION == 5, out + err
     assert f"Compared with nightly-{d1}: REGRESSION" in out, out
     named = re.findall(r"^\s*- (rnn|lstm|gru): best (\S+) vs (\S+)", out, re.M)
     assert named, out
@@ -220,9 +223,9 @@ def test_comparison_on_the_mlflow_parent_run_and_in_the_report(run_nightly, home
     import mlflow
     from mlflow import MlflowClient
 
-    from tracking.names import TAG_ROLE
-    from tracking.runs import experiment_name
-    from tracking.store import resolve_uri
+    from tracking.runs.names import TAG_ROLE
+    from tracking.runs.study_runs import experiment_name
+    from tracking.runs.connection import resolve_uri
 
     tracked = [o for o in TINY if o != "tracking.enabled=false"] + ["study.n_trials=2", "study.sampler=random"]
     d1, d2 = "2026-11-24", "2026-11-25"
@@ -402,7 +405,7 @@ def test_budget_exit_4_requeues_in_flight_trials_and_a_rerun_finishes(run_nightl
     day = "2026-11-26"
     name = f"nightly-{day}"
     code, out, err = run_nightly(day, *BUDGET_LONG, "study.timeout_s=2")
-    assert code == cli.EXIT_BUDGET == 4, out + err
+    assert code == Exit.BUDGET == 4, out + err
     assert "study.timeout_s reached" in err, err
 
     trials = load(home, name).get_trials(deepcopy=False)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import workers.model.jacobians as jacobians
+from study.cli.exit_codes import Exit
 from testkit.paper_study import record_experiment
 from testkit.processes import REPO, cli_env, gradstudy_command
 
@@ -43,7 +44,7 @@ def test_pascanu_holds_and_a_probe_without_the_activation_derivative_breaks_it(h
     monkeypatch.setattr(jacobians, "_derivative", lambda activation, pre, out: torch.ones_like(pre))
     record_experiment(home, "paper_pascanu2013", "pascanu-no-fprime")
     out = check(home, "pascanu-no-fprime")
-    assert out.returncode == 6, out.stdout
+    assert out.returncode == Exit.CLAIM_FAILED, out.stdout
     broken = failed_lines(out)
     # every sigmoid group breaks the per-step bound log10(λ1/4); tanh (γ = 1) cannot tell, as the theorem says
     assert len([b for b in broken if "every decay_rate" in b and "model.activation=sigmoid" in b]) == 6, broken
@@ -60,7 +61,7 @@ def test_le_an_untrained_irnn_fails_the_trained_claim_and_a_non_identity_w_rec_t
     # untrained (train.steps=0): the mechanism at initialization holds, the learning claim does not
     record_experiment(home, "paper_le2015", "le-untrained", ["train.steps=0"])
     out = check(home, "le-untrained")
-    assert out.returncode == 6, out.stdout
+    assert out.returncode == Exit.CLAIM_FAILED, out.stdout
     (learns,) = rule_lines(out, "an identity-initialized ReLU RNN (IRNN) learns")
     assert learns.startswith("✗ min final.solved >= 1") and "measured 0 over 3 trial(s) (complete)" in learns
     (band,) = rule_lines(out, "mechanism: at initialization")
@@ -71,7 +72,7 @@ def test_le_an_untrained_irnn_fails_the_trained_claim_and_a_non_identity_w_rec_t
     record_experiment(home, "paper_le2015", "le-not-identity", ["train.steps=0", "model.init_gain=0.5"])
     out = check(home, "le-not-identity")
     (band,) = rule_lines(out, "mechanism: at initialization")
-    assert out.returncode == 6 and band.startswith("✗") and "broken by #0, #1, #2" in band, out.stdout
+    assert out.returncode == Exit.CLAIM_FAILED and band.startswith("✗") and "broken by #0, #1, #2" in band, out.stdout
 
 
 def test_hochreiter_a_broken_trainer_passes_the_negative_claim_but_not_its_control(home):
@@ -79,7 +80,7 @@ def test_hochreiter_a_broken_trainer_passes_the_negative_claim_but_not_its_contr
     # claim is paired with the positive control at T = 10, which now fails, as does the LSTM's
     record_experiment(home, "paper_hochreiter1997", "hochreiter-lr0", ["train.steps=20", "train.lr=1e-9"])
     out = check(home, "hochreiter-lr0")
-    assert out.returncode == 6, out.stdout
+    assert out.returncode == Exit.CLAIM_FAILED, out.stdout
     (lstm,) = rule_lines(out, "an LSTM solves")
     (negative,) = rule_lines(out, "a tanh RNN trained the same way does not")
     (control,) = rule_lines(out, "positive control")
@@ -89,7 +90,7 @@ def test_hochreiter_a_broken_trainer_passes_the_negative_claim_but_not_its_contr
     record_experiment(home, "paper_hochreiter1997", "hochreiter-untrained-lstm", ["train.steps=20"])
     out = check(home, "hochreiter-untrained-lstm")
     (lstm,) = rule_lines(out, "an LSTM solves")
-    assert out.returncode == 6 and lstm.startswith("✗") and "measured 0 over 3" in lstm, out.stdout
+    assert out.returncode == Exit.CLAIM_FAILED and lstm.startswith("✗") and "measured 0 over 3" in lstm, out.stdout
 
 
 def test_jaeger_a_zero_readout_breaks_both_baseline_claims(home, monkeypatch):
@@ -107,7 +108,7 @@ def test_jaeger_a_zero_readout_breaks_both_baseline_claims(home, monkeypatch):
     record_experiment(home, "paper_jaeger2001", "jaeger-zero-readout",
                       ["model.hidden_size=50", "model.fit_run=1000", "model.ridge_grid=[1e-6]"])
     out = check(home, "jaeger-zero-readout")
-    assert out.returncode == 6, out.stdout
+    assert out.returncode == Exit.CLAIM_FAILED, out.stdout
     (within,) = rule_lines(out, "free-running for 84 steps")
     (one_step,) = rule_lines(out, "one step ahead it beats the linear AR(30)")
     assert within.startswith("✗ every final.free_run_nrmse <= 0.001") and "broken by #0, #1, #2, #3, #4" in within

@@ -5,12 +5,12 @@ import math
 import optuna
 import pytest
 
-from study import placement
-from study.compose import compose_root
-from study.runner import StudyRunner, lookup
-from study.samplers import make_pruner, make_sampler
-from study.schema import ClusterConfig, Pruner, Sampler, StudyConfig, TrialResources
-from study.space import SearchSpace
+from study.cluster import placement
+from study.config.compose import compose_root
+from study.driver.runner import StudyRunner, lookup
+from study.search.samplers import make_pruner, make_sampler
+from study.config.schema import ClusterConfig, Pruner, Sampler, StudyConfig, TrialResources
+from study.search.space import SearchSpace
 
 PARAMS = {"model.init_gain": "choice(0.5, 2.0, 4.0)", "model.activation": "choice(tanh, relu)",
           "train.lr": "tag(log, interval(1e-4, 1e-1))", "model.hidden_size": "range(8, 40, 8)"}

@@ -1,4 +1,4 @@
-"""study/space.py and its search_* modules: Hydra sweep grammar → Optuna distributions, conditional sampling,
+"""study/search/space.py and its search_* modules: Hydra sweep grammar → Optuna distributions, conditional sampling,
 overrides, grid, pre-flight checks."""
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from study.search_check import validate_keys
-from study.search_conditions import DEFAULT_CONDITIONS
-from study.search_grammar import SearchError
-from study.space import SearchSpace
+from study.search.check import validate_keys
+from study.search.conditions import DEFAULT_CONDITIONS
+from study.search.grammar import SearchError
+from study.search.space import SearchSpace
 from workers.config import ConfigError, TrialConfig
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -1,4 +1,4 @@
-"""Storage outages are waited out (study/storage_retry.py, study/optuna_reporter.py): a real `gradstudy run`
+"""Storage outages are waited out (study/storage/retry.py, study/cluster/optuna_feed.py): a real `gradstudy run`
 driver on a local Ray, its storage taken away for 30 s mid-study, then given back.
 
 - PostgreSQL: a throwaway server of the test's own (initdb + pg_ctl on a free port), stopped with
@@ -17,8 +17,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from study.storage import open_storage
-from study.storage_retry import RetryingStorage, StorageUnavailable, transient
+from study.storage.backend import open_storage
+from study.storage.retry import RetryingStorage, StorageUnavailable, transient
 from testkit.processes import wait_until
 
 # trials of a few seconds each, so that some are in flight when the storage goes
@@ -122,7 +122,7 @@ def test_a_transaction_cut_by_a_restart_is_transient(pg_server):
     import sqlalchemy
     from sqlalchemy.orm import Session
 
-    from study.storage import with_driver
+    from study.storage.backend import with_driver
 
     engine = sqlalchemy.create_engine(with_driver(pg_server.url))
     session = Session(engine)
@@ -174,7 +174,7 @@ def test_an_outage_shorter_than_the_budget_is_invisible(pg_server):
 
 
 def test_storage_retry_s_is_validated():
-    from study.compose import compose_root
+    from study.config.compose import compose_root
     from workers.config import ConfigError
 
     assert compose_root([]).root.study.storage_retry_s == 600

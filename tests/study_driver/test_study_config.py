@@ -1,4 +1,4 @@
-"""Composing a whole study's config (conf/config.yaml against study.schema.RootConfig): the new config
+"""Composing a whole study's config (conf/config.yaml against study.config.schema.RootConfig): the new config
 groups, the experiment overlays, the search spaces as written, and the study/cluster range checks."""
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ import yaml
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from study.compose import (OBJECTIVE_METRICS, SCHEMA_NAME, Composed, ConfigError, compose_root,
+from study.config.compose import (OBJECTIVE_METRICS, SCHEMA_NAME, Composed, ConfigError, compose_root,
                            compose_trial, register_schema, validate_root)
-from study.schema import (ClusterConfig, Direction, Objective, Pruner, RootConfig, Sampler, StudyConfig,
+from study.config.schema import (ClusterConfig, Direction, Objective, Pruner, RootConfig, Sampler, StudyConfig,
                           TrackingConfig)
-from study.search_check import validate_keys
-from study.trial_composer import TrialComposer
-from study.space import SearchSpace
+from study.search.check import validate_keys
+from study.config.trial_composer import TrialComposer
+from study.search.space import SearchSpace
 from workers import config as wconfig
 from workers.config import Activation, Cell, Init, TaskName, TrialConfig
 

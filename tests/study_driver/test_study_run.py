@@ -21,10 +21,11 @@ import pytest
 from optuna.trial import TrialState
 
 from testkit.processes import Driver, alive, cmdline, wait_until
-from study import results
-from study.compose import compose_root
-from study.runner import StudyRunner
-from study.storage import open_storage
+from study.records import results
+from study.config.compose import compose_root
+from study.driver.runner import StudyRunner
+from study.recording.hook import tracking_hooks
+from study.storage.backend import open_storage
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"   # the machine's PostgreSQL (see the postgres_url fixture)
 
@@ -36,7 +37,7 @@ FINAL = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 def run_study(overrides: list[str]) -> optuna.Study:
     composed = compose_root(overrides)
-    outcome = StudyRunner(composed).run()
+    outcome = StudyRunner(composed).run(tracking_hooks(composed))
     assert not outcome.timed_out
     return outcome.study
 

@@ -1,4 +1,4 @@
-"""The driver's running count (study/tally.py) agrees with the storage's own count (tracking/trials.py)
+"""The driver's running count (study/driver/tally.py) agrees with the storage's own count (study/records/trials.py)
 on a real Optuna study holding every kind of trial, and counts a trial once."""
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import math
 import optuna
 from optuna.trial import TrialState
 
-from study.tally import Tally
-from tracking.attrs import TrialAttr
-from tracking.trials import best_trial, counts_towards_total
+from study.driver.tally import Tally
+from study.records.attrs import TrialAttr
+from study.records.trials import best_trial, counts_towards_total
 
 
 def a_study(direction: str) -> optuna.Study:

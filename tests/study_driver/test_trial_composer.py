@@ -1,4 +1,4 @@
-"""The fast trial composition (study/trial_composer.py) gives exactly what Hydra's full composition gives:
+"""The fast trial composition (study/config/trial_composer.py) gives exactly what Hydra's full composition gives:
 for sampled trials of every experiment, for a config-group choice (which takes the Hydra path), and for a
 bad value (the same ConfigError)."""
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from study.compose import compose_root, compose_trial
-from study.runner import StudyRunner, lookup
-from study.trial_composer import TrialComposer
+from study.config.compose import compose_root, compose_trial
+from study.driver.runner import StudyRunner, lookup
+from study.config.trial_composer import TrialComposer
 from workers.config import ConfigError, to_dict
 from testkit.processes import REPO
 

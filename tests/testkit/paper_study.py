@@ -7,7 +7,7 @@ monkeypatch the Ray workers would not see) and show that the experiment's claims
 Every trial of the experiment's grid is run (its fixed search values and each combination of its choices),
 `overrides` first changing the experiment (fewer steps, an untrained net, …). Trials run with
 `workers.trial.run_trial`, exactly as a worker runs them; their summaries are written to the data folder
-and each trial gets the user attributes of `tracking.attrs.TrialRecord`.
+and each trial gets the user attributes of `study.records.attrs.TrialRecord`.
 """
 from __future__ import annotations
 
@@ -20,12 +20,12 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
-from study.compose import compose_root
-from study.objectives import objective_values
-from study.space import SearchSpace
-from study.storage import open_storage
-from study.trial_composer import TrialComposer
-from tracking.attrs import StudyAttr, TrialRecord
+from study.config.compose import compose_root
+from study.config.objectives import objective_values
+from study.search.space import SearchSpace
+from study.storage.backend import open_storage
+from study.config.trial_composer import TrialComposer
+from study.records.attrs import StudyAttr, TrialRecord
 from workers.summary import write_summary
 from workers.trial import run_trial
 

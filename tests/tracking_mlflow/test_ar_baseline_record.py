@@ -11,7 +11,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import create_trial
 
-from tracking.report import write_study_report
+from study.report.page import write_study_report
 from workers.config import TrialConfig, from_dict, to_dict
 from workers.trial import run_trial
 
@@ -39,13 +39,13 @@ def test_the_summary_holds_the_baseline_and_the_chosen_ridge(summary):
 def test_the_baseline_reaches_mlflow(summary, tmp_path):
     from mlflow import MlflowClient
 
-    from tracking.reporter import MlflowReporter
-    from tracking.store import resolve_uri
+    from tracking.runs.trial_recorder import TrialRecorder
+    from tracking.runs.connection import resolve_uri
 
     uri = resolve_uri("", tmp_path)
     client = MlflowClient(uri)
     run_id = client.create_run(client.create_experiment("ar")).info.run_id
-    reporter = MlflowReporter(uri, run_id)
+    reporter = TrialRecorder(uri, run_id)
     reporter.on_end(summary)
     metrics = client.get_run(run_id).data.metrics
     for key in ("ar_nrmse", "ar_free_run_nrmse", "ar_order", "ridge", "nrmse", "free_run_nrmse"):

@@ -1,8 +1,8 @@
-"""tracking/batch_logger.py: metrics queued by training, sent by a thread; `close` delivers the rest or
+"""tracking/runs/batch_logger.py: metrics queued by training, sent by a thread; `close` delivers the rest or
 hands back what could not be sent in time (the caller keeps it for the back-fill)."""
 from __future__ import annotations
 
-from tracking.batch_logger import BatchLogger
+from tracking.runs.batch_logger import BatchLogger
 
 
 class Sink:

@@ -1,7 +1,7 @@
 """A study in optuna-dashboard: a real `gradstudy run` writes the local journal file, a real
 `optuna-dashboard <journal> --host 127.0.0.1 --port <free>` process serves it, and its JSON API (the routes
 of optuna_dashboard/_app.py 0.21.0: GET /api/studies, GET /api/studies/<id>) shows the study with its
-objective named as gradstudy names it (`study.set_metric_names` in study/runner.py), its trials' states
+objective named as gradstudy names it (`study.set_metric_names` in study/driver/runner.py), its trials' states
 and parameters, and the `gradstudy.*` attributes of the study and of each trial.
 
 The dashboard is stopped by its pid (its own process group), whatever the test does.
@@ -104,7 +104,7 @@ def by_key(attrs: list[dict]) -> dict[str, str]:
 def test_the_dashboard_shows_the_study_its_named_objective_trials_and_attributes(home, ray_session, tmp_path,
                                                                                  dashboards):
     from study import cli
-    from study.storage import journal_path, open_storage
+    from study.storage.backend import journal_path, open_storage
 
     assert cli.main(["run", *TINY]) == 0
     journal = journal_path()
@@ -144,9 +144,9 @@ def test_the_dashboard_shows_the_study_its_named_objective_trials_and_attributes
 def test_a_study_gets_its_objective_names_when_opened_again_and_without_a_warning(home):
     """A study from before the names (created without them) gets them at its next run or resume; several
     objectives are named in order; Optuna's ExperimentalWarning is not shown."""
-    from study.compose import compose_root
-    from study.runner import StudyRunner
-    from study.storage import open_storage
+    from study.config.compose import compose_root
+    from study.driver.runner import StudyRunner
+    from study.storage.backend import open_storage
 
     two = ["experiment=demo", "study.name=older", "study.pruner=none",
            "study.objectives=[{metric:final.test_loss,direction:minimize},{metric:final.seq_per_s,direction:maximize}]"]

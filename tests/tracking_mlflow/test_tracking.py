@@ -2,8 +2,8 @@
 real MLflow SQLite store under GRADSTUDY_HOME, and a real `mlflow server` process on 127.0.0.1 (see
 conftest.MlflowServer). No mocks.
 
-Covers: the layout of a study in the local store (experiment, parent run, child runs, names of DESIGN.md
-§3, artifacts, absolute paths, nothing in the working directory); the same against a tracking server;
+Covers: the layout of a study in the local store (experiment, parent run, child runs, names of docs/mlflow.md
+artifacts, absolute paths, nothing in the working directory); the same against a tracking server;
 concurrent workers that lose no metric; secrets that never reach a record; MLflow unreachable at the
 start (exit 2 before anything runs) and lost in the middle of a study (the study finishes, `gradstudy
 report` back-fills); `gradstudy ui` on the loopback interface only.
@@ -32,15 +32,16 @@ from optuna.trial import TrialState
 from testkit.mlflow_server import free_port, http_ok
 from testkit.processes import REPO, cli_env, gradstudy_command, wait_until
 from study import cli
-from study.compose import compose_root
-from study.runner import StudyRunner
-from study.storage import open_storage
-from study.tracking_hooks import mlflow_record
-from tracking.colours import HEALTH_COLOURS
-from tracking.names import flatten
-from tracking import ui_view
-from tracking.run_look import run_name
-from tracking.ui_links import trials_query
+from study.config.compose import compose_root
+from study.driver.runner import StudyRunner
+from study.recording.hook import tracking_hooks
+from study.storage.backend import open_storage
+from study.recording.backfill import mlflow_record
+from tracking.figures.colours import HEALTH_COLOURS
+from tracking.runs.names import flatten
+from tracking.ui import view as ui_view
+from tracking.ui.run_look import run_name
+from tracking.ui.links import trials_query
 from workers.key_use import applies
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -67,7 +68,8 @@ HEALTH = {"healthy", "vanishing", "exploding", "diverged"}
 
 def run_study(overrides: list[str]) -> optuna.Study:
     """A study in this process (the session's local Ray)."""
-    outcome = StudyRunner(compose_root(overrides)).run()
+    composed = compose_root(overrides)
+    outcome = StudyRunner(composed).run(tracking_hooks(composed))
     assert not outcome.timed_out
     return outcome.study
 
@@ -159,7 +161,7 @@ def finite(value) -> bool:
 
 
 def check_study_records(client: MlflowClient, uri: str, study: optuna.Study, home: Path, tmp: Path) -> dict:
-    """The layout of DESIGN.md §3 / tracking/runs.py for a finished study whose trials all finished
+    """The layout of docs/mlflow.md ("What each trial's run holds") / tracking/runs/study_runs.py for a finished study whose trials all finished
     and synced. Returns {trial number: child run}."""
     name = study.study_name
     trials = study.get_trials(deepcopy=False)
@@ -241,7 +243,7 @@ def check_study_records(client: MlflowClient, uri: str, study: optuna.Study, hom
         assert run.data.params["model.cell"] == "rnn" and run.data.params["train.lr"] == "0.001"
         assert run.data.params["model.hidden_size"] == "8" and run.data.params["task.seq_len"] == "10"
         assert run.data.params["model.init_gain"] == str(t.params["model.init_gain"])
-        # metrics: DESIGN.md §3 names
+        # metrics: the names of docs/mlflow.md
         assert METRICS <= set(run.data.metrics), sorted(METRICS - set(run.data.metrics))
         assert "grad/clipped_fraction" not in run.data.metrics      # no clipping: no chart of zeros
         assert run.data.metrics["final/test_loss"] == pytest.approx(summary["final"]["test_loss"])
@@ -494,7 +496,7 @@ def test_tracking_server_lost_mid_study_then_backfilled(home, tmp_path, drivers,
       live child run with its full metric history and its artifacts. A finished Optuna trial is
       read-only, so the back-fill is recorded on the study: user attr
       `gradstudy.mlflow_backfill.<trial number>` = the new run (the trial keeps `gradstudy.mlflow=pending`);
-      `study.tracking_hooks.mlflow_record()` reads both and says `synced` for every trial.
+      `study.recording.backfill.mlflow_record()` reads both and says `synced` for every trial.
     """
     server = mlflow_servers.new("server").start()
     name = "lost"

@@ -1,5 +1,5 @@
-"""The tracking artifacts: per-trial figures and CSVs (`tracking/plots.py`) and the study report
-(`tracking/report.py`). Real matplotlib output, real Optuna studies (in memory), and one real trial summary
+"""The tracking artifacts: per-trial figures and CSVs (`tracking/figures/trial_plots.py`) and the study report
+(`study/report/page.py`). Real matplotlib output, real Optuna studies (in memory), and one real trial summary
 from `workers.trial.run_trial` on a tiny config (CPU). No mocks."""
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from tracking import plots
-from tracking.report import FILES, write_study_report
-from tracking.trials import best_per_cell, state_counts
+from tracking.figures import trial_plots as plots
+from study.report.page import FILES, write_study_report
+from study.records.trials import best_per_cell, state_counts
 from workers.config import Device, Init, TaskName, TrialConfig
 from workers.trial import run_trial
 
@@ -257,7 +257,7 @@ def test_phase_study_report(tmp_path):
 
 def test_phase_diagram_of_an_init_phase_study_reads_decay_rates_and_lengths(tmp_path):
     """The init_phase picture: λ1 × activation × T, with the decay rate that does not depend on T."""
-    from tracking.report_data import phase_records
+    from study.report.data import phase_records
     study = optuna.create_study(study_name="init_phase", direction="minimize")
     study.set_user_attr("gradstudy.search", structured({"model.init": "scaled", "task.seq_len": "choice(100, 1000)",
                                              "model.init_gain": "tag(log, interval(0.25, 4.0))",
@@ -295,7 +295,7 @@ def test_a_study_that_mixes_lengths_is_ranked_by_decay_rate(tmp_path):
             params={"model.init_gain": gain, "task.seq_len": length}, distributions=dists, value=loss,
             user_attrs=attrs(health, loss=loss, **{"gradstudy.decay_rate": rate, "gradstudy.seq_len": length,
                                                    "gradstudy.span": length})))
-    from tracking import length_mix
+    from study.report import length_mix
     assert length_mix.mixes_lengths(study.trials) and not length_mix.mixes_lengths(study.trials[:1])
     assert {c: t.number for c, t in length_mix.best_per_cell(study.trials).items()} == {"rnn": 1}
     assert best_per_cell(study)["rnn"].number == 0                  # by the objective, which depends on T
@@ -312,7 +312,7 @@ def test_decay_rate_colours_come_in_a_few_steps():
     """The figures draw one scatter per colour (plots.grouped): a colour per trial made the report of a
     3000-trial mixed-length study 3.5× slower (bench/bench_report_scale.py --mixed-lengths). The scale has
     LEVELS steps, its ends at ±limit, 0 in the middle step, unknown rates grey."""
-    from tracking import length_mix
+    from study.report import length_mix
     rates = [-0.5 + i / 1000 for i in range(1001)]            # 1001 distinct rates in [−0.5, 0.5]
     colours = [length_mix.rate_colour(r, 0.5) for r in rates]
     assert len(set(colours)) == length_mix.LEVELS
@@ -416,7 +416,7 @@ def test_rewrite_drops_stale_figures(tmp_path):
 
 def test_importances_need_enough_complete_trials():
     """fANOVA on a handful of points ranks noise: below IMPORTANCE_MIN_TRIALS finite results, a note."""
-    from tracking.report_data import IMPORTANCE_MIN_TRIALS, importances
+    from study.report.data import IMPORTANCE_MIN_TRIALS, importances
 
     study = optuna.create_study(direction="minimize")
 
@@ -439,7 +439,7 @@ def test_importances_need_enough_complete_trials():
 @pytest.mark.parametrize("url", ["postgresql://u:pa/ss@h/db", "postgresql://:secret@h/db",
                                  "postgresql://u:p@ss@h/db", "http://u:pw@127.0.0.1:1"])
 def test_scrub_masks_every_password_form(url):
-    from tracking.urls import scrub
+    from tracking.runs.urls import scrub
 
     masked = scrub(f"study.storage='{url}' and more")
     assert ":***@" in masked
@@ -449,7 +449,7 @@ def test_scrub_masks_every_password_form(url):
 
 
 def test_trial_record_round_trips_through_user_attrs(summary):
-    from tracking.attrs import TrialAttr, TrialRecord
+    from study.records.attrs import TrialAttr, TrialRecord
     record = TrialRecord.from_summary(summary, "/x/summary.json")
     attrs = record.to_user_attrs()
     assert attrs[TrialAttr.HEALTH] == summary["health"] and attrs[TrialAttr.SUMMARY] == "/x/summary.json"
@@ -467,14 +467,14 @@ def test_a_short_trial_gets_its_tables_and_its_figures_only_when_asked_and_its_r
     ~1.5 s of CPU each trial), the rest of its artifacts always; recorded in a real local MLflow store."""
     from mlflow import MlflowClient
 
-    from tracking.reporter import MlflowReporter
-    from tracking.store import resolve_uri
+    from tracking.runs.trial_recorder import TrialRecorder
+    from tracking.runs.connection import resolve_uri
 
     assert summary["final"]["wall_s"] < 20.0
     uri = resolve_uri("", tmp_path)
     client = MlflowClient(uri)
     run_id = client.create_run(client.create_experiment("figures")).info.run_id
-    reporter = MlflowReporter(uri, run_id, figures_min_s=min_s)
+    reporter = TrialRecorder(uri, run_id, figures_min_s=min_s)
     reporter.on_end(summary)
     assert reporter.result["artifacts"] is True, reporter.result
     names = {a.path for a in client.list_artifacts(run_id)}
@@ -496,7 +496,7 @@ def test_a_short_trial_gets_its_tables_and_its_figures_only_when_asked_and_its_r
 def test_report_links_trials_to_their_runs(tmp_path):
     """With RunLinks, the best trials' numbers link to their MLflow runs at the given UI address; a trial
     without a run stays plain text; the page rewrites the address to the server that shows it."""
-    from tracking.report import RunLinks
+    from study.report.page import RunLinks
 
     study = optuna.create_study(direction="maximize")
     for value in (0.5, 0.9):
@@ -516,7 +516,7 @@ def test_the_svg_profile_is_keyed_by_steps_back_and_every_probe_is_drawn(tmp_pat
     starts at k = 0 (the loss end, the plot's left edge) at the value of t = T; plain-text λ1."""
     import xml.etree.ElementTree as ET
 
-    from tracking import profile_svg
+    from tracking.figures import profile_svg
 
     probes = [{"step": 0, "grad_h_log10": [[-3.0, -2.0, -1.0, 0.0]]},
               {"step": 10, "grad_h_log10": [[-6.0, float("nan"), -2.0, -0.5]]}]

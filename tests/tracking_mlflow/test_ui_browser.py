@@ -12,7 +12,7 @@ the link to the study's trials; a fresh browser (a new profile: no saved MLflow 
   5. a child run's Artifacts view showing `gradient_profile.png` as a loaded image of the PNG's size.
 Screenshots go to test-artifacts/ at the repo root (git-ignored); their paths are printed.
 
-URLs of MLflow 3.17: the runs page is `#/experiments/<id>/runs?…` (tracking/ui_links.py); a run is
+URLs of MLflow 3.17: the runs page is `#/experiments/<id>/runs?…` (tracking/ui/links.py); a run is
 `#/experiments/<id>/runs/<run_id>`, its tabs `/artifacts/<path>`.
 """
 from __future__ import annotations
@@ -279,7 +279,7 @@ def test_a_study_of_over_100_mixed_length_trials_reads_right_in_mlflow(drivers, 
     from mlflow import MlflowClient
 
     from study import cli
-    from tracking.run_look import LENGTH_COLOURS
+    from tracking.ui.run_look import LENGTH_COLOURS
 
     started = time.monotonic()
     assert cli.main(["run", *MIXED]) == 0

@@ -9,7 +9,7 @@ store through a real `mlflow ui` (uvicorn) on a free port of 127.0.0.1.
     process behind and the port free.
 
 The study whose links are printed is recorded in the store as `gradstudy run` records it (its MLflow
-experiment and parent run, tracking_hooks.StudyTracking.open_parent), without running trials. Every process
+experiment and parent run, study/recording/tracked_study.py TrackedStudy.open), without running trials. Every process
 a test starts is stopped by its pid at the end; the server processes (found as descendants of the
 `gradstudy ui` the test started) by their process group, after checking that they are still ours.
 """
@@ -31,7 +31,7 @@ from testkit.processes import Driver, alive, cmdline, wait_until
 
 STUDY = "uix"
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))   # loopback: never through a proxy
-SERVER_WORDS = ("mlflow", "uvicorn", "study.ui_command")                 # what our server processes run
+SERVER_WORDS = ("mlflow", "uvicorn", "study.cli.ui")                 # what our server processes run
 
 
 def answers(url: str) -> bool:
@@ -80,10 +80,10 @@ def store(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("ui-home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GRADSTUDY_HOME", str(home))
-        from study.compose import compose_root
-        from study.tracking_hooks import StudyTracking
+        from study.config.compose import compose_root
+        from study.recording.tracked_study import TrackedStudy
 
-        StudyTracking("", STUDY).open_parent(compose_root(["experiment=demo", f"study.name={STUDY}"]), {})
+        TrackedStudy("", STUDY).open(compose_root(["experiment=demo", f"study.name={STUDY}"]), {})
     return home
 
 
@@ -230,8 +230,9 @@ def test_a_signal_to_gradstudy_ui_leaves_no_server_behind(store, uis, sig):
 
 def test_port_help_shows_its_default_and_a_bad_port_is_one_line(home, capsys):
     from study import cli
+    from study.cli.main import parser
 
-    ui = next(a for a in cli.parser()._subparsers._group_actions[0].choices.items() if a[0] == "ui")[1]
+    ui = next(a for a in parser()._subparsers._group_actions[0].choices.items() if a[0] == "ui")[1]
     assert "(default: 5000)" in " ".join(ui.format_help().split())
     assert cli.main(["ui", "--port", "70000"]) == 2
     err = capsys.readouterr().err.splitlines()
@@ -244,7 +245,7 @@ def test_the_server_answering_on_the_port_must_be_ours():
     import subprocess
     import sys
 
-    from study.ui_command import serves_port
+    from study.cli.ui import serves_port
 
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))

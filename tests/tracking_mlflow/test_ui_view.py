@@ -7,7 +7,8 @@ import urllib.parse
 
 import pytest
 
-from tracking import ui_links, ui_view
+from tracking.ui import links as ui_links
+from tracking.ui import view as ui_view
 
 
 def charts_of(state) -> list[tuple]:

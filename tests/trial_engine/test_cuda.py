@@ -12,7 +12,7 @@ import math
 import pytest
 import torch
 
-from study.compose import compose_trial
+from study.config.compose import compose_trial
 from workers.config import ConfigError, Device
 from workers.device import pick_device
 from workers.trial import run_trial
@@ -101,9 +101,10 @@ def test_train_device_cuda_without_cuda_is_a_config_error(home, capsys):
 
     # the command: one line on stderr naming the key, exit 2, nothing written
     from study import cli
+    from study.cli.exit_codes import Exit
 
     capsys.readouterr()
-    assert cli.main(["trial", *TINY, "train.device=cuda"]) == cli.EXIT_CONFIG
+    assert cli.main(["trial", *TINY, "train.device=cuda"]) == Exit.CONFIG
     out, err_text = capsys.readouterr()
     lines = err_text.strip().splitlines()
     assert len(lines) == 1 and "train.device" in lines[0] and "cuda" in lines[0], err_text

@@ -1,4 +1,4 @@
-"""Whole trials through `workers.trial.run_trial`: learning, the summary contract of DESIGN.md §3, the
+"""Whole trials through `workers.trial.run_trial`: learning, the summary contract of docs/summary-json.md, the
 probe cadence, divergence, clipping, truncated BPTT, penalties, pruning, optimizers, determinism and
 config errors. Real training runs on tiny configs (CPU), no mocks."""
 from __future__ import annotations

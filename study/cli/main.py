@@ -1,0 +1,324 @@
+"""The `gradstudy` command: studies of vanishing and exploding gradients in recurrent networks.
+
+A study is described by Hydra overrides of the configs in `conf/`; Optuna samples and prunes, Ray runs the
+trials, MLflow records every trial's gradient measurements. Data goes to $GRADSTUDY_HOME (default ~/.gradstudy).
+
+    gradstudy trial [overrides…]     one trial: progress bar, results table, summary.json; last line = its path
+    gradstudy run [overrides…]       a study (e.g. experiment=adding_cells study.n_trials=64)
+    gradstudy resume NAME [overrides…]  finish an interrupted study as it was started (overrides last)
+    gradstudy status NAME [--json]   counts by state, best so far, health mix
+    gradstudy check NAME             the study's expectations (published results), ✓/✗
+    gradstudy list                   the studies in the storage
+    gradstudy nightly [--date D] [overrides…]   the nightly study `nightly-<date>`, compared with the night before
+    gradstudy report NAME            back-fill MLflow, rewrite the study report on the parent run
+    gradstudy ui [NAME] [--open]     a link per study to its trials in the MLflow UI (the local store's UI is
+                                     served on 127.0.0.1:5000; --tracking-uri URL for a server; --no-serve)
+
+Overrides are Hydra's (`model.cell=lstm task=copy_memory task.seq_len=100`). A bad configuration is
+one line on stderr naming the key, the value and what is valid, exit code 2, and nothing is written.
+Exit codes: study/cli/exit_codes.py (`gradstudy --help` lists them).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from rich.console import Console
+
+from study.cli import exit_codes
+from study.cli.exit_codes import Exit
+from study.cluster.watch import ClusterLost
+from study.records.attrs import StudyAttr
+from study.storage.lock import StudyLocked
+from study.storage.retry import StorageUnavailable
+from tracking.runs.errors import TrackingError
+from tracking.runs.urls import scrub
+from workers.config import ConfigError
+
+
+def _run_study(overrides: list[str], hooks=(), epilogue: list[str] | None = None) -> int:
+    """Run a study with a live display and the end tables. The driver's hooks (study/driver/hooks.py) are built
+    here: `hooks` first (the nightly comparison, whose `on_end` may return an exit code), then MLflow tracking
+    (refused before anything runs when MLflow does not answer), then the live display; `epilogue` lines they
+    fill are printed after the tables."""
+    from study.cli.console import StudyDisplay, best_per_cell_table, trials_table
+    from study.config.compose import compose_root
+    from study.driver.runner import StudyRunner
+    from study.storage.paths import study_dir
+
+    composed = compose_root(overrides)
+    err, out = Console(stderr=True), Console()
+    name = composed.root.study.name
+    runner = StudyRunner(composed)
+    runner.validate()                    # a bad search space before MLflow is asked anything
+    from study.recording.hook import tracking_hooks
+
+    hooks = [*hooks, *tracking_hooks(composed)]
+    with StudyDisplay(err, name) as display:
+        outcome = runner.run([*hooks, display])
+    every = trials_table(outcome.study)
+    if every is not None:
+        out.print(every)
+    out.print(best_per_cell_table(outcome.study, list(composed.root.search.params)))
+    storage = composed.root.study.storage
+    stored = f" --storage '{scrub(storage)}'" if storage else ""   # a password shows as ***
+    out.print(f"Results: `gradstudy status {name}{stored}`; trial summaries under "
+              f"{study_dir(name) / 'trials'}")
+    if composed.root.tracking.enabled:
+        report = study_dir(name) / "report" / "report.html"
+        uri = composed.root.tracking.uri
+        where = f" --tracking-uri {scrub(uri)}" if uri.startswith(("http://", "https://")) else ""
+        out.print(f"In MLflow: `gradstudy ui {name}{where}` prints the link to its trials; study report: {report}")
+        from study.recording.backfill import unrecorded
+
+        pending = [t.number for t, summary in unrecorded(outcome.study) if summary.exists()]   # what the back-fill can record
+        if pending:
+            out.print(f"MLflow missed {len(pending)} trial(s) (it did not answer): `gradstudy report {name}{stored}` "
+                      "records them from the trial files once it is back.")
+    for line in epilogue or []:
+        out.print(line)
+    code = outcome.code
+    if outcome.timed_out:
+        err.print(f"study.timeout_s reached: the study is not finished; `gradstudy resume {name}` continues it")
+    return code or (Exit.BUDGET if outcome.timed_out else Exit.OK)
+
+
+def _nightly(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from study.cli import nightly
+    from study.config.compose import compose_root
+
+    try:
+        day = datetime.strptime(args.date, nightly.DATE_FORMAT).date() if args.date else nightly.today_utc()
+    except ValueError:
+        raise ConfigError("--date", args.date, "a date as YYYY-MM-DD") from None
+    overrides = ["experiment=nightly", *args.overrides]
+    composed = compose_root(overrides)
+    prefix = composed.root.study.name
+    name = nightly.nightly_name(prefix, day)
+    comparison = nightly.Comparison(prefix, day, name, composed.root.study.storage, composed.root.nightly)
+    return _run_study(overrides + [f"study.name={name}"], [comparison], comparison.messages)
+
+
+def _run(args: argparse.Namespace) -> int:
+    return _run_study(args.overrides)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from study.driver.runner import started_with
+    from study.storage.backend import load_study
+
+    overrides = started_with(load_study(args.name, args.storage))
+    return _run_study(overrides + [f"study.name={args.name}"] + ([f"study.storage={args.storage}"] if args.storage else [])
+                      + args.overrides)
+
+
+def _status(args: argparse.Namespace) -> int:
+    import json
+
+    from study.records import results
+    from study.cli.console import expectations_table, status_table
+    from study.storage.backend import load_study
+
+    status = results.status(load_study(args.name, args.storage))
+    if args.json:
+        print(json.dumps(status, default=str))
+    else:
+        Console().print(status_table(status))
+        if status["expectations"]:
+            Console().print(expectations_table(status["expectations"]))
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    """The study's expectations (published claims): exit 8 when one does not hold."""
+    from study.records import results
+    from study.storage.backend import load_study
+
+    checked = results.status(load_study(args.name, args.storage))["expectations"]
+    if not checked:
+        print(f"study {args.name} declares no expectations (`expect:` rules in its experiment): nothing to check")
+        return 0
+    for r in checked:   # one line a rule: readable in a nightly job's log
+        measured = "nothing measured" if r["measured"] is None else f"measured {r['measured']:.4g}"
+        print(f"{'✓' if r['passed'] else '✗'} {r['rule']}: {measured} over {r['trials']} trial(s) ({r['counts']})"
+              + (f" — {r['note']}" if r.get("note") else "")
+              + (f" — {r['claim']}" if r["claim"] else "") + (f" [{r['source']}]" if r["source"] else ""))
+    failed = [r for r in checked if not r["passed"]]
+    print(f"{len(checked) - len(failed)} of {len(checked)} expectations hold"
+          + (f"; failed: {'; '.join(r['rule'] for r in failed)}" if failed else ""))
+    return Exit.CLAIM_FAILED if failed else Exit.OK
+
+
+def _list(args: argparse.Namespace) -> int:
+    import optuna
+    from rich.table import Table
+
+    from study.storage.backend import open_storage
+
+    table = Table(title="studies")
+    for col in ("name", "trials", "target", "best", "started"):
+        table.add_column(col)
+    for s in optuna.get_all_study_summaries(open_storage(args.storage)):
+        best = s.best_trial.values if s.best_trial is not None and s.best_trial.values else None
+        table.add_row(s.study_name, str(s.n_trials), str(s.user_attrs.get(StudyAttr.N_TRIALS, "-")),
+                      "-" if best is None else ", ".join(f"{v:.4g}" for v in best),
+                      s.datetime_start.strftime("%Y-%m-%d %H:%M") if s.datetime_start else "-")
+    Console().print(table)
+    return 0
+
+
+def _trial(args: argparse.Namespace) -> int:
+    from study.config.compose import compose_trial
+    from study.cli.console import ProgressBar, results_table
+    from study.storage.paths import new_trial_dir
+    from workers.device import pick_device
+    from workers.summary import write_trial_folder
+    from workers.trial import run_trial
+
+    cfg = compose_trial(args.overrides)
+    device = pick_device(cfg.train.device)
+    err, out = Console(stderr=True), Console()
+    summary = run_trial(cfg, ProgressBar(err, cfg.train.steps), device)
+    folder = new_trial_dir(cfg.task.name.value, cfg.model.cell.value)
+    path = write_trial_folder(folder, summary)
+    out.print(results_table(summary))
+    print(path)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from study.config.compose import compose_root
+    from study.storage.lock import study_lock
+    from study.driver.runner import started_with
+    from study.storage.backend import load_study
+    from study.storage.backend import resolve_url
+
+    study = load_study(args.name, args.storage)
+    composed = compose_root(started_with(study) + [f"study.name={args.name}"])
+    with study_lock(args.name, resolve_url(args.storage)):   # not while a driver runs the study
+        return _write_report(args, study, composed)
+
+
+def _write_report(args: argparse.Namespace, study, composed) -> int:
+    """The back-fill and the report publishing, as services on the study's parent run."""
+    from study.recording.backfill import backfill
+    from study.recording.publish import Publisher
+    from study.recording.tracked_study import TrackedStudy
+
+    uri = args.tracking_uri if args.tracking_uri is not None else composed.root.tracking.uri
+    tracked = TrackedStudy(uri, args.name)
+    recorder = tracked.open(composed, study.user_attrs.get(StudyAttr.SEARCH, {}))
+    filled = backfill(recorder, study)
+    html = Publisher(recorder, tracked.uri).publish(study)
+    print(f"back-filled {filled} trial(s) into MLflow; report: {html}")
+    return 0
+
+
+def _ui(args: argparse.Namespace) -> int:
+    from study.cli.ui import ui
+
+    return ui(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gradstudy", description=__doc__.split("\n\n")[0],
+                                epilog="exit codes:\n" + exit_codes.table(),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    trial = sub.add_parser("trial", help="train and measure one configuration")
+    trial.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model.cell=lstm")
+    trial.set_defaults(run=_trial)
+    run = sub.add_parser("run", help="run a study: Optuna samples, Ray runs trials")
+    run.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. experiment=adding_cells")
+    run.set_defaults(run=_run)
+    storage_help = "Optuna storage URL (default: the local journal file)"
+    resume = sub.add_parser("resume", help="finish an interrupted study")
+    resume.add_argument("name")
+    resume.add_argument("--storage", default="", help=storage_help)
+    resume.add_argument("overrides", nargs="*", help="applied after the study's own, e.g. cluster.address=… "
+                                                     "when the cluster moved")
+    resume.set_defaults(run=_resume)
+    status = sub.add_parser("status", help="trial counts, best so far, health mix")
+    status.add_argument("name")
+    status.add_argument("--json", action="store_true", help="one JSON object")
+    status.add_argument("--storage", default="", help=storage_help)
+    status.set_defaults(run=_status)
+    check = sub.add_parser("check", help="the study's expectations (published results): exit 8 if one fails")
+    check.add_argument("name")
+    check.add_argument("--storage", default="", help=storage_help)
+    check.set_defaults(run=_check)
+    lst = sub.add_parser("list", help="the studies in the storage")
+    lst.add_argument("--storage", default="", help=storage_help)
+    lst.set_defaults(run=_list)
+    night = sub.add_parser("nightly", help="the nightly study of a date, compared with the night before")
+    night.add_argument("--date", default="", help="YYYY-MM-DD (default: today, UTC)")
+    night.add_argument("overrides", nargs="*", help="Hydra overrides on top of experiment=nightly")
+    night.set_defaults(run=_nightly)
+    report = sub.add_parser("report", help="back-fill MLflow and rewrite the study report")
+    report.add_argument("name")
+    report.add_argument("--storage", default="", help=storage_help)
+    report.add_argument("--tracking-uri", default=None, help="MLflow URI (default: the study's tracking.uri)")
+    report.set_defaults(run=_report)
+    ui = sub.add_parser("ui", help="links to the studies' trials in the MLflow UI; serves the local store")
+    ui.add_argument("name", nargs="?", default=None, help="one study (default: every study in the store)")
+    ui.add_argument("--port", type=int, default=5000,
+                    help="port of the local store's UI on 127.0.0.1 (default: %(default)s); one in use is "
+                         "refused (exit 2)")
+    ui.add_argument("--open", action="store_true", help="open the (first) link in the default browser")
+    ui.add_argument("--no-serve", action="store_true", help="print the links only; start no UI")
+    ui.add_argument("--tracking-uri", default=None,
+                    help="an MLflow tracking server (default: MLFLOW_TRACKING_URI, else the local store)")
+    ui.set_defaults(run=_ui)
+    return p
+
+
+def quiet_libraries() -> None:
+    """The command's own output only: Optuna's per-study INFO lines off (set here, by the application,
+    not at the import of a library module)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """The command line; overrides may also come after an option (`resume NAME --storage URL key=value`)."""
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    if extra:
+        if not hasattr(args, "overrides") or any(e.startswith("-") for e in extra):
+            p.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = list(args.overrides) + extra
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    quiet_libraries()
+    try:
+        return args.run(args)
+    except ConfigError as exc:
+        print(f"gradstudy: config error: {exc}", file=sys.stderr)
+        return Exit.CONFIG
+    except TrackingError as exc:
+        print(f"gradstudy: tracking error: {exc}", file=sys.stderr)
+        return Exit.CONFIG
+    except StorageUnavailable as exc:
+        print(f"gradstudy: storage error: {exc}", file=sys.stderr)
+        return Exit.STORAGE
+    except StudyLocked as exc:
+        print(f"gradstudy: {exc}", file=sys.stderr)
+        return Exit.LOCKED
+    except ClusterLost as exc:
+        print(f"gradstudy: cluster error: {exc}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(Exit.CLUSTER)   # not through Ray's exit handlers: they would wait for the lost cluster
+    except KeyboardInterrupt:
+        print("gradstudy: interrupted", file=sys.stderr)
+        return Exit.INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Where MLflow records go, and checking that they can go there.
+
+- `tracking.uri` empty: a local SQLite store `<data dir>/mlflow/mlflow.db` with artifacts in
+  `<data dir>/mlflow/artifacts`, absolute paths (never MLflow's default `./mlflow.db` or `./mlruns`
+  relative to wherever the command happens to run).
+- `tracking.uri` = `http(s)://host:port`: a shared `mlflow server`. Credentials come from the
+  environment only (`MLFLOW_TRACKING_USERNAME`, `MLFLOW_TRACKING_PASSWORD`, read by MLflow itself); a URI
+  with a password in it is refused, so no secret sits in a config file or in the records.
+MLflow itself is imported only by `connect()`: the rest is plain path and URL handling.
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+from tracking.runs.errors import TrackingError
+from tracking.runs.urls import has_password, scrub
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+
+def local_root(data_dir: Path) -> Path:
+    return Path(data_dir).resolve() / "mlflow"
+
+
+def resolve_uri(uri: str, data_dir: Path) -> str:
+    if uri:
+        if has_password(uri):
+            raise TrackingError(uri, "a URI without credentials; set MLFLOW_TRACKING_USERNAME and "
+                                     "MLFLOW_TRACKING_PASSWORD in the environment instead")
+        return uri
+    root = local_root(data_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def artifact_location(uri: str, data_dir: Path, experiment: str) -> str | None:
+    """Artifact folder for a new experiment: under the data dir for the local store, the server's
+    choice (None) for a remote one."""
+    if uri.startswith("sqlite:") or uri.startswith("file:"):
+        return (local_root(data_dir) / "artifacts" / experiment).as_uri()
+    return None
+
+
+# A process that records to MLflow: a few quick retries rather than MLflow's default 7 with back-off
+# (minutes per call while a server is down). Set by the recording objects when they are made (the
+# driver's StudyTracking, a worker's TrialRecorder), never at import; an explicit setting wins.
+RECORDING_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+
+
+def use_recording_http() -> None:
+    for key, value in RECORDING_HTTP.items():
+        os.environ.setdefault(key, value)
+
+
+@contextmanager
+def quick_http() -> Iterator[None]:
+    """Fail fast instead of MLflow's default 7 retries with back-off (minutes) for a check."""
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "5"
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def check_answers(client: "MlflowClient") -> None:
+    """One request, no retries: raises when the store does not answer now."""
+    with quick_http():
+        client.search_experiments(max_results=1)
+
+
+def connect(uri: str, data_dir: Path) -> "MlflowClient":
+    """A client for the resolved store, checked to answer now; TrackingError otherwise."""
+    from mlflow import MlflowClient
+
+    resolved = resolve_uri(uri, data_dir)
+    try:
+        if not uri:
+            # Create the local store's tables with an artifact root under the data dir: MLflow makes
+            # its "Default" experiment with the tables and would point it at ./mlruns of the cwd.
+            from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+            SqlAlchemyStore(resolved, (local_root(data_dir) / "artifacts").as_uri())
+        client = MlflowClient(tracking_uri=resolved)
+        check_answers(client)
+    except Exception as exc:
+        reason = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        raise TrackingError(uri or resolved, f"a reachable MLflow tracking server or store ({reason[:300]})") from None
+    return client

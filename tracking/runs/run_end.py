@@ -1,0 +1,42 @@
+"""Closing a trial's child run: its final `gradstudy.state` (and health with the span it judged,
+`gradstudy.span`; failure reason), its colour (the health's, `mlflow.runColor`) and MLflow status.
+
+The worker closes the run of a trial that returned (tracking/runs/trial_recorder.py), in parallel with the other
+workers; the driver closes the runs of trials it knows more of (lost, failed before placement, closed
+late after an MLflow outage) through tracking/runs/study_runs.py.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from mlflow import MlflowClient
+from mlflow.entities import RunTag
+
+from tracking.runs import names
+from tracking.figures.colours import health_colour
+from tracking.ui.run_look import COLOUR_TAG
+from tracking.runs.urls import scrub
+
+STATUS = {"completed": "FINISHED", "diverged": "FINISHED", "pruned": "KILLED", "failed": "FAILED",
+          "requeued": "FAILED"}
+
+
+def end_trial_run(client: MlflowClient, run_id: str, state: str, health: Optional[str] = None,
+                  reason: Optional[str] = None, extra_tags: Optional[dict[str, str]] = None,
+                  span: Optional[int] = None, colour: Optional[str] = None) -> None:
+    """`span`: the summary's `health_span`, the steps over which the verdict judged the gradient;
+    `colour`: the run's colour where the study colours by something else than health (tracking/ui/run_look.py)."""
+    tags = [RunTag(names.TAG_STATE, state), RunTag(COLOUR_TAG, colour or health_colour(health))]
+    tags += [RunTag(k, v) for k, v in (extra_tags or {}).items()]
+    if health:
+        tags.append(RunTag(names.TAG_HEALTH, health))
+    if span is not None:
+        tags.append(RunTag(names.TAG_SPAN, str(int(span))))
+    if reason:
+        tag = names.TAG_PRUNE_REASON if state == "pruned" else names.TAG_FAIL_REASON
+        tags.append(RunTag(tag, scrub(reason)[:5000]))
+    client.log_batch(run_id, tags=tags)
+    client.set_terminated(run_id, STATUS.get(state, "FAILED"))
+
+
+__all__ = ["STATUS", "end_trial_run"]
