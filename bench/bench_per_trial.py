@@ -30,8 +30,8 @@ def main() -> None:
     args = ap.parse_args()
     os.environ["GRADSTUDY_HOME"] = tempfile.mkdtemp(prefix="gradstudy-bench-")
 
-    from study.cluster import placement
     from study.cli.main import quiet_libraries
+    from study.cluster import placement
 
     quiet_libraries()       # as `gradstudy run` does: no Optuna INFO line (and best-trial scan) per trial
     from study.config.compose import compose_root

@@ -47,7 +47,8 @@ def gradstudy(*args: str) -> tuple[float, str]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=10000)
-    ap.add_argument("--mixed-lengths", action="store_true", help="trials of T = 10, 100, 1000 (the report's mixed path)")
+    ap.add_argument("--mixed-lengths", action="store_true",
+                    help="trials of T = 10, 100, 1000 (the report's mixed path)")
     args = ap.parse_args()
     os.environ["GRADSTUDY_HOME"] = tempfile.mkdtemp(prefix="gradstudy-scale-")
 
@@ -58,8 +59,8 @@ def main() -> None:
     from optuna.distributions import FloatDistribution
     from optuna.trial import TrialState, create_trial
 
-    from study.storage.paths import trial_dir
     from study.storage.backend import load_study
+    from study.storage.paths import trial_dir
     from workers.summary import write_trial_folder
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -79,7 +80,8 @@ def main() -> None:
         health = healths[number % len(healths)]
         attrs = {**real.user_attrs, "gradstudy.health": health}
         if args.mixed_lengths:
-            attrs.update({"gradstudy.seq_len": (10, 100, 1000)[number % 3], "gradstudy.decay_rate": rng.uniform(-0.5, 0.1)})
+            attrs.update({"gradstudy.seq_len": (10, 100, 1000)[number % 3],
+                          "gradstudy.decay_rate": rng.uniform(-0.5, 0.1)})
         batch.append(create_trial(params=params, distributions=real.distributions, values=[value],
                                   user_attrs=attrs, state=TrialState.COMPLETE))
         copy = {**summary, "health": health, "final": {**summary["final"], "test_loss": value}}

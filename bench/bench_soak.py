@@ -1,7 +1,8 @@
 """Soak: one long study of short trials with MLflow on, on a local Ray — is every trial accounted for, and
 does the driver stay flat?
 
-    .venv/bin/python bench/bench_soak.py [--trials 100] [--window 20] [--json]    (the long version: --trials 1000 --window 100)
+    .venv/bin/python bench/bench_soak.py [--trials 100] [--window 20] [--json]
+    (the long version: --trials 1000 --window 100)
 
 The driver runs in this process (StudyRunner), so its resident memory is this process's: sampled at every
 progress update. Prints the trial states (COMPLETE + PRUNED + FAIL must equal --trials, nothing RUNNING or
@@ -47,19 +48,19 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     os.environ.setdefault("GRADSTUDY_HOME", tempfile.mkdtemp(prefix="gradstudy-soak-"))
 
-    from optuna.trial import TrialState
     from mlflow import MlflowClient
+    from optuna.trial import TrialState
 
-    from study.cluster import placement
     from study.cli.main import quiet_libraries
+    from study.cluster import placement
 
     quiet_libraries()       # as `gradstudy run` does: no Optuna INFO line (and best-trial scan) per trial
     from study.config.compose import compose_root
     from study.driver.hooks import StudyHook
     from study.driver.runner import StudyRunner
     from study.recording.hook import tracking_hooks
-    from tracking.runs.connection import resolve_uri
     from study.storage.paths import data_dir
+    from tracking.runs.connection import resolve_uri
 
     overrides = ["experiment=demo", "train.steps=20", "train.probe_every=10", "task.seq_len=10",
                  "model.hidden_size=8", "cluster.num_cpus=2", "study.sampler=random", "study.name=soak",
@@ -99,7 +100,8 @@ def main(argv: list[str] | None = None) -> dict:
     last_running = samples[-1][1] if samples else float("nan")   # the last update: every trial told, no report yet
     result = {
         "trials": args.trials, "wall_s": round(wall, 1), "states": states, "requeued": requeued,
-        "finished": finished, "accounted": finished == args.trials and states["RUNNING"] == 0 and states["WAITING"] == 0,
+        "finished": finished,
+        "accounted": finished == args.trials and states["RUNNING"] == 0 and states["WAITING"] == 0,
         "mlflow_child_runs": len(children), "mlflow_open_runs": len(open_runs),
         # the growth over the trials: the last sample taken while trials ran (after the run, the study report's
         # figures have been drawn: matplotlib's one-off ~150 MB, which is not per trial)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from tracking.runs.trial_recorder import TrialRecorder
 from tracking.runs.connection import resolve_uri
+from tracking.runs.trial_recorder import TrialRecorder
 from workers.config import Cell, TrialConfig
 from workers.trial import run_trial
 

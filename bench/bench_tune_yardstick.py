@@ -1,6 +1,7 @@
 """Ray Tune's own yardstick, on gradstudy: k trials of a fixed ~1 s of work on 2 CPUs, overhead = wall ÷ ideal − 1.
 
-    .venv/bin/python bench/bench_tune_yardstick.py [--trials 100] [--tracking] [--seconds 1.0]   (~2 min; ~4 with --tracking)
+    .venv/bin/python bench/bench_tune_yardstick.py [--trials 100] [--tracking] [--seconds 1.0]
+    (~2 min; ~4 with --tracking)
 
 Ray Tune's release test "bookkeeping overhead" runs 10,000 trials of 1 s on 16 CPUs and accepts 800 s against
 a theoretical 625 s (its published figure: 14 % overhead). Here a trial is a real gradstudy trial whose
@@ -60,14 +61,14 @@ def main() -> None:
     args = ap.parse_args()
     os.environ["GRADSTUDY_HOME"] = tempfile.mkdtemp(prefix="gradstudy-yardstick-")
 
-    from study.cluster import placement
     from study.cli.main import quiet_libraries
+    from study.cluster import placement
 
     quiet_libraries()
     from study.config.compose import compose_root
-    from study.storage.paths import study_dir
     from study.driver.runner import StudyRunner
     from study.recording.hook import tracking_hooks
+    from study.storage.paths import study_dir
     from workers.trial import run_trial
 
     torch.set_num_threads(1)            # as a Ray worker runs a 1-CPU trial

@@ -24,7 +24,7 @@ import math
 import numpy as np
 import torch
 
-from workers.free_run import free_run_starts, free_run_truth, free_run_spread
+from workers.free_run import free_run_spread, free_run_starts, free_run_truth
 
 
 def lagged(series: np.ndarray, order: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:

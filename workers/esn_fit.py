@@ -5,7 +5,8 @@ in closed form (workers/ridge_readout.py) instead of by gradient steps.
 at a time (`train.probe_every` and `train.log_every` count windows too; every step reported is the
 number of windows collected); the first `model.washout` steps of each window only drive the reservoir
 (per-step tasks), and the readout is solved with `model.ridge` at the first batch, every `probe_every`
-windows and the last, from what has been collected so far. A probe then measures, as for every cell, the exact ‖∂L_T/∂h_t‖ profile through the reservoir for the
+windows and the last, from what has been collected so far. A probe then measures, as for every cell, the exact
+‖∂L_T/∂h_t‖ profile through the reservoir for the
 readout as it is, its λ1 and spectral radius, and scores the validation set after the washout; no
 update is made. The trial's test score (workers/trial.py) also leaves the washout steps out.
 
@@ -31,12 +32,11 @@ import torch
 
 from workers.config import Cell, TaskName, TrialConfig
 from workers.free_run import free_run_from, teacher_length, teacher_pass
-from workers.loop import LoopResult, Trainer, Window, probe_record, evaluate
+from workers.loop import LoopResult, Trainer, Window, evaluate, probe_record
 from workers.model.network import RecurrentNet
 from workers.reporter import Reporter
 from workers.ridge_readout import RidgeFit, design
 from workers.tasks import Task
-
 
 RUN_CHUNK = 1000   # steps of the fit run driven at once
 

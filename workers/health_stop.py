@@ -5,7 +5,8 @@ After `warmup_steps` training steps, a trial whose last `patience` probes (`stud
 default 3) are all unhealthy — each `vanishing`, `exploding` or `diverged` by the probe rule of
 workers/health.py — is pruned, with the reason (which verdicts, which steps). One healthy probe among
 them spares it; for an echo state network a vanishing probe does not count (fading memory is its design).
-Never at the last probe (workers/loop.py): a trial that ran to the end is not pruned. A Reporter, so it runs inside the trial like the Optuna one (workers/reporter.py FanOut:
+Never at the last probe (workers/loop.py): a trial that ran to the end is not pruned. A Reporter, so it runs
+inside the trial like the Optuna one (workers/reporter.py FanOut:
 either may stop the trial).
 """
 from __future__ import annotations

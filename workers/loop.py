@@ -31,7 +31,6 @@ from workers.optim import clip, make_optimizer
 from workers.reporter import Reporter
 from workers.tasks import Batch, Task
 
-
 PROBE_DTYPES = {ProbeDtype.float32: torch.float32, ProbeDtype.float64: torch.float64}
 
 
@@ -145,7 +144,8 @@ class Trainer:
         if probing:
             fields.update(global_norm=norm, clipped=clipped)
             before = probes.snapshot(self.groups)
-        if update and self.optimizer is not None and math.isfinite(loss_value) and (norm is None or math.isfinite(norm)):
+        finite = math.isfinite(loss_value) and (norm is None or math.isfinite(norm))
+        if update and self.optimizer is not None and finite:
             self.optimizer.step()
             if probing:
                 fields["update_ratio"] = probes.update_ratios(before, self.groups)

@@ -47,7 +47,8 @@ class RidgeFit:
         readout.bias.copy_(bias.to(readout.bias.dtype))
 
 
-def design(features: torch.Tensor, y: torch.Tensor, classes: int | None, skip: int) -> tuple[torch.Tensor, torch.Tensor]:
+def design(features: torch.Tensor, y: torch.Tensor, classes: int | None,
+           skip: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows of the regression from the readout's input [B, L, F] and the targets ([B, L] per step, [B] at
     the last step): steps before `skip` dropped; a classification target one-hot over `classes`."""
     if y.dim() == 2:                       # a target per step: [B, L]

@@ -10,8 +10,8 @@ from rich.table import Table
 from study.driver.hooks import StudyHook
 from study.driver.progress import Progress as StudyProgress
 from study.records.attrs import TrialAttr
-from workers.values import fmt
 from workers.reporter import Reporter
+from workers.values import fmt
 
 
 class ProgressBar(Reporter):

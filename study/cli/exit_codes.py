@@ -7,7 +7,7 @@ from enum import IntEnum
 class Exit(IntEnum):
     OK = 0
     ERROR = 1            # an unexpected error: a bug (a traceback)
-    CONFIG = 2           # a bad configuration, or a storage, MLflow or Ray that cannot be reached or started (nothing written)
+    CONFIG = 2           # a bad configuration, or a storage, MLflow or Ray that cannot be reached (nothing written)
     LOCKED = 3           # the study is being run by another driver
     BUDGET = 4           # study.timeout_s ran out before study.n_trials were finished (resumable)
     REGRESSION = 5       # `gradstudy nightly`: the study regressed against the previous night

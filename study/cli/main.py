@@ -72,7 +72,8 @@ def _run_study(overrides: list[str], hooks=(), epilogue: list[str] | None = None
         out.print(f"In MLflow: `gradstudy ui {name}{where}` prints the link to its trials; study report: {report}")
         from study.recording.backfill import unrecorded
 
-        pending = [t.number for t, summary in unrecorded(outcome.study) if summary.exists()]   # what the back-fill can record
+        # what the back-fill can record
+        pending = [t.number for t, summary in unrecorded(outcome.study) if summary.exists()]
         if pending:
             out.print(f"MLflow missed {len(pending)} trial(s) (it did not answer): `gradstudy report {name}{stored}` "
                       "records them from the trial files once it is back.")
@@ -111,15 +112,16 @@ def _resume(args: argparse.Namespace) -> int:
     from study.storage.backend import load_study
 
     overrides = started_with(load_study(args.name, args.storage))
-    return _run_study(overrides + [f"study.name={args.name}"] + ([f"study.storage={args.storage}"] if args.storage else [])
+    storage = [f"study.storage={args.storage}"] if args.storage else []
+    return _run_study(overrides + [f"study.name={args.name}"] + storage
                       + args.overrides)
 
 
 def _status(args: argparse.Namespace) -> int:
     import json
 
-    from study.records import results
     from study.cli.console import expectations_table, status_table
+    from study.records import results
     from study.storage.backend import load_study
 
     status = results.status(load_study(args.name, args.storage))
@@ -171,8 +173,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _trial(args: argparse.Namespace) -> int:
-    from study.config.compose import compose_trial
     from study.cli.console import ProgressBar, results_table
+    from study.config.compose import compose_trial
     from study.storage.paths import new_trial_dir
     from workers.device import pick_device
     from workers.summary import write_trial_folder
@@ -191,10 +193,9 @@ def _trial(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from study.config.compose import compose_root
-    from study.storage.lock import study_lock
     from study.driver.runner import started_with
-    from study.storage.backend import load_study
-    from study.storage.backend import resolve_url
+    from study.storage.backend import load_study, resolve_url
+    from study.storage.lock import study_lock
 
     study = load_study(args.name, args.storage)
     composed = compose_root(started_with(study) + [f"study.name={args.name}"])

@@ -103,7 +103,8 @@ def compare(previous: optuna.Study, current: optuna.Study, cfg: NightlyConfig) -
     return json_safe({"previous": before["name"], "current": now["name"], "cells": cells,
                       "health": {"previous": before["health"], "current": now["health"]},
                       "failures": {"previous": before["failures"], "current": now["failures"]},
-                      "diverged_fraction": {"previous": before["diverged_fraction"], "current": now["diverged_fraction"]},
+                      "diverged_fraction": {"previous": before["diverged_fraction"],
+                                            "current": now["diverged_fraction"]},
                       "regressions": regressions, "regressed": bool(regressions),
                       "tolerances": {"tolerance": cfg.tolerance, "failure_tolerance": cfg.failure_tolerance,
                                      "diverged_tolerance": cfg.diverged_tolerance}})
@@ -123,8 +124,8 @@ class Comparison(StudyHook):
     def on_end(self, outcome: Outcome) -> Optional[int]:
         import json
 
-        from study.storage.paths import study_dir
         from study.storage.backend import open_storage
+        from study.storage.paths import study_dir
         from workers.summary import write_atomic
 
         storage = open_storage(self.storage)

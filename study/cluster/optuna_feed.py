@@ -21,9 +21,9 @@ from typing import Any, Optional
 
 import optuna
 
+from study.records.attrs import TrialAttr
 from study.storage.backend import open_storage
 from study.storage.retry import StorageUnavailable
-from study.records.attrs import TrialAttr
 from workers.reporter import Reporter
 
 INTERMEDIATE = {"final.accuracy": "val_accuracy"}   # every other objective is tracked by val_loss

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import ray
 
-from study.config.schema import ClusterConfig
 from study.cluster.trial_task import TrialJob, execute
+from study.config.schema import ClusterConfig
 from workers.config import ConfigError
 
 log = logging.getLogger(__name__)

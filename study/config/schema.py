@@ -19,7 +19,7 @@ from typing import Any, Dict, List
 
 from study.records.expectations import RuleError, check_rule
 from workers import config as wconfig
-from workers.config import ConfigError, TaskConfig, ModelConfig, TrainConfig, TrialConfig, check
+from workers.config import ConfigError, ModelConfig, TaskConfig, TrainConfig, TrialConfig, check
 
 # The numbers of summary.json's `final` section that a study can optimize (study.objectives[].metric).
 OBJECTIVE_METRICS = ("final.test_loss", "final.baseline_ratio", "final.accuracy", "final.wall_s",

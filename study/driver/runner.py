@@ -30,28 +30,26 @@ import yaml
 from optuna.trial import TrialState
 
 from study.cluster import placement
+from study.cluster.trial_task import TrialJob
 from study.cluster.watch import ClusterLost, ClusterWatch, gcs_address
 from study.config.compose import Composed
-from study.config.schema import RootConfig
-from study.storage.lock import study_lock
 from study.config.objectives import lookup, objective_values
-from study.storage.paths import trial_dir
-from study.driver.progress import Outcome, Progress
-from study.search.samplers import make_pruner, make_sampler
-from study.search.check import validate_keys
-from study.search.space import SearchSpace
-from study.storage.backend import is_local_file, open_storage, resolve_url
-from study.storage.retry import StorageUnavailable
-from study.driver.tally import Tally
+from study.config.schema import RootConfig
 from study.config.trial_composer import TrialComposer
+from study.driver.hooks import HookList, StudyHook
+from study.driver.progress import Outcome, Progress
+from study.driver.tally import Tally
 from study.driver.trial_calls import TrialStore, trial_id
 from study.records.attrs import StudyAttr, TrialAttr, TrialRecord
-from study.cluster.trial_task import TrialJob
-from study.driver.hooks import HookList, StudyHook
+from study.search.check import validate_keys
+from study.search.samplers import make_pruner, make_sampler
+from study.search.space import SearchSpace
+from study.storage.backend import is_local_file, open_storage, resolve_url
+from study.storage.lock import study_lock
+from study.storage.paths import trial_dir
+from study.storage.retry import StorageUnavailable
 from workers.config import ConfigError, TrialConfig, to_dict
 from workers.summary import write_trial_folder
-
-
 
 # Keys added after studies could have been started: a stored identity without one of them is the same study
 # when the key is at its schema default (`gradstudy resume` keeps working across upgrades).

@@ -51,8 +51,8 @@ from typing import Any, Callable, Optional
 from optuna.trial import TrialState
 
 from study.records.attrs import TrialAttr
-from workers.values import as_float, dotted
 from workers.config import GAMMA, Activation
+from workers.values import as_float, dotted
 
 STATS: dict[str, Callable[[list[float]], float]] = {
     "min": min, "max": max, "median": statistics.median, "mean": statistics.fmean}

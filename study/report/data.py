@@ -14,8 +14,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from study.records.attrs import StudyAttr, TrialAttr, TrialRecord
-from workers.values import as_float, dotted, finite_number
 from workers.config import LAMBDA1_INITS as _INITS
+from workers.values import as_float, dotted, finite_number
 
 LAMBDA1_INITS = tuple(i.value for i in _INITS)   # init schemes whose init_gain is λ1 of W_rec
 GATED = ("lstm", "gru")

@@ -21,10 +21,10 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from study.records.attrs import TrialAttr
+from study.records.trials import counts_towards_total
+from study.report.data import objective
 from tracking.figures.colours import HEALTH_COLOURS, HEALTH_ORDER, health_colour
 from tracking.figures.trial_plots import grouped, new_figure, save_figure
-from study.report.data import objective
-from study.records.trials import counts_towards_total
 
 
 def health_mix_figure(trials: list[FrozenTrial], path: Path) -> Optional[Path]:
@@ -79,7 +79,8 @@ def history_figure(study: optuna.Study, trials: list[FrozenTrial], name: str, pa
     if finite and rates is not None:
         from study.report.length_mix import colour_scale, rate_colour, rate_limit
         limit = rate_limit([rates.get(n) for n, _, _ in finite])
-        for colour, pts in grouped([(n, v) for n, v, _ in finite], lambda p: rate_colour(rates.get(p[0]), limit)).items():
+        by_colour = grouped([(n, v) for n, v, _ in finite], lambda p: rate_colour(rates.get(p[0]), limit))
+        for colour, pts in by_colour.items():
             ax.scatter(*zip(*pts), color=colour, s=26, zorder=3, edgecolors="black", linewidths=0.3)
         fig.colorbar(colour_scale(limit), ax=ax).set_label("decay rate (decades/step)")
     elif finite:

@@ -2,7 +2,8 @@
 
 The page embeds its figures (data URIs): MLflow's artifact viewer shows an HTML artifact as a sandboxed
 blob: page, where relative paths break, and the same file opened from disk still works. Trial numbers
-link to their MLflow runs (`RunLinks`; a small script points them at the MLflow server that shows the page). The report reads
+link to their MLflow runs (`RunLinks`; a small script points them at the MLflow server that shows the page).
+The report reads
 the Optuna study (trial states, params, values and the user attrs the study driver sets:
 `gradstudy.health`, `gradstudy.cell`, `gradstudy.vanishing_ratio`, `gradstudy.final`,
 `gradstudy.status`, `gradstudy.requeued`) and, optionally, the trials' `summary.json` dicts by number.
@@ -45,15 +46,16 @@ from typing import Any, Optional
 import optuna
 
 from study.records import expectations
-from study.report import length_mix
-from tracking.figures import trial_plots as plots
-from study.report import data as report_data
 from study.records.attrs import StudyAttr, TrialAttr
-from study.report.phase_figure import phase_figure
-from study.report.figures import health_mix_figure, history_figure, importance_figure, param_figure
 from study.records.trials import best_per_cell, state_counts
+from study.report import data as report_data
+from study.report import length_mix
+from study.report.figures import health_mix_figure, history_figure, importance_figure, param_figure
+from study.report.phase_figure import phase_figure
+from tracking.figures import trial_plots as plots
 from tracking.ui.links import run_path
 from workers.values import fmt
+
 
 @dataclass
 class RunLinks:

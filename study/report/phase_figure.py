@@ -18,12 +18,12 @@ import numpy as np
 import optuna
 from matplotlib.lines import Line2D
 
-from tracking.figures.colours import HEALTH_COLOURS, HEALTH_ORDER, OTHER_COLOUR, health_colour
-from study.report.length_mix import colour_scale, rate_colour, rate_limit
-from tracking.ui.run_look import LENGTH_COLOURS, length_colour
-from tracking.figures.trial_plots import grouped, new_figure, save_figure
 from study.report.data import ACTIVATION_ORDER, GATED
 from study.report.figures import log_ticks, off_scale
+from study.report.length_mix import colour_scale, rate_colour, rate_limit
+from tracking.figures.colours import HEALTH_COLOURS, HEALTH_ORDER, OTHER_COLOUR, health_colour
+from tracking.figures.trial_plots import grouped, new_figure, save_figure
+from tracking.ui.run_look import LENGTH_COLOURS, length_colour
 from workers import config
 
 GAMMA = {a.value: g for a, g in config.GAMMA.items()}   # bound on |f'| (Pascanu et al. 2013)

@@ -22,15 +22,15 @@ from typing import Any, Optional
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-from study.report import length_mix
 from study.records.attrs import StudyAttr, TrialAttr
-from tracking.figures.colours import HEALTH_SQUARES, OTHER_SQUARE, health_legend
-from tracking.runs.names import metric_of_objective
-from tracking.figures.profile_records import METRIC as PROFILE_METRIC
-from study.report.data import objective_names
-from tracking.ui.run_look import colours_by_length, length_legend, sampled_lengths
 from study.records.trials import best_trial, counts_towards_total, health_mix, state_counts
+from study.report import length_mix
+from study.report.data import objective_names
+from tracking.figures.colours import HEALTH_SQUARES, OTHER_SQUARE, health_legend
+from tracking.figures.profile_records import METRIC as PROFILE_METRIC
+from tracking.runs.names import metric_of_objective
 from tracking.ui.links import run_path, runs_charts_path
+from tracking.ui.run_look import colours_by_length, length_legend, sampled_lengths
 from workers.values import fmt
 
 REPORT = "report/report.html"     # the report's path among the parent run's artifacts

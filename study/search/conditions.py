@@ -11,7 +11,8 @@
   is a parameter that applied; otherwise the base config's value (``base(key)``), which is what the trial
   will actually run with.
 * **Order.** Parameters are sampled in YAML order, except that a parameter a condition depends on is
-  sampled before the parameters that depend on it (a stable topological order, study/search/space.py `by_conditions`); a cycle is an
+  sampled before the parameters that depend on it (a stable topological order, study/search/space.py
+  `by_conditions`); a cycle is an
   error.
 """
 from __future__ import annotations
@@ -23,8 +24,8 @@ from typing import Any, Optional
 from hydra.errors import HydraException
 
 from study.search.syntax import SearchError, parse_override, plain, scalar_ok
-from workers.values import is_number
 from workers.config import CELL_KEYS, LAMBDA1_INITS
+from workers.values import is_number
 
 __all__ = ["Condition", "DEFAULT_CONDITIONS", "VALID_CONDITIONS", "parse_condition"]
 

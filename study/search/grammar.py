@@ -34,19 +34,15 @@ Decisions
 """
 from __future__ import annotations
 
-import decimal
 import math
 import re
 from dataclasses import dataclass
-from enum import Enum
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Callable, Optional
 
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import (
     ChoiceSweep,
     Glob,
     IntervalSweep,
-    Override,
     OverrideType,
     Quote,
     QuotedString,
@@ -63,7 +59,6 @@ from optuna.distributions import (
 from study.search.conditions import Condition
 from study.search.syntax import SearchError, exact_decimal, parse_override, plain, scalar_ok
 from workers.values import is_number
-
 
 __all__ = ["SearchError", "Param", "VALID_EXPRESSIONS", "parse_param", "format_value", "format_override"]
 

@@ -32,10 +32,10 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from study.records.attrs import describe_search
 from study.search.conditions import DEFAULT_CONDITIONS, parse_condition
 from study.search.grammar import Param, format_override, parse_param
 from study.search.syntax import SearchError, exact_decimal
-from study.records.attrs import describe_search
 
 __all__ = ["SearchSpace"]
 

@@ -38,7 +38,8 @@ def top_layer(probe: dict[str, Any]) -> list[Optional[float]]:
     return [math.log10(v) if (v := finite_number(x)) is not None and v > 0 else None for x in layers[-1]]
 
 
-def by_steps_back(profile: list[Optional[float]], max_points: int = MAX_POINTS) -> Iterator[tuple[int, Optional[float]]]:
+def by_steps_back(profile: list[Optional[float]],
+                  max_points: int = MAX_POINTS) -> Iterator[tuple[int, Optional[float]]]:
     """(k = T − t, value) of a profile over t = 1..T, k = 0 (the loss end) first, thinned to every n-th k so
     that at most `max_points` (+1) remain, both ends kept; None values kept (a figure breaks its line there)."""
     length = len(profile)

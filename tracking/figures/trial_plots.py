@@ -28,8 +28,8 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from workers.config import LAMBDA1_INITS as _INITS
 from tracking.figures.profile_records import top_layer
+from workers.config import LAMBDA1_INITS as _INITS
 
 LAMBDA1_INITS = tuple(i.value for i in _INITS)   # init schemes whose init_gain is λ1 of W_rec
 DPI = 110

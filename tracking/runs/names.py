@@ -1,4 +1,5 @@
-"""MLflow names (the public contract in docs/mlflow.md, "What each trial's run holds") and the mapping from a trial's reports to them.
+"""MLflow names (the public contract in docs/mlflow.md, "What each trial's run holds") and the mapping from a
+trial's reports to them.
 
 Metrics: `train/loss`; `grad/global_norm`, `grad/norm/<group>`, `grad/vanishing_ratio`, `grad/span_ratio` (the ratio
 over the task's dependency span, which the health verdict judges), `grad/decay_rate`, `grad/horizon`,

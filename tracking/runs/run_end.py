@@ -12,10 +12,10 @@ from typing import Optional
 from mlflow import MlflowClient
 from mlflow.entities import RunTag
 
-from tracking.runs import names
 from tracking.figures.colours import health_colour
-from tracking.ui.run_look import COLOUR_TAG
+from tracking.runs import names
 from tracking.runs.urls import scrub
+from tracking.ui.run_look import COLOUR_TAG
 
 STATUS = {"completed": "FINISHED", "diverged": "FINISHED", "pruned": "KILLED", "failed": "FAILED",
           "requeued": "FAILED"}

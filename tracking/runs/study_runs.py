@@ -22,18 +22,17 @@ from typing import Any, Iterable, Optional
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
-from tracking.runs import names
-from tracking.ui import run_look
-from tracking.ui import links as ui_links
-from tracking.ui import view as ui_view
 from tracking.figures.colours import health_colour
-from tracking.runs.trial_recorder import end_metrics, record_end
-from tracking.runs.run_end import end_trial_run
+from tracking.runs import names
 from tracking.runs.connection import artifact_location
+from tracking.runs.run_end import end_trial_run
 from tracking.runs.trial_note import trial_note
+from tracking.runs.trial_recorder import end_metrics, record_end
 from tracking.runs.urls import scrub
+from tracking.ui import links as ui_links
+from tracking.ui import run_look
+from tracking.ui import view as ui_view
 from workers.key_use import applies
-
 
 
 def _chunks(items: list, size: int) -> Iterable[list]:
@@ -97,7 +96,8 @@ class StudyRecorder:
         seeded = ui_view.supported()
         if seeded:
             state = ui_view.view_state(objectives, sampled, untrained)
-            self.client.set_experiment_tag(self.experiment_id, ui_view.TAG, ui_view.encode(f"study {self.study}", state))
+            view = ui_view.encode(f"study {self.study}", state)
+            self.client.set_experiment_tag(self.experiment_id, ui_view.TAG, view)
         order = (ui_view.RATE, "maximize") if untrained else objectives[0]
         query = ui_links.trials_query(order[0], order[1], seeded)
         self.client.set_experiment_tag(self.experiment_id, ui_links.QUERY_TAG, query)

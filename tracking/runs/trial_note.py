@@ -65,5 +65,6 @@ def trial_note(summary: dict[str, Any], objective: str = "", study_link: str = "
     text += (" · " if text else "") + f"{summary.get('status', '?')} after {steps} training steps"
     lines.append(text)
     if study_link:
-        lines.append(f"[← all trials of study {study}]({study_link})" if study else f"[← the study's trials]({study_link})")
+        back = f"← all trials of study {study}" if study else "← the study's trials"
+        lines.append(f"[{back}]({study_link})")
     return "  \n".join(lines) + "\n"

@@ -19,17 +19,15 @@ from typing import Any, Iterator, Optional
 
 from mlflow import MlflowClient
 
+from tracking.figures import profile_records, profile_svg
 from tracking.runs import names
-from tracking.figures import profile_records
-from tracking.figures import profile_svg
-from tracking.runs.task_input import log_task_input
 from tracking.runs.batch_logger import BatchLogger
-from tracking.runs.run_end import end_trial_run
 from tracking.runs.connection import use_recording_http
+from tracking.runs.run_end import end_trial_run
+from tracking.runs.task_input import log_task_input
 from tracking.runs.trial_note import trial_note
 from workers.reporter import Reporter
 from workers.summary import write_trial_folder
-
 
 
 def write_artifacts(summary: dict[str, Any], folder: Path, figures: bool = True) -> Path:

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Optional, Sequence
 
-from workers.values import dotted
 from workers.key_use import applies, lambda1
+from workers.values import dotted
 
 MAX_NAME = 80
 COLOUR_TAG = "mlflow.runColor"

@@ -20,7 +20,6 @@ from ..config import TaskConfig
 from .base import Batch, Task, squared_error
 
 
-
 class Adding(Task):
     def __init__(self, cfg: TaskConfig, seed: int):
         self.name = "adding"

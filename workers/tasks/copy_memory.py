@@ -30,7 +30,6 @@ from ..config import TaskConfig
 from .base import Batch, Task, cross_entropy
 
 
-
 class CopyMemory(Task):
     def __init__(self, cfg: TaskConfig, seed: int):
         self.name = "copy_memory"

@@ -35,7 +35,7 @@ MAX_TEST, MAX_VAL = 300, 200
 @lru_cache(maxsize=1)
 def digits_data() -> tuple[torch.Tensor, torch.Tensor]:
     """All 1797 images as float32 [N, 64] in [0, 1] and their int64 labels [N] (do not modify)."""
-    from sklearn.datasets import load_digits   # only digits trials pay for scikit-learn's import
+    from sklearn.datasets import load_digits  # only digits trials pay for scikit-learn's import
 
     data = load_digits()
     return torch.tensor(data.data / 16.0, dtype=torch.float32), torch.tensor(data.target, dtype=torch.long)

@@ -6,7 +6,8 @@ substeps per time unit) and sampled every time unit, from a history x = 1.2 + 0.
 history point (numpy Generator seeded by the task seed); the first 1000 samples are discarded as
 transient. The series (`task.series_length` samples; 0, the default: max(20000, 20·(T + horizon)), so that
 each split holds many windows; a longer series gives a longer training part, e.g. for an ESN's
-`model.fit_run`) is z-scored with the mean and std of its first 70% (training part); the next 15% is the validation part,
+`model.fit_run`) is z-scored with the mean and std of its first 70% (training part); the next 15% is the validation
+part,
 the last 15% the test part.
 
 Definition: an input window of T consecutive samples (input_size 1) from a random position of a split;
