@@ -4,7 +4,7 @@ PY ?= python3
 VENV = .venv
 VPY = $(VENV)/bin/python
 
-.PHONY: setup browser bytecode study test test-fast bench clean distclean
+.PHONY: setup browser bytecode lint study test test-fast bench clean distclean
 
 setup: $(VENV)/.installed
 
@@ -39,8 +39,12 @@ XDIST = -n 2 --dist loadfile --no-loadscope-reorder
 # 9-10 min on 2 cores (562 s and 574 s on 2026-12-06 with the 105-trial MLflow browser test, real mlflow ui and
 # optuna-dashboard tests; 447 s and 480 s before them, with the paper-claim tests; 409-470 s; 489-503 s the same day before the driver stopped importing
 # torch; 580-606 s on a slower machine; one process took 18 min before the one-thread cap). CI runs this.
-test: setup browser bytecode
+test: setup browser bytecode lint
 	$(VPY) -m pytest -q $(XDIST)
+
+# Lint and import order (ruff, configured in pyproject.toml): `.venv/bin/ruff check --fix .` mends the order.
+lint: setup
+	$(VENV)/bin/ruff check .
 
 # The tests that need no real service (no Ray, PostgreSQL, mlflow server or browser): about a minute.
 test-fast: setup
