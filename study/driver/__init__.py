@@ -5,13 +5,13 @@
                     on_lost, on_end) and `HookList`, several called in order
     progress.py     what a run shows while it runs (`Progress`) and what it returns (`Outcome`)
     tally.py        the running count of finished trials, O(1) per trial
-    trial_calls.py  the driver's calls on single Optuna trials (`TrialStore`)
+    trial_calls.py  the driver's calls on single Optuna trials (`TrialCalls`)
 
 `StudyRunner` loads Ray: import it from study.driver.runner.
 """
 from study.driver.hooks import HookList, StudyHook
 from study.driver.progress import Outcome, Progress
 from study.driver.tally import Tally
-from study.driver.trial_calls import TrialStore, trial_id
+from study.driver.trial_calls import TrialCalls, trial_id
 
-__all__ = ["HookList", "StudyHook", "Outcome", "Progress", "Tally", "TrialStore", "trial_id"]
+__all__ = ["HookList", "StudyHook", "Outcome", "Progress", "Tally", "TrialCalls", "trial_id"]

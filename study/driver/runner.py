@@ -39,7 +39,7 @@ from study.config.trial_composer import TrialComposer
 from study.driver.hooks import HookList, StudyHook
 from study.driver.progress import Outcome, Progress
 from study.driver.tally import Tally
-from study.driver.trial_calls import TrialStore, trial_id
+from study.driver.trial_calls import TrialCalls, trial_id
 from study.records.attrs import StudyAttr, TrialAttr, TrialRecord
 from study.search.check import validate_keys
 from study.search.samplers import make_pruner, make_sampler
@@ -159,11 +159,11 @@ class StudyRunner:
                 counts_attempt: bool) -> None:
         """Mark a lost trial FAIL and queue its parameters again (or leave it a final FAIL)."""
         attempts = frozen.user_attrs.get(TrialAttr.ATTEMPT, 0) + (1 if counts_attempt else 0)
-        store = TrialStore(study)
+        calls = TrialCalls(study)
         again = attempts <= self.root.cluster.max_requeues
-        store.set_attr(frozen, TrialAttr.FAIL_REASON, reason)
+        calls.set_attr(frozen, TrialAttr.FAIL_REASON, reason)
         if again:   # before FAIL: Optuna refuses attributes on a finished trial (UpdateFinishedTrialError)
-            store.set_attr(frozen, TrialAttr.REQUEUED, True)
+            calls.set_attr(frozen, TrialAttr.REQUEUED, True)
             # queued again before it is marked FAIL: a driver dying in between leaves a RUNNING trial,
             # which the next driver recovers, never a lost configuration
             already = any(t.state == TrialState.WAITING and t.user_attrs.get(TrialAttr.REQUEUE_OF) == frozen.number
@@ -173,7 +173,7 @@ class StudyRunner:
                                                                TrialAttr.REQUEUE_OF: frozen.number},
                                     skip_if_exists=False)
         if frozen.state == TrialState.RUNNING:
-            store.fail(frozen)
+            calls.fail(frozen)
         if not again:   # a final FAIL (or the state it had, if it was not running)
             final = TrialState.FAIL if frozen.state == TrialState.RUNNING else frozen.state
             self._count(frozen.number, final, frozen.values)
@@ -209,7 +209,7 @@ class StudyRunner:
         trial.set_user_attr(TrialAttr.ERROR, error[-2000:])
         study.tell(trial, state=TrialState.FAIL)
         self._count(trial.number, TrialState.FAIL)
-        self.hooks.on_lost(TrialStore(study).frozen(trial), "failed", f"{reason}: {error[-500:]}")
+        self.hooks.on_lost(TrialCalls(study).frozen(trial), "failed", f"{reason}: {error[-500:]}")
 
     # --- the loop -------------------------------------------------------------------------------------
     def run(self, hooks: Sequence[StudyHook] = ()) -> Outcome:
@@ -320,17 +320,17 @@ class StudyRunner:
         try:
             result = ray.get(ref)
         except placement.LOST as exc:
-            self.requeue(study, TrialStore(study).frozen(trial), f"worker_lost: {type(exc).__name__}",
+            self.requeue(study, TrialCalls(study).frozen(trial), f"worker_lost: {type(exc).__name__}",
                          counts_attempt=True)
             return
         except ray.exceptions.RayTaskError as exc:
             if isinstance(exc.cause, placement.LOST):
-                self.requeue(study, TrialStore(study).frozen(trial), "worker_lost", counts_attempt=True)
+                self.requeue(study, TrialCalls(study).frozen(trial), "worker_lost", counts_attempt=True)
             else:
                 self.fail(study, trial, "error", str(exc.cause if exc.cause is not None else exc))
             return
         except ray.exceptions.RayError as exc:   # killed for memory, unschedulable, raylet gone…
-            self.requeue(study, TrialStore(study).frozen(trial), f"worker_lost: {type(exc).__name__}",
+            self.requeue(study, TrialCalls(study).frozen(trial), f"worker_lost: {type(exc).__name__}",
                          counts_attempt=True)
             return
         self.record(study, trial, result)
@@ -343,7 +343,7 @@ class StudyRunner:
             for ref in ready:
                 self._collect(study, ref, in_flight.pop(ref))
         for trial in self._cancel(in_flight):
-            frozen = TrialStore(study).frozen(trial)
+            frozen = TrialCalls(study).frozen(trial)
             if frozen.state == TrialState.RUNNING:
                 self.requeue(study, frozen, reason, counts_attempt=False)
 

@@ -3,7 +3,7 @@
 The ask/tell pattern gives the driver `optuna.Trial` objects while it also has to change trials it does
 not hold (a lost trial found RUNNING after a crash, a trial whose worker died): that needs the storage's
 trial-level calls and a trial's storage id, which Optuna keeps private (`Study._storage`,
-`Trial._trial_id`). This module is their only user; the rest of the driver calls `TrialStore`. (It is
+`Trial._trial_id`). This module is their only user; the rest of the driver calls `TrialCalls`. (It is
 also where retries of transient storage errors belong.)
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ def trial_id(trial: Union[AnyTrial, int]) -> int:
     return trial if isinstance(trial, int) else trial._trial_id
 
 
-class TrialStore:
+class TrialCalls:
     def __init__(self, study: optuna.Study):
         self.study = study
         self._storage = study._storage
