@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt | $(VPY)
 study: setup
 	$(VENV)/bin/gradstudy run experiment=demo
 
-# The browser that tests/tracking_mlflow/test_ui_browser.py drives (Playwright on the system Chromium, no browser download):
+# The browser that tests/tracking/ui/test_ui_browser.py drives (Playwright on the system Chromium, no browser download):
 # installed only when /usr/bin/chromium is missing.
 browser:
 	scripts/install-browser

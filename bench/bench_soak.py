@@ -8,7 +8,7 @@ The driver runs in this process (StudyRunner), so its resident memory is this pr
 progress update. Prints the trial states (COMPLETE + PRUNED + FAIL must equal --trials, nothing RUNNING or
 WAITING), every MLflow child run closed, the driver's RSS after the first window of trials and at the end
 (the growth), and the wall time per trial over the first and the last window (from the trials' completion
-times: a driver that slows down as the study grows shows here). tests/study_driver/test_soak.py runs a small
+times: a driver that slows down as the study grows shows here). tests/study/driver/test_soak.py runs a small
 version and checks the accounting.
 """
 from __future__ import annotations

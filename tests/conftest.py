@@ -1,7 +1,8 @@
 """Fixtures shared by every test folder (tests/workers, tests/study, tests/tracking): a session-wide local
 Ray shut down at the end, a data directory per test, `gradstudy` driver subprocesses stopped (with the Ray
 processes they started) whatever the test does, the machine's PostgreSQL, and real `mlflow server`
-processes. The helpers behind them are in tests/testkit/.
+processes; and `composed`, the session's memo of valid compositions. The helpers behind them are in
+tests/testkit/.
 
 Tests that use a real service are marked from the fixtures they use (`ray`, `postgres`, `mlflow_server`,
 `browser`, and `services` for any of them), so `pytest -m "not services"` (`make test-fast`) runs the
@@ -9,11 +10,12 @@ part that needs none; `make test` runs everything.
 """
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import pytest
 
@@ -180,3 +182,35 @@ def pg_server():
         yield server.init().start()
     finally:
         server.remove()
+
+
+class Compositions:
+    """compose_root / compose_trial once per distinct override list for the whole session (Hydra's
+    composition is the slow part of the config tests); every caller gets its own deep copy. Tests of the
+    composition's errors, or of Hydra's global state, call study.config.compose directly."""
+
+    def __init__(self):
+        self._roots: dict = {}
+        self._trials: dict = {}
+
+    def root(self, overrides: Sequence[str] = ()):
+        from study.config.compose import compose_root
+
+        key = tuple(overrides)
+        if key not in self._roots:
+            self._roots[key] = compose_root(list(key))
+        return copy.deepcopy(self._roots[key])
+
+    def trial(self, overrides: Sequence[str] = ()):
+        from study.config.compose import compose_trial
+
+        key = tuple(overrides)
+        if key not in self._trials:
+            self._trials[key] = compose_trial(list(key))
+        return copy.deepcopy(self._trials[key])
+
+
+@pytest.fixture(scope="session")
+def composed() -> Compositions:
+    """The session's memo of compositions: `composed.root([...])`, `composed.trial([...])`."""
+    return Compositions()

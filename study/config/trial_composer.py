@@ -6,7 +6,7 @@ every YAML file read again), which was most of a short trial's overhead. So the 
 a trial's values are set with OmegaConf on a copy of that (typed, struct) config, resolved and validated
 exactly as `compose_trial` does. A value that is not a leaf of the base (a config-group choice such as
 `task=copy_memory`), or that the fast path cannot set, falls back to the full Hydra composition, which
-gives the same config or the same ConfigError (tests/study_driver/test_trial_composer.py compares the two).
+gives the same config or the same ConfigError (tests/study/config/test_trial_composer.py compares the two).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The watch on the Ray cluster's GCS (study/cluster/watch.py) against a real listening socket that goes away:
 the driver's loop gets ClusterLost, and a driver stuck elsewhere is ended with the message and exit code.
-The whole path on a real cluster whose GCS is killed: tests/study_driver/test_cluster.py."""
+The whole path on a real cluster whose GCS is killed: tests/study/cluster/test_cluster.py."""
 from __future__ import annotations
 
 import socket
