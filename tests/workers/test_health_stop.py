@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from testkit.tiny import tiny_trial_config
 from workers.config import Activation, Device, Init, TaskName, TrialConfig
 from workers.health_stop import HealthStop
 from workers.reporter import FanOut, Reporter
@@ -32,14 +33,11 @@ def test_patience_warmup_and_reason():
 
 
 def tiny(gain: float) -> TrialConfig:
-    cfg = TrialConfig()
-    cfg.task.name, cfg.task.seq_len = TaskName.adding, 30
-    cfg.task.test_size, cfg.task.val_size = 64, 32
-    cfg.model.hidden_size, cfg.model.init, cfg.model.init_gain = 16, Init.scaled, gain
-    cfg.model.activation = Activation.tanh
-    cfg.train.steps, cfg.train.batch_size, cfg.train.probe_every = 60, 16, 10
-    cfg.train.device = Device.cpu
-    return cfg
+    """The tiny trial (testkit.tiny) as one of the demo's tanh corners: λ1 = `gain`, 16 units, T = 30, 60 steps
+    in batches of 16, probed every 10."""
+    return tiny_trial_config(task__seq_len=30, model__hidden_size=16, model__init=Init.scaled, model__init_gain=gain,
+                             model__activation=Activation.tanh, train__steps=60, train__batch_size=16,
+                             train__probe_every=10)
 
 
 def test_a_vanishing_trial_is_pruned_and_a_healthy_one_spared():

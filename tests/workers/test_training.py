@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from workers.config import (Activation, Cell, ClipMode, ConfigError, Device, Init, Optimizer, TaskName,
+from testkit.tiny import tiny_trial_config
+from workers.config import (Activation, Cell, ClipMode, ConfigError, Init, Optimizer, TaskName,
                             TrialConfig, from_dict, validate)
 from workers.trial import run_trial
 
@@ -19,23 +20,11 @@ REGRESSION = {"adding", "mackey_glass"}
 
 
 def make_cfg(task: str = "adding", seq_len: int = 20, **kw) -> TrialConfig:
-    """A tiny trial; keyword `section__key=value` (e.g. `train__lr=0.1`, `train__clip__mode=...`)."""
-    cfg = TrialConfig()
-    cfg.task.name = TaskName(task)
-    cfg.task.seq_len = 64 if task == "digits" else seq_len
-    cfg.task.test_size, cfg.task.val_size = 64, 32
-    cfg.model.hidden_size = 16
-    cfg.train.steps, cfg.train.batch_size = 20, 16
-    cfg.train.probe_every, cfg.train.log_every = 10, 5
-    cfg.train.device = Device.cpu
-    for key, value in kw.items():
-        *path, name = key.split("__")
-        obj = cfg
-        for part in path:
-            obj = getattr(obj, part)
-        assert hasattr(obj, name), key
-        setattr(obj, name, value)
-    return cfg
+    """The tiny trial (testkit.tiny) with 16 units, T = 20, batches of 16, probed every 10 steps; keyword
+    `section__key=value` (e.g. `train__lr=0.1`, `train__clip__mode=...`)."""
+    return tiny_trial_config(**{"task__name": TaskName(task), "task__seq_len": 64 if task == "digits" else seq_len,
+                                "model__hidden_size": 16, "train__batch_size": 16, "train__probe_every": 10,
+                                "train__log_every": 5, **kw})
 
 
 class Recorder:

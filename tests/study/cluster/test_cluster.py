@@ -25,22 +25,24 @@ from optuna.trial import TrialState
 
 from study.records import results
 from study.storage.backend import open_storage
+from testkit import tiny
 from testkit.mlflow_server import free_port
 from testkit.processes import wait_until
 from testkit.ray_cluster import RayCluster
 
-# Short trials: a 16-unit RNN on the adding problem with T = 20, 300 steps probed every 100; random
-# sampling of the demo's space, every trial kept.
-TINY = ["experiment=demo", "train.steps=300", "train.probe_every=100", "task.seq_len=20",
-        "model.hidden_size=16", "study.pruner=none", "study.sampler=random"]
-
 
 def longer(steps: int, probe_every: int) -> list[str]:
-    """TINY with longer trials, for a node joined or lost mid-study: ~2.5 ms a step here (unloaded), so
+    """Trials of `steps` steps, for a node joined or lost mid-study: ~2.5 ms a step here (unloaded), so
     800 steps train for ~2 s after the worker's first-trial imports, 1500 for ~4 s and 3000 for ~7.5 s."""
-    return TINY[:1] + [f"train.steps={steps}", f"train.probe_every={probe_every}"] + TINY[3:]
+    return [*tiny.TINY, f"train.steps={steps}", f"train.probe_every={probe_every}", "task.seq_len=20",
+            "model.hidden_size=16", "cluster.num_cpus=0", "tracking.enabled=true", "study.pruner=none",
+            "study.sampler=random"]
 
 
+# Short trials: the tiny trial of testkit.tiny as a 16-unit RNN on the adding problem with T = 20, 300 steps
+# probed every 100; random sampling of the demo's space, every trial kept; the CPUs are the cluster nodes'
+# (cluster.num_cpus is a local Ray's), MLflow on.
+TINY = longer(300, 100)
 LONG = longer(800, 100)
 MEDIUM_LONG = longer(1500, 500)
 # A node killed after the trial's step-0 probe: its worker outlives the raylet by about a second (it looks

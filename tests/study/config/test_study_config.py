@@ -30,7 +30,9 @@ def _options(group: str) -> list[str]:
     return sorted(p.name[:-5] for p in CONF.joinpath(group).iterdir() if p.name.endswith(".yaml"))
 
 
-EXPERIMENTS = _options("experiment")
+OVERLAYS = _options("experiment")
+# the published experiments; test_tiny is the test suite's tiny trial (tests/testkit/tiny.py), not a study
+EXPERIMENTS = [name for name in OVERLAYS if not name.startswith("test_")]
 SEARCHES = _options("search")
 
 
@@ -53,6 +55,7 @@ def _sweep_values(expression: str) -> list:
 def test_groups_are_packages_with_options():
     assert EXPERIMENTS == ["adding_cells", "copy_memory", "demo", "init_phase", "nightly", "paper_hochreiter1997",
                            "paper_jaeger2001", "paper_le2015", "paper_pascanu2013", "wrec_phase"]
+    assert OVERLAYS == sorted(EXPERIMENTS + ["test_tiny"])
     assert SEARCHES == ["cells", "clipping", "esn", "init_phase", "none", "wrec_scale"]
     for group in GROUPS:
         assert CONF.joinpath(group, "__init__.py").is_file(), group
@@ -67,7 +70,7 @@ def test_defaults_list_order():
 
 
 def test_experiments_are_global_overlays():
-    for name in EXPERIMENTS:
+    for name in OVERLAYS:
         text = CONF.joinpath("experiment", f"{name}.yaml").read_text()
         assert text.startswith("# @package _global_\n"), name
         for entry in yaml.safe_load(text)["defaults"]:
@@ -270,7 +273,7 @@ def test_search_space_contents(composed):
     (["study.n_trials=0"], "study.n_trials", ["0", "≥ 1"]),
     (["study.sampler=foo"], "study.sampler", ["foo", "tpe", "random", "grid", "cmaes", "gp", "qmc"]),
     (["study.pruner=sometimes"], "study.pruner", ["none", "median", "successive_halving", "hyperband"]),
-    (["experiment=nope"], "experiment", ["nope"] + EXPERIMENTS),
+    (["experiment=nope"], "experiment", ["nope"] + OVERLAYS),
     (["search=nope"], "search", SEARCHES),
     (["cluster=nope"], "cluster", ["local", "remote"]),
     (["cluster.trial_resources.gpu=-1"], "cluster.trial_resources.gpu", ["-1", "≥ 0"]),

@@ -12,7 +12,8 @@ from study.config.trial_composer import TrialComposer
 from workers.config import ConfigError, to_dict
 from testkit.processes import REPO
 
-EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
+# the published experiments (test_tiny, the tests' tiny trial, samples the demo's space)
+EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml") if not p.stem.startswith("test_"))
 
 
 def hydra_path(runner: StudyRunner, values: dict) -> dict:

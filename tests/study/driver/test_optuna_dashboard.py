@@ -21,12 +21,13 @@ from pathlib import Path
 import optuna
 import pytest
 
+from testkit import tiny
 from testkit.mlflow_server import free_port
 from testkit.processes import REPO, kill_process_group
 
 STUDY = "dash"
-TINY = ["experiment=demo", "train.steps=4", "train.probe_every=2", "task.seq_len=5", "model.hidden_size=4",
-        "cluster.num_cpus=2", "study.n_trials=2", f"study.name={STUDY}", "tracking.enabled=false"]
+TINY = [*tiny.TINY, "train.steps=4", "train.probe_every=2", "task.seq_len=5", "model.hidden_size=4", "study.n_trials=2",
+        f"study.name={STUDY}"]       # the tiny trial, tinier
 DASHBOARD = Path(sys.executable).parent / "optuna-dashboard"
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))   # loopback: never through a proxy
 

@@ -21,6 +21,7 @@ import pytest
 from optuna.trial import TrialState
 
 from testkit.processes import Driver, alive, cmdline, wait_until
+from testkit.tiny import TINY      # an 8-unit vanilla RNN on the adding problem, T = 10, 20 steps; MLflow off
 from study.records import results
 from study.config.compose import compose_root
 from study.driver.runner import StudyRunner
@@ -29,9 +30,6 @@ from study.storage.backend import open_storage
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"   # the machine's PostgreSQL (see the postgres_url fixture)
 
-# A tiny trial: an 8-unit vanilla RNN on the adding problem with T = 10, 20 steps probed every 5.
-TINY = ["experiment=demo", "train.steps=20", "train.probe_every=5", "task.seq_len=10",
-        "model.hidden_size=8", "cluster.num_cpus=2", "tracking.enabled=false"]
 FINAL = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
@@ -150,8 +148,7 @@ def test_median_pruner_stops_clearly_worse_trials(home, ray_session):
     random sampler make the outcome deterministic: seed 0 samples bad, good, bad, bad, good, good, so
     trials 2 and 3 are pruned (once good ≥ bad among the finished trials, every bad one is)."""
     study = run_study([
-        "experiment=demo", "task.seq_len=10", "model.hidden_size=8", "train.steps=60", "train.probe_every=5",
-        "cluster.num_cpus=2", "cluster.max_concurrent=1", "tracking.enabled=false",
+        *TINY, "train.steps=60", "cluster.max_concurrent=1",
         # the demo's two sampled keys fixed (plain values), train.lr sampled
         f"++search.params={{model.init_gain: 2.0, model.activation: tanh, train.lr: 'choice({GOOD_LR}, {BAD_LR})'}}",
         "study.name=prune", "study.n_trials=6", "study.sampler=random", "study.seed=0",
@@ -197,8 +194,8 @@ def test_health_pruner_stops_the_vanishing_trial_and_spares_the_healthy_one(home
     from mlflow import MlflowClient
 
     study = run_study([
-        "experiment=demo", "task.seq_len=30", "model.hidden_size=16", "train.steps=60", "train.probe_every=10",
-        "cluster.num_cpus=2", "tracking.trial_figures_min_s=1000",
+        *TINY, "task.seq_len=30", "model.hidden_size=16", "train.steps=60", "train.probe_every=10",
+        "tracking.enabled=true", "tracking.trial_figures_min_s=1000",
         "++search.params={model.init: scaled, model.activation: tanh, model.init_gain: 'choice(0.5, 2.0)'}",
         "study.name=health_prune", "study.n_trials=2", "study.pruner=health", "study.health_patience=3",
     ])
@@ -221,7 +218,7 @@ def test_health_pruner_stops_the_vanishing_trial_and_spares_the_healthy_one(home
 # Trials of ≈1-2 s each: long enough to kill the driver between the 2nd and the 6th.
 # Rare probes: few journal writes by the workers (a process killed while it holds the journal's
 # lock file leaves it to Optuna's 30 s grace period).
-MEDIUM = TINY[:1] + ["train.steps=400", "train.probe_every=200"] + TINY[3:]
+MEDIUM = TINY + ["train.steps=400", "train.probe_every=200"]
 
 
 def worker_pids(trials) -> set[int]:
@@ -284,7 +281,7 @@ def test_resume_after_killed_driver_finishes_exactly_n(home, drivers):
 # ----------------------------------------------------------------------------------------------------
 # 4. A killed Ray worker
 
-LONG = TINY[:1] + ["train.steps=1500", "train.probe_every=100"] + TINY[3:]
+LONG = TINY + ["train.steps=1500", "train.probe_every=100"]
 
 
 @pytest.mark.slow
@@ -423,8 +420,7 @@ def test_cli_config_error_writes_nothing(case, error_runs):
 def test_second_driver_of_a_running_study_exits_3(home, drivers):
     name = "locked"
     # trials far longer than the test: the first driver is killed at the end
-    args = ["run"] + TINY[:1] + ["train.steps=20000", "train.probe_every=1000"] + TINY[3:] + \
-        ["study.n_trials=2", f"study.name={name}"]
+    args = ["run"] + TINY + ["train.steps=20000", "train.probe_every=1000", "study.n_trials=2", f"study.name={name}"]
     first = drivers.start(args)
     wait_until(lambda: count(trials_of(name), TrialState.RUNNING) >= 1, 150, "a RUNNING trial", proc=first)
 

@@ -31,6 +31,7 @@ from optuna.trial import TrialState
 
 from testkit.mlflow_server import free_port, http_ok
 from testkit.processes import REPO, cli_env, gradstudy_command, wait_until
+from testkit import tiny
 from study import cli
 from study.config.compose import compose_root
 from study.driver.runner import StudyRunner
@@ -47,9 +48,8 @@ from workers.key_use import applies
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
-# A tiny trial: an 8-unit vanilla RNN on the adding problem with T = 10, 20 steps probed every 5.
-TINY = ["experiment=demo", "train.steps=20", "train.probe_every=5", "task.seq_len=10",
-        "model.hidden_size=8", "cluster.num_cpus=2", "tracking.trial_figures_min_s=0"]   # figures for every trial
+# The tiny trial (an 8-unit vanilla RNN on the adding problem with T = 10, 20 steps probed every 5), tracked.
+TINY = [*tiny.TINY, "tracking.enabled=true", "tracking.trial_figures_min_s=0"]   # figures for every trial
 # The demo's two sampled keys, restricted to settings that never diverge (tanh units), so that every
 # trial runs all its steps and the expected metric counts are exact.
 CALM = "++search.params={model.init: scaled, model.init_gain: 'choice(0.5, 2.0)', model.activation: tanh}"
@@ -192,7 +192,7 @@ def check_study_records(client: MlflowClient, uri: str, study: optuna.Study, hom
     assert f'href="{ui}/#/experiments/{exp_id}/runs/{best_run.user_attrs["gradstudy.mlflow_run"]}?workflowType=machine_learning"' in page
     assert f"name: {name}" in config
     assert parent.data.metrics.get("study/complete") == sum(t.state == TrialState.COMPLETE for t in trials)
-    assert parent.data.tags["mlflow.source.name"].startswith("gradstudy run experiment=demo"), parent.data.tags
+    assert parent.data.tags["mlflow.source.name"].startswith("gradstudy run experiment=test_tiny"), parent.data.tags
     # the description: counts, the best trial linked to its run, the search space in words
     best = min((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: (t.values[0], t.number))
     note = parent.data.tags["mlflow.note.content"]
@@ -359,9 +359,9 @@ def test_concurrent_workers_lose_no_metric(home, tmp_path, ray_session):
     """4 trials, 2 at a time, a training metric at every one of 60 steps, into the one SQLite file: every
     metric each worker sent is in MLflow (the train/loss history has all 60 points; the vanishing-ratio
     history one point per probe of summary.json)."""
-    study = run_study(["experiment=demo", "train.steps=60", "train.probe_every=5", "train.log_every=1",
-                       "task.seq_len=10", "model.hidden_size=8", "cluster.num_cpus=2", "cluster.max_concurrent=2",
-                       CALM, "study.sampler=random", "study.seed=1", "study.name=busy", "study.n_trials=4"])
+    study = run_study([*tiny.TINY, "tracking.enabled=true", "train.steps=60", "train.log_every=1",
+                       "cluster.max_concurrent=2", CALM, "study.sampler=random", "study.seed=1", "study.name=busy",
+                       "study.n_trials=4"])
     trials = study.get_trials(deepcopy=False)
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
     # two trials did run at the same time
@@ -501,9 +501,8 @@ def test_tracking_server_lost_mid_study_then_backfilled(home, tmp_path, drivers,
     server = mlflow_servers.new("server").start()
     name = "lost"
     steps, log_every = 300, 10
-    driver = drivers.start(["run", "experiment=demo", f"train.steps={steps}", "train.probe_every=50",
-                            f"train.log_every={log_every}", "task.seq_len=10", "model.hidden_size=8",
-                            "cluster.num_cpus=2", "cluster.max_concurrent=2", CALM, "study.sampler=random",
+    driver = drivers.start(["run", *tiny.TINY, "tracking.enabled=true", f"train.steps={steps}", "train.probe_every=50",
+                            f"train.log_every={log_every}", "cluster.max_concurrent=2", CALM, "study.sampler=random",
                             "study.seed=0", f"study.name={name}", "study.n_trials=4", f"tracking.uri={server.url}",
                             "tracking.trial_figures_min_s=0", "tracking.delivery_timeout_s=3"])
 

@@ -16,10 +16,11 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
+from testkit.tiny import tiny_trial_config
 from tracking.figures import trial_plots as plots
 from study.report.page import FILES, write_study_report
 from study.records.trials import best_per_cell, state_counts
-from workers.config import Device, Init, TaskName, TrialConfig
+from workers.config import Init, TrialConfig
 from workers.trial import run_trial
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -65,16 +66,9 @@ def check_report(folder: Path, page_path: Path) -> str:
 
 # --- a real summary ---------------------------------------------------------------------------------------
 def tiny_cfg(layers: int = 2) -> TrialConfig:
-    cfg = TrialConfig()
-    cfg.task.name = TaskName("adding")
-    cfg.task.seq_len = 12
-    cfg.task.test_size, cfg.task.val_size = 64, 32
-    cfg.model.hidden_size, cfg.model.layers = 8, layers
-    cfg.model.init, cfg.model.init_gain = Init.scaled, 0.8
-    cfg.train.steps, cfg.train.batch_size = 12, 8
-    cfg.train.probe_every, cfg.train.log_every = 5, 5
-    cfg.train.device = Device.cpu
-    return cfg
+    """The tiny trial (testkit.tiny) with `layers` layers at λ1 = 0.8, T = 12, 12 steps in batches of 8."""
+    return tiny_trial_config(task__seq_len=12, model__layers=layers, model__init=Init.scaled, model__init_gain=0.8,
+                             train__steps=12, train__batch_size=8, train__log_every=5)
 
 
 @pytest.fixture(scope="module")

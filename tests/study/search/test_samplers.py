@@ -11,6 +11,7 @@ from study.driver.runner import StudyRunner, lookup
 from study.search.samplers import make_pruner, make_sampler
 from study.config.schema import ClusterConfig, Pruner, Sampler, StudyConfig, TrialResources
 from study.search.space import SearchSpace
+from testkit.tiny import TINY
 
 PARAMS = {"model.init_gain": "choice(0.5, 2.0, 4.0)", "model.activation": "choice(tanh, relu)",
           "train.lr": "tag(log, interval(1e-4, 1e-1))", "model.hidden_size": "range(8, 40, 8)"}
@@ -65,9 +66,7 @@ def test_gpu_request_falls_back_to_cpu_on_a_cluster_without_gpu(ray_session):
 @pytest.mark.timeout(240)
 def test_multi_objective_study(home, ray_session):
     composed = compose_root([
-        "experiment=demo", "train.steps=20", "train.probe_every=5", "task.seq_len=10", "model.hidden_size=8",
-        "cluster.num_cpus=2", "tracking.enabled=false", "study.name=pareto", "study.n_trials=3",
-        "study.sampler=random", "study.pruner=none",
+        *TINY, "study.name=pareto", "study.n_trials=3", "study.sampler=random", "study.pruner=none",
         "study.objectives=[{metric:final.test_loss,direction:minimize},{metric:final.wall_s,direction:minimize}]"])
     runner = StudyRunner(composed)
     study = runner.run().study

@@ -20,10 +20,11 @@ from optuna.trial import TrialState
 from study.storage.backend import open_storage
 from study.storage.retry import RetryingStorage, StorageUnavailable, transient
 from testkit.processes import wait_until
+from testkit.tiny import TINY
 
 # trials of a few seconds each, so that some are in flight when the storage goes
-STEADY = ["experiment=demo", "train.steps=600", "train.probe_every=100", "task.seq_len=20",
-          "model.hidden_size=16", "cluster.num_cpus=2", "tracking.enabled=false", "study.sampler=random", "study.pruner=none",
+STEADY = [*TINY, "train.steps=600", "train.probe_every=100", "task.seq_len=20", "model.hidden_size=16",
+          "study.sampler=random", "study.pruner=none",
           "++search.params={model.init: scaled, model.init_gain: 'choice(0.5, 0.9)', model.activation: tanh}"]
 OUTAGE_S = 30
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from testkit import tiny
 from testkit.processes import REPO, wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -37,8 +38,8 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-dev-shm-usage"]
 ARTIFACTS = REPO / "test-artifacts"
 STUDY = "browser"
-TINY = ["experiment=demo", "train.steps=20", "train.probe_every=5", "task.seq_len=10", "model.hidden_size=8",
-        "cluster.num_cpus=2", "study.n_trials=3", f"study.name={STUDY}", "tracking.trial_figures_min_s=0"]
+TINY = [*tiny.TINY, "study.n_trials=3", f"study.name={STUDY}", "tracking.enabled=true",
+        "tracking.trial_figures_min_s=0"]
 CHART = "gradient_profile.png"
 PROFILE = "profile/log10_grad_h_by_steps_back"
 PROFILE_BY_K = PROFILE
