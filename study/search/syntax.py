@@ -22,6 +22,9 @@ class SearchError(ConfigError):
         if reason:
             self.args = (f"{key}={value!r} is invalid ({reason}); valid: {valid}",)
 
+    def __reduce__(self):   # picklable as itself: ConfigError's 4th argument is a message, here it is `reason`
+        return type(self), (self.key, self.value, self.valid, self.reason)
+
 
 PARSER = OverridesParser.create()
 
