@@ -37,6 +37,7 @@ from typing import Any, Iterator
 
 import pytest
 import yaml
+
 from testkit.cron import cron_schedule_errors
 from testkit.processes import REPO
 

@@ -22,10 +22,10 @@ from optuna.trial import TrialState, create_trial
 
 from study.config.compose import compose_root
 from study.config.objectives import objective_values
-from study.search.space import SearchSpace
-from study.storage.backend import open_storage
 from study.config.trial_composer import TrialComposer
 from study.records.attrs import StudyAttr, TrialRecord
+from study.search.space import SearchSpace
+from study.storage.backend import open_storage
 from workers.summary import write_summary
 from workers.trial import run_trial
 

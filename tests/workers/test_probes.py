@@ -7,8 +7,7 @@ import torch
 from torch import nn
 
 from workers import health, probes
-from workers.config import (Activation, Cell, Device, Init, ModelConfig, Norm, TaskConfig, TaskName,
-                            TrialConfig)
+from workers.config import Activation, Cell, Device, Init, ModelConfig, Norm, TaskConfig, TaskName, TrialConfig
 from workers.log_profile import log_profile
 from workers.model.network import RecurrentNet
 from workers.tasks import Batch, make_task

@@ -11,8 +11,18 @@ from typing import Any
 import pytest
 
 from testkit.tiny import tiny_trial_config
-from workers.config import (Activation, Cell, ClipMode, ConfigError, Init, Optimizer, TaskName,
-                            TrialConfig, from_dict, validate)
+from workers.config import (
+    Activation,
+    Cell,
+    ClipMode,
+    ConfigError,
+    Init,
+    Optimizer,
+    TaskName,
+    TrialConfig,
+    from_dict,
+    validate,
+)
 from workers.trial import run_trial
 
 HEALTH = {"healthy", "vanishing", "exploding", "diverged"}

@@ -22,13 +22,13 @@ import optuna
 import pytest
 from optuna.trial import TrialState, create_trial
 
-from testkit.processes import wait_until
 from study import cli
-from study.cli.exit_codes import Exit
 from study.cli import nightly
-from study.records import results
+from study.cli.exit_codes import Exit
 from study.config.schema import NightlyConfig
+from study.records import results
 from study.storage.backend import open_storage
+from testkit.processes import wait_until
 
 # Tiny trials: an 8-unit net on the adding problem with T = 10, 30 steps probed every 10, on the
 # session's local Ray (2 CPUs), without MLflow.
@@ -223,9 +223,9 @@ def test_comparison_on_the_mlflow_parent_run_and_in_the_report(run_nightly, home
     import mlflow
     from mlflow import MlflowClient
 
+    from tracking.runs.connection import resolve_uri
     from tracking.runs.names import TAG_ROLE
     from tracking.runs.study_runs import experiment_name
-    from tracking.runs.connection import resolve_uri
 
     tracked = [o for o in TINY if o != "tracking.enabled=false"] + ["study.n_trials=2", "study.sampler=random"]
     d1, d2 = "2026-11-24", "2026-11-25"

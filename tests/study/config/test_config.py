@@ -6,13 +6,11 @@ import importlib.resources
 
 import pytest
 import yaml
-
 from hydra.core.global_hydra import GlobalHydra
 
 from study.config.compose import ConfigError, compose_trial, register_schema, resolved_yaml
 from workers import config as wconfig
-from workers.config import (Cell, ClipMode, ModelConfig, TaskConfig, TaskName, TrainConfig,
-                            TrialConfig)
+from workers.config import Cell, ClipMode, ModelConfig, TaskConfig, TaskName, TrainConfig, TrialConfig
 
 TASKS = [t.value for t in TaskName]
 SEQ_LEN = {"adding": 50, "copy_memory": 50, "temporal_order": 50, "digits": 64, "mackey_glass": 100}

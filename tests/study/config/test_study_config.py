@@ -8,16 +8,31 @@ import math
 
 import pytest
 import yaml
-
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from study.config.compose import (OBJECTIVE_METRICS, SCHEMA_NAME, Composed, ConfigError, compose_root,
-                           compose_trial, register_schema, validate_root)
-from study.config.schema import (ClusterConfig, Direction, Objective, Pruner, RootConfig, Sampler, StudyConfig,
-                          TrackingConfig)
-from study.search.check import validate_keys
+from study.config.compose import (
+    OBJECTIVE_METRICS,
+    SCHEMA_NAME,
+    Composed,
+    ConfigError,
+    compose_root,
+    compose_trial,
+    register_schema,
+    validate_root,
+)
+from study.config.schema import (
+    ClusterConfig,
+    Direction,
+    Objective,
+    Pruner,
+    RootConfig,
+    Sampler,
+    StudyConfig,
+    TrackingConfig,
+)
 from study.config.trial_composer import TrialComposer
+from study.search.check import validate_keys
 from study.search.space import SearchSpace
 from workers import config as wconfig
 from workers.config import Activation, Cell, Init, TaskName, TrialConfig

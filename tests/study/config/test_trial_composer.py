@@ -7,10 +7,10 @@ import optuna
 import pytest
 
 from study.config.compose import compose_root, compose_trial
-from study.driver.runner import StudyRunner, lookup
 from study.config.trial_composer import TrialComposer
-from workers.config import ConfigError, to_dict
+from study.driver.runner import StudyRunner, lookup
 from testkit.processes import REPO
+from workers.config import ConfigError, to_dict
 
 # the published experiments (test_tiny, the tests' tiny trial, samples the demo's space)
 EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml") if not p.stem.startswith("test_"))

@@ -11,7 +11,6 @@ import pytest
 
 from testkit.processes import REPO, cli_env
 
-
 TRIALS = 8
 
 

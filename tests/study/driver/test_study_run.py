@@ -20,13 +20,13 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from testkit.processes import Driver, alive, cmdline, wait_until
-from testkit.tiny import TINY      # an 8-unit vanilla RNN on the adding problem, T = 10, 20 steps; MLflow off
-from study.records import results
 from study.config.compose import compose_root
 from study.driver.runner import StudyRunner
 from study.recording.hook import tracking_hooks
+from study.records import results
 from study.storage.backend import open_storage
+from testkit.processes import Driver, alive, cmdline, wait_until
+from testkit.tiny import TINY  # an 8-unit vanilla RNN on the adding problem, T = 10, 20 steps; MLflow off
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"   # the machine's PostgreSQL (see the postgres_url fixture)
 

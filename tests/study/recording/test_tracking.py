@@ -29,20 +29,20 @@ from mlflow import MlflowClient
 from mlflow.entities import ViewType
 from optuna.trial import TrialState
 
-from testkit.mlflow_server import free_port, http_ok
-from testkit.processes import REPO, cli_env, gradstudy_command, wait_until
-from testkit import tiny
 from study import cli
 from study.config.compose import compose_root
 from study.driver.runner import StudyRunner
+from study.recording.backfill import mlflow_record
 from study.recording.hook import tracking_hooks
 from study.storage.backend import open_storage
-from study.recording.backfill import mlflow_record
+from testkit import tiny
+from testkit.mlflow_server import free_port, http_ok
+from testkit.processes import REPO, cli_env, gradstudy_command, wait_until
 from tracking.figures.colours import HEALTH_COLOURS
 from tracking.runs.names import flatten
 from tracking.ui import view as ui_view
-from tracking.ui.run_look import run_name
 from tracking.ui.links import trials_query
+from tracking.ui.run_look import run_name
 from workers.key_use import applies
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"

@@ -11,10 +11,10 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
 from study.config.compose import compose_root
-from study.storage.backend import open_storage
-from testkit.processes import REPO, cli_env, gradstudy_command
 from study.records.attrs import StudyAttr, TrialAttr
 from study.records.expectations import RuleError, check_rule, describe, evaluate, parse_where
+from study.storage.backend import open_storage
+from testkit.processes import REPO, cli_env, gradstudy_command
 from workers.config import ConfigError
 
 

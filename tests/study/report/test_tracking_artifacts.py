@@ -10,16 +10,16 @@ import math
 import re
 from pathlib import Path
 
-import optuna
 import numpy as np
+import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
+from study.records.trials import best_per_cell, state_counts
+from study.report.page import FILES, write_study_report
 from testkit.tiny import tiny_trial_config
 from tracking.figures import trial_plots as plots
-from study.report.page import FILES, write_study_report
-from study.records.trials import best_per_cell, state_counts
 from workers.config import Init, TrialConfig
 from workers.trial import run_trial
 
@@ -461,8 +461,8 @@ def test_a_short_trial_gets_its_tables_and_its_figures_only_when_asked_and_its_r
     ~1.5 s of CPU each trial), the rest of its artifacts always; recorded in a real local MLflow store."""
     from mlflow import MlflowClient
 
-    from tracking.runs.trial_recorder import TrialRecorder
     from tracking.runs.connection import resolve_uri
+    from tracking.runs.trial_recorder import TrialRecorder
 
     assert summary["final"]["wall_s"] < 20.0
     uri = resolve_uri("", tmp_path)

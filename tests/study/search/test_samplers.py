@@ -7,9 +7,9 @@ import pytest
 
 from study.cluster import placement
 from study.config.compose import compose_root
+from study.config.schema import ClusterConfig, Pruner, Sampler, StudyConfig, TrialResources
 from study.driver.runner import StudyRunner, lookup
 from study.search.samplers import make_pruner, make_sampler
-from study.config.schema import ClusterConfig, Pruner, Sampler, StudyConfig, TrialResources
 from study.search.space import SearchSpace
 from testkit.tiny import TINY
 

@@ -39,8 +39,8 @@ def test_the_summary_holds_the_baseline_and_the_chosen_ridge(summary):
 def test_the_baseline_reaches_mlflow(summary, tmp_path):
     from mlflow import MlflowClient
 
-    from tracking.runs.trial_recorder import TrialRecorder
     from tracking.runs.connection import resolve_uri
+    from tracking.runs.trial_recorder import TrialRecorder
 
     uri = resolve_uri("", tmp_path)
     client = MlflowClient(uri)

@@ -12,13 +12,13 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from tracking.figures import profile_records
 from study.records.attrs import StudyAttr, TrialAttr
+from study.report.study_note import best_metrics, in_words, study_note
+from tracking.figures import profile_records
 from tracking.figures.colours import HEALTH_COLOURS, OTHER_COLOUR
 from tracking.figures.colours import health_colour as run_colour
-from tracking.ui.run_look import MAX_NAME, run_name
-from study.report.study_note import best_metrics, in_words, study_note
 from tracking.runs.task_input import task_dataset, task_label
+from tracking.ui.run_look import MAX_NAME, run_name
 from workers.config import TrialConfig, to_dict
 from workers.key_use import applies, lambda1
 
