@@ -298,6 +298,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     quiet_libraries()
+    from study.storage.library_log import chatter_to_log
+
+    with chatter_to_log(f"gradstudy {' '.join(argv if argv is not None else sys.argv[1:])}"):
+        return _dispatch(args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """The command, its known failures as one line and an exit code (study/cli/exit_codes.py)."""
     try:
         return args.run(args)
     except ConfigError as exc:

@@ -24,6 +24,7 @@ import ray
 
 from study.cluster.trial_task import TrialJob, execute
 from study.config.schema import ClusterConfig
+from study.storage.library_log import capture_python
 from workers.config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ def connect(cfg: ClusterConfig) -> str:
     if ray.is_initialized():
         return "local"
     address = cfg.address or os.environ.get("RAY_ADDRESS", "")
+    capture_python()    # Ray's banners (token authentication…) to the log file, not the terminal
     quiet = {"logging_level": logging.WARNING, "log_to_driver": False}
     if not address:
         try:

@@ -30,3 +30,9 @@ def new_trial_dir(task: str, cell: str) -> Path:
     """A fresh, unique folder for one `gradstudy trial` run (not created here)."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     return data_dir() / "trials" / f"{stamp}-{task}-{cell}-{secrets.token_hex(3)}"
+
+
+def log_file() -> Path:
+    """What the libraries say that is not for the terminal (Ray's banners and C++ warnings, Optuna's
+    experimental warnings, tracebacks of Ray's threads after an interrupt): appended here, with a timestamp."""
+    return data_dir() / "logs" / "gradstudy.log"
