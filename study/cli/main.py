@@ -26,7 +26,7 @@ import sys
 
 from rich.console import Console
 
-from study.cli import exit_codes
+from study.cli.arguments import parse, parser  # noqa: F401  (parser: for callers of study.cli.main)
 from study.cli.exit_codes import Exit
 from study.cluster.watch import ClusterLost
 from study.records.attrs import StudyAttr
@@ -224,58 +224,6 @@ def _ui(args: argparse.Namespace) -> int:
     return ui(args)
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gradstudy", description=__doc__.split("\n\n")[0],
-                                epilog="exit codes:\n" + exit_codes.table(),
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
-    trial = sub.add_parser("trial", help="train and measure one configuration")
-    trial.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model.cell=lstm")
-    trial.set_defaults(run=_trial)
-    run = sub.add_parser("run", help="run a study: Optuna samples, Ray runs trials")
-    run.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. experiment=adding_cells")
-    run.set_defaults(run=_run)
-    storage_help = "Optuna storage URL (default: the local journal file)"
-    resume = sub.add_parser("resume", help="finish an interrupted study")
-    resume.add_argument("name")
-    resume.add_argument("--storage", default="", help=storage_help)
-    resume.add_argument("overrides", nargs="*", help="applied after the study's own, e.g. cluster.address=… "
-                                                     "when the cluster moved")
-    resume.set_defaults(run=_resume)
-    status = sub.add_parser("status", help="trial counts, best so far, health mix")
-    status.add_argument("name")
-    status.add_argument("--json", action="store_true", help="one JSON object")
-    status.add_argument("--storage", default="", help=storage_help)
-    status.set_defaults(run=_status)
-    check = sub.add_parser("check", help="the study's expectations (published results): exit 8 if one fails")
-    check.add_argument("name")
-    check.add_argument("--storage", default="", help=storage_help)
-    check.set_defaults(run=_check)
-    lst = sub.add_parser("list", help="the studies in the storage")
-    lst.add_argument("--storage", default="", help=storage_help)
-    lst.set_defaults(run=_list)
-    night = sub.add_parser("nightly", help="the nightly study of a date, compared with the night before")
-    night.add_argument("--date", default="", help="YYYY-MM-DD (default: today, UTC)")
-    night.add_argument("overrides", nargs="*", help="Hydra overrides on top of experiment=nightly")
-    night.set_defaults(run=_nightly)
-    report = sub.add_parser("report", help="back-fill MLflow and rewrite the study report")
-    report.add_argument("name")
-    report.add_argument("--storage", default="", help=storage_help)
-    report.add_argument("--tracking-uri", default=None, help="MLflow URI (default: the study's tracking.uri)")
-    report.set_defaults(run=_report)
-    ui = sub.add_parser("ui", help="links to the studies' trials in the MLflow UI; serves the local store")
-    ui.add_argument("name", nargs="?", default=None, help="one study (default: every study in the store)")
-    ui.add_argument("--port", type=int, default=5000,
-                    help="port of the local store's UI on 127.0.0.1 (default: %(default)s); one in use is "
-                         "refused (exit 2)")
-    ui.add_argument("--open", action="store_true", help="open the (first) link in the default browser")
-    ui.add_argument("--no-serve", action="store_true", help="print the links only; start no UI")
-    ui.add_argument("--tracking-uri", default=None,
-                    help="an MLflow tracking server (default: MLFLOW_TRACKING_URI, else the local store)")
-    ui.set_defaults(run=_ui)
-    return p
-
-
 def quiet_libraries() -> None:
     """The command's own output only: Optuna's per-study INFO lines off (set here, by the application,
     not at the import of a library module)."""
@@ -284,15 +232,8 @@ def quiet_libraries() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def parse(argv: list[str] | None) -> argparse.Namespace:
-    """The command line; overrides may also come after an option (`resume NAME --storage URL key=value`)."""
-    p = parser()
-    args, extra = p.parse_known_args(argv)
-    if extra:
-        if not hasattr(args, "overrides") or any(e.startswith("-") for e in extra):
-            p.error(f"unrecognized arguments: {' '.join(extra)}")
-        args.overrides = list(args.overrides) + extra
-    return args
+COMMANDS = {"trial": _trial, "run": _run, "resume": _resume, "status": _status, "check": _check, "list": _list,
+            "nightly": _nightly, "report": _report, "ui": _ui}    # `args.command` → the function that runs it
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -307,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     """The command, its known failures as one line and an exit code (study/cli/exit_codes.py)."""
     try:
-        return args.run(args)
+        return COMMANDS[args.command](args)
     except ConfigError as exc:
         print(f"gradstudy: config error: {exc}", file=sys.stderr)
         return Exit.CONFIG
