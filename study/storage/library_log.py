@@ -26,26 +26,25 @@ from study.storage.paths import log_file
 _handler: Optional[logging.Handler] = None
 
 
-def _open() -> Optional[Path]:
-    """The log file, created when the folder can be written (None when it cannot: chatter is then dropped)."""
+def _writable() -> Optional[Path]:
+    """The log file when it can be written (None when the data directory is read-only: chatter is then
+    left where it goes); nothing is created here."""
     path = log_file()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a"):
-            pass
-    except OSError:
-        return None
-    return path
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return path if os.access(probe, os.W_OK) else None
 
 
 def capture_python() -> Optional[Path]:
     """Python warnings and the ray / optuna loggers' records go to the log file, not the terminal."""
     global _handler
-    path = _open()
+    path = _writable()
     if path is None:
         return None
     if _handler is None:
-        _handler = logging.FileHandler(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _handler = logging.FileHandler(path, delay=True)     # the file appears with the first record
         _handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
         logging.captureWarnings(True)
         warnings.simplefilter("default")       # each distinct warning once per place, into the log
@@ -65,6 +64,7 @@ def chatter_to_log(what: str) -> Iterator[Optional[Path]]:
     """For the block: file descriptor 2 (what C++ libraries and child processes write) goes to the log file,
     under a heading naming `what`; Python's `sys.stderr` (the command's own messages, its live display) stays
     on the terminal. Left as is when stderr is not the process's own (a test capturing it, say)."""
+    created = [p for p in (log_file().parent, log_file()) if not p.exists()]
     path = capture_python()
     if path is None or sys.stderr is not sys.__stderr__ or _fileno(sys.stderr) != 2:
         yield path
@@ -74,8 +74,11 @@ def chatter_to_log(what: str) -> Iterator[Optional[Path]]:
     original = sys.stderr
     sys.stderr = open(terminal, "w", buffering=1, encoding=original.encoding, errors="backslashreplace",
                       closefd=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    heading = f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()}: {what}\n"
     with path.open("a") as log:
-        log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()}: {what}\n")
+        before = log.tell()
+        log.write(heading)
         log.flush()
         os.dup2(log.fileno(), 2)
     try:
@@ -85,6 +88,22 @@ def chatter_to_log(what: str) -> Iterator[Optional[Path]]:
         os.dup2(terminal, 2)
         os.close(terminal)
         sys.stderr = original
+        _forget_if_quiet(path, before, len(heading.encode()), created)
+
+
+def _forget_if_quiet(path: Path, before: int, heading: int, created: list[Path]) -> None:
+    """Nothing said but the heading: the file as it was (what the command created, removed)."""
+    try:
+        if path.stat().st_size != before + heading:
+            return
+        if path in created:
+            path.unlink()
+            if path.parent in created:
+                path.parent.rmdir()
+        else:
+            os.truncate(path, before)
+    except OSError:
+        pass
 
 
 def _fileno(stream) -> int:

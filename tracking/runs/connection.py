@@ -11,6 +11,7 @@ MLflow itself is imported only by `connect()`: the rest is plain path and URL ha
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -93,6 +94,22 @@ def connect(uri: str, data_dir: Path) -> "MlflowClient":
         client = MlflowClient(tracking_uri=resolved)
         check_answers(client)
     except Exception as exc:
-        reason = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-        raise TrackingError(uri or resolved, f"a reachable MLflow tracking server or store ({reason[:300]})") from None
+        raise TrackingError(uri or resolved, f"a reachable MLflow tracking server or store ({why(exc)})") from None
     return client
+
+
+ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")\]]+")
+
+
+def why(exc: BaseException, limit: int = 200) -> str:
+    """The reason in a few words: the operating system's "[Errno 111] Connection refused" when urllib3's
+    retry chain carries one, else the first line, cut at a word and marked "…" beyond `limit` characters;
+    any password masked."""
+    text = str(exc).strip()
+    first = scrub(text.splitlines()[0]) if text else type(exc).__name__
+    found = ERRNO.search(first)
+    if found:
+        return found.group(0).strip()
+    if len(first) <= limit:
+        return first
+    return first[:limit].rsplit(" ", 1)[0] + " …"
