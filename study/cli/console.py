@@ -1,6 +1,8 @@
 """What a person sees while a trial runs: a progress bar fed by the reporter interface, then a table."""
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 from rich.console import Console
@@ -12,6 +14,32 @@ from study.driver.progress import Progress as StudyProgress
 from study.records.attrs import TrialAttr
 from workers.reporter import Reporter
 from workers.values import fmt
+
+WIDE = 10_000   # the width of a console whose stream is no terminal: a table is as wide as its cells
+
+
+def _width(stream) -> int | None:
+    """None (rich's own choice: $COLUMNS, else the terminal's width) when COLUMNS is set or `stream` is a
+    terminal; else WIDE, so that a table piped to a file or another program is not cut at rich's 80 columns."""
+    if os.environ.get("COLUMNS", "").isdigit():
+        return None
+    isatty = getattr(stream, "isatty", None)
+    try:
+        if isatty is not None and isatty():
+            return None
+    except ValueError:   # a closed stream
+        pass
+    return WIDE
+
+
+def out_console() -> Console:
+    """The command's stdout as a rich Console: a terminal's width, $COLUMNS, or whole lines when not a terminal."""
+    return Console(width=_width(sys.stdout))
+
+
+def err_console() -> Console:
+    """The command's stderr as a rich Console (progress, live display, notes): as out_console, for stderr."""
+    return Console(stderr=True, width=_width(sys.stderr))
 
 
 class ProgressBar(Reporter):

@@ -24,8 +24,6 @@ import argparse
 import os
 import sys
 
-from rich.console import Console
-
 from study.cli.arguments import parse, parser  # noqa: F401  (parser: for callers of study.cli.main)
 from study.cli.exit_codes import Exit
 from study.cluster.watch import ClusterLost
@@ -42,13 +40,13 @@ def _run_study(overrides: list[str], hooks=(), epilogue: list[str] | None = None
     here: `hooks` first (the nightly comparison, whose `on_end` may return an exit code), then MLflow tracking
     (refused before anything runs when MLflow does not answer), then the live display; `epilogue` lines they
     fill are printed after the tables."""
-    from study.cli.console import StudyDisplay, best_per_cell_table, trials_table
+    from study.cli.console import StudyDisplay, best_per_cell_table, err_console, out_console, trials_table
     from study.config.compose import compose_root
     from study.driver.runner import StudyRunner
     from study.storage.paths import study_dir
 
     composed = compose_root(overrides)
-    err, out = Console(stderr=True), Console()
+    err, out = err_console(), out_console()
     name = composed.root.study.name
     runner = StudyRunner(composed)
     runner.validate()                    # a bad search space before MLflow is asked anything
@@ -120,7 +118,7 @@ def _resume(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     import json
 
-    from study.cli.console import expectations_table, status_table
+    from study.cli.console import expectations_table, out_console, status_table
     from study.records import results
     from study.storage.backend import load_study
 
@@ -128,9 +126,9 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(status, default=str))
     else:
-        Console().print(status_table(status))
+        out_console().print(status_table(status))
         if status["expectations"]:
-            Console().print(expectations_table(status["expectations"]))
+            out_console().print(expectations_table(status["expectations"]))
     return 0
 
 
@@ -158,6 +156,7 @@ def _list(args: argparse.Namespace) -> int:
     import optuna
     from rich.table import Table
 
+    from study.cli.console import out_console
     from study.storage.backend import open_storage
 
     table = Table(title="studies")
@@ -168,12 +167,12 @@ def _list(args: argparse.Namespace) -> int:
         table.add_row(s.study_name, str(s.n_trials), str(s.user_attrs.get(StudyAttr.N_TRIALS, "-")),
                       "-" if best is None else ", ".join(f"{v:.4g}" for v in best),
                       s.datetime_start.strftime("%Y-%m-%d %H:%M") if s.datetime_start else "-")
-    Console().print(table)
+    out_console().print(table)
     return 0
 
 
 def _trial(args: argparse.Namespace) -> int:
-    from study.cli.console import ProgressBar, results_table
+    from study.cli.console import ProgressBar, err_console, out_console, results_table
     from study.config.compose import compose_trial
     from study.storage.paths import new_trial_dir
     from workers.device import pick_device
@@ -182,7 +181,7 @@ def _trial(args: argparse.Namespace) -> int:
 
     cfg = compose_trial(args.overrides)
     device = pick_device(cfg.train.device)
-    err, out = Console(stderr=True), Console()
+    err, out = err_console(), out_console()
     summary = run_trial(cfg, ProgressBar(err, cfg.train.steps), device)
     folder = new_trial_dir(cfg.task.name.value, cfg.model.cell.value)
     path = write_trial_folder(folder, summary)
