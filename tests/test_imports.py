@@ -91,8 +91,10 @@ def test_the_driver_imports_no_torch(tmp_path):
     second of CPU sooner. The remote task's module, which Ray's workers import, is among these."""
     seen = run_python("""
         import json, sys
-        import study.cli.main, study.driver.runner, study.cluster.placement, study.cluster.trial_task, study.cli.nightly, study.driver.hooks
-        import study.recording.hook, tracking.runs.study_runs, tracking.runs.trial_recorder, study.report.page   # tracking on
+        import study.cli.main, study.driver.runner, study.cluster.placement, study.cluster.trial_task
+        import study.cli.nightly, study.driver.hooks
+        # tracking on
+        import study.recording.hook, tracking.runs.study_runs, tracking.runs.trial_recorder, study.report.page
         print(json.dumps([m for m in ("torch",) if m in sys.modules]))
     """, tmp_path)
     assert seen == []

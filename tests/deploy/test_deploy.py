@@ -79,7 +79,8 @@ def gradstudy_argv_ok(argv: list[str]) -> None:
 # ====================================================================================================
 # docker/compose.yaml
 
-VAR = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:?[-?+])?(?P<arg>[^}]*)\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
+VAR = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:?[-?+])?(?P<arg>[^}]*)\}"
+                 r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
 
 
 @pytest.fixture(scope="module")
@@ -384,7 +385,8 @@ def test_docker_compose_config():
         pytest.skip("no `docker` client here: `docker compose config` cannot run")
     probe = subprocess.run([docker, "compose", "version"], capture_output=True, text=True)
     if probe.returncode != 0:
-        pytest.skip(f"`docker compose` is not available here ({(probe.stderr or probe.stdout).strip().splitlines()[0]}); "
+        why = (probe.stderr or probe.stdout).strip().splitlines()[0]
+        pytest.skip(f"`docker compose` is not available here ({why}); "
                     "compose.yaml is checked against the Compose schema instead")
     done = subprocess.run([docker, "compose", "-f", str(DOCKER / "compose.yaml"), "--env-file",
                            str(DOCKER / ".env.example"), "config", "-q"], capture_output=True, text=True)
@@ -683,7 +685,8 @@ def test_k8s_cronjob_submits_the_nightly_study():
     assert command[:3] == ["ray", "job", "submit"]
     address = command[command.index("--address") + 1]
     assert address == f"http://{cluster['metadata']['name']}-head-svc:8265"     # KubeRay's head service
-    head_ports = {p["containerPort"] for p in cluster["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["ports"]}
+    head_container = cluster["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+    head_ports = {p["containerPort"] for p in head_container["ports"]}
     assert 8265 in head_ports
     entry = command[command.index("--") + 1:]
     assert entry[:2] == ["gradstudy", "nightly"], entry
@@ -720,4 +723,5 @@ def test_k8s_raycluster_groups():
     for pod in pods:
         for c in pod["containers"]:
             assert {"secretRef": {"name": secret["metadata"]["name"]}} in c.get("envFrom", []), c["name"]
-    assert {"PGPASSWORD", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "RAY_AUTH_TOKEN"} <= set(secret["stringData"])
+    assert {"PGPASSWORD", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+            "RAY_AUTH_TOKEN"} <= set(secret["stringData"])

@@ -61,7 +61,8 @@ def record_experiment(home: Path, experiment: str, name: str, overrides: Sequenc
         distributions = {k: CategoricalDistribution([value]) for k, value in values.items()}
         study.add_trial(create_trial(
             state=STATES[summary["status"]],
-            value=None if summary["status"] == "pruned" else objective_values(summary, ["final.test_loss"], ["minimize"])[0],
+            value=(None if summary["status"] == "pruned"
+                   else objective_values(summary, ["final.test_loss"], ["minimize"])[0]),
             params=values, distributions=distributions,
             user_attrs=TrialRecord.from_summary(summary, str(path)).to_user_attrs()))
         summaries.append(summary)

@@ -38,7 +38,8 @@ def ridge_by_hand(x: np.ndarray, y: np.ndarray, ridge: float) -> np.ndarray:
 
 def test_the_defaults_keep_the_window_protocol():
     cfg = config()
-    assert (cfg.model.fit_run, cfg.model.ridge_grid, cfg.model.bias_scaling, cfg.task.free_run_teacher) == (0, [], None, 0)
+    assert (cfg.model.fit_run, cfg.model.ridge_grid, cfg.model.bias_scaling,
+            cfg.task.free_run_teacher) == (0, [], None, 0)
     summary = run_trial(cfg)
     assert summary["steps"] == 64 and summary["final"]["ridge"] == cfg.model.ridge
     assert summary["final"]["ridge_val"] is None                    # no grid: nothing chosen

@@ -135,7 +135,8 @@ def test_free_running_error_grows_from_the_one_step_error():
     with torch.no_grad():
         pred = net(task.series[starts.unsqueeze(1) + torch.arange(task.length)].unsqueeze(-1)).out[:, -1, 0]
     truth = task.series[starts + task.length]
-    expected = math.sqrt(((pred.double() - truth.double()) ** 2).mean() / task.series[lo:hi].double().var(unbiased=False))
+    expected = math.sqrt(((pred.double() - truth.double()) ** 2).mean()
+                         / task.series[lo:hi].double().var(unbiased=False))
     # the float32 network run in two batch layouts: 1.4e-5 apart on some CPUs (seen on a fresh machine), 1e-7 on others
     assert one == pytest.approx(expected, rel=5e-5)
 

@@ -75,5 +75,6 @@ def test_the_pruner_follows_the_span_verdict():
     cfg.train.device = Device.cpu
     summary = run_trial(cfg, FanOut(Reporter(), HealthStop(2)))
     assert summary["status"] == "completed" and "prune_reason" not in summary and summary["health_span"] == 51
-    assert len(summary["probes"]) == 4 and all(p["vanishing_ratio"] <= -3 and p["span"] == 51 and p["health"] == "healthy"
-               for p in summary["probes"]), [(p["vanishing_ratio"], p["span_ratio"]) for p in summary["probes"]]
+    assert len(summary["probes"]) == 4 and all(
+        p["vanishing_ratio"] <= -3 and p["span"] == 51 and p["health"] == "healthy" for p in summary["probes"]
+    ), [(p["vanishing_ratio"], p["span_ratio"]) for p in summary["probes"]]

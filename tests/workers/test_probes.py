@@ -280,6 +280,7 @@ def test_a_float64_probe_uses_float64_constants():
     net = RecurrentNet(cfg, input_size=2, output_size=1, per_step=False, seed=1).double()
     task = make_task(TaskConfig(seq_len=40), 0)
     g = torch.Generator().manual_seed(2)
-    batch = Batch(torch.randn(4, 40, 2, generator=g) - 1.0, torch.randn(4, generator=g))   # many negative pre-activations
+    # inputs shifted by -1: many negative pre-activations
+    batch = Batch(torch.randn(4, 40, 2, generator=g) - 1.0, torch.randn(4, generator=g))
     want = autograd_reference(net, task, batch)
     assert assert_log_close(log_profile(net, task, batch, torch.float64), want, tol=1e-12) == 40

@@ -178,8 +178,8 @@ def test_links_come_last_the_servers_log_goes_to_its_file_and_ctrl_c_stops_it(st
     assert lines[0].startswith(f"MLflow UI on sqlite:///{store / 'mlflow' / 'mlflow.db'}: {url}"), lines
     assert lines[1] == f"its log (requests, server output): {log}", lines
     assert re.fullmatch(rf"{STUDY}\s+trials: {re.escape(url)}/#/experiments/\d+/runs\?\S+", lines[-2]), lines
-    assert re.fullmatch(rf"\s+report: {re.escape(url)}/#/experiments/\d+/runs/\w+/artifacts/report/report\.html\?workflowType=machine_learning",
-                        lines[-1]), lines
+    assert re.fullmatch(rf"\s+report: {re.escape(url)}/#/experiments/\d+/runs/\w+/artifacts/report/report\.html"
+                        r"\?workflowType=machine_learning", lines[-1]), lines
     assert len(lines) == 5 and lines[2].startswith("filters"), lines     # nothing after the links
     # one request, in the log and not on our stdout or stderr
     token = uuid.uuid4().hex

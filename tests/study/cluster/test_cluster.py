@@ -184,8 +184,10 @@ def test_node_added_mid_study_receives_trials(on_cluster, drivers, pg_study, pos
     cluster, name, n = on_cluster, pg_study, 6
     before = {node.name for node in cluster.alive_workers()}
     assert before, cluster.nodes
-    driver = drivers.start(["run"] + MEDIUM_LONG + ["tracking.enabled=false"] + cluster_args(cluster, name, postgres_url, n))
-    wait_until(lambda: any(t.state == TrialState.RUNNING and worker_node(cluster, t) for t in trials_of(name, postgres_url)),
+    driver = drivers.start(["run"] + MEDIUM_LONG + ["tracking.enabled=false"]
+                           + cluster_args(cluster, name, postgres_url, n))
+    wait_until(lambda: any(t.state == TrialState.RUNNING and worker_node(cluster, t)
+                           for t in trials_of(name, postgres_url)),
                150, "a trial RUNNING on the first worker node", interval=0.3, proc=driver)
     new = cluster.add_worker(f"w{len(cluster.workers) + 1}")
     cluster.wait_alive(1 + len(before) + 1)
@@ -256,7 +258,8 @@ def test_study_on_the_cluster_records_every_trial(on_cluster, drivers, pg_study,
 def test_node_lost_mid_trial_is_requeued(on_cluster, drivers, pg_study, postgres_url):
     cluster, name, n = on_cluster, pg_study, 2
     ensure_workers(cluster, 2)
-    driver = drivers.start(["run"] + LONGEST + ["tracking.enabled=false"] + cluster_args(cluster, name, postgres_url, n))
+    driver = drivers.start(["run"] + LONGEST + ["tracking.enabled=false"]
+                           + cluster_args(cluster, name, postgres_url, n))
 
     def training_on_a_worker_node():
         for t in trials_of(name, postgres_url):

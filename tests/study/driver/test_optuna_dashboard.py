@@ -64,8 +64,10 @@ class Dashboard:
     def wait(self, timeout: float = 60) -> "Dashboard":
         deadline = time.monotonic() + timeout
         while not answers(f"{self.url}/api/meta"):
-            assert self.proc.poll() is None, f"optuna-dashboard exited ({self.proc.returncode}):\n{self.log.read_text()}"
-            assert time.monotonic() < deadline, f"optuna-dashboard did not answer in {timeout:.0f} s:\n{self.log.read_text()}"
+            assert self.proc.poll() is None, (f"optuna-dashboard exited ({self.proc.returncode}):\n"
+                                              f"{self.log.read_text()}")
+            assert time.monotonic() < deadline, (f"optuna-dashboard did not answer in {timeout:.0f} s:\n"
+                                                 f"{self.log.read_text()}")
             time.sleep(0.2)
         return self
 

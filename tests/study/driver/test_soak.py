@@ -20,7 +20,8 @@ TRIALS = 8
 @pytest.mark.timeout(300)
 def test_small_soak_accounts_for_every_trial(home):
     out = subprocess.run([sys.executable, str(REPO / "bench" / "bench_soak.py"), "--trials", str(TRIALS),
-                          "--window", "4", "--json"], cwd=REPO, env=cli_env(home), capture_output=True, text=True, timeout=280)
+                          "--window", "4", "--json"], cwd=REPO, env=cli_env(home), capture_output=True, text=True,
+                         timeout=280)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["accounted"], result

@@ -205,7 +205,8 @@ def test_health_pruner_stops_the_vanishing_trial_and_spares_the_healthy_one(home
     assert vanishing.user_attrs["gradstudy.steps"] == 21 and healthy.user_attrs["gradstudy.steps"] == 60
     reason = "health: the last 3 probes (steps 0–20) were vanishing"
     assert vanishing.user_attrs["gradstudy.prune_reason"] == reason
-    assert healthy.user_attrs.get("gradstudy.prune_reason") is None and healthy.user_attrs["gradstudy.health"] == "healthy"
+    assert (healthy.user_attrs.get("gradstudy.prune_reason") is None
+            and healthy.user_attrs["gradstudy.health"] == "healthy")
     client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
     run = client.get_run(vanishing.user_attrs["gradstudy.mlflow_run"])
     assert run.data.tags["gradstudy.prune_reason"] == reason and run.data.tags["gradstudy.state"] == "pruned"

@@ -55,10 +55,10 @@ TINY = [*tiny.TINY, "tracking.enabled=true", "tracking.trial_figures_min_s=0"]  
 CALM = "++search.params={model.init: scaled, model.init_gain: 'choice(0.5, 2.0)', model.activation: tanh}"
 
 METRICS = {"train/loss", "grad/global_norm", "grad/vanishing_ratio", "grad/span_ratio", "grad/horizon",
-           "grad/decay_rate", "grad/norm/recurrent", "weights/lambda1/0", "weights/spectral_radius/0", "final/test_loss",
-           "final/baseline_ratio", "final/seq_per_s"}
-TRIAL_ARTIFACTS = {"gradient_profile.png", "gradient_profile.svg", "gradient_heatmap.png", "probes.csv", "summary.json", "config.yaml",
-                   "profiles.json"}
+           "grad/decay_rate", "grad/norm/recurrent", "weights/lambda1/0", "weights/spectral_radius/0",
+           "final/test_loss", "final/baseline_ratio", "final/seq_per_s"}
+TRIAL_ARTIFACTS = {"gradient_profile.png", "gradient_profile.svg", "gradient_heatmap.png", "probes.csv", "summary.json",
+                   "config.yaml", "profiles.json"}
 HEALTH = {"healthy", "vanishing", "exploding", "diverged"}
 
 
@@ -81,7 +81,8 @@ class Cli:
         self.rc, self.out, self.err, self.wall_s = rc, out, err, wall_s
 
     def __repr__(self) -> str:
-        return f"rc={self.rc} ({self.wall_s:.1f} s)\n--- stdout ---\n{self.out[-3000:]}\n--- stderr ---\n{self.err[-3000:]}"
+        return (f"rc={self.rc} ({self.wall_s:.1f} s)\n--- stdout ---\n{self.out[-3000:]}\n"
+                f"--- stderr ---\n{self.err[-3000:]}")
 
 
 def run_cli(args: list[str], home: Path, logs: Path, timeout: float, cwd: Path = REPO,
@@ -161,8 +162,8 @@ def finite(value) -> bool:
 
 
 def check_study_records(client: MlflowClient, uri: str, study: optuna.Study, home: Path, tmp: Path) -> dict:
-    """The layout of docs/mlflow.md ("What each trial's run holds") / tracking/runs/study_runs.py for a finished study whose trials all finished
-    and synced. Returns {trial number: child run}."""
+    """The layout of docs/mlflow.md ("What each trial's run holds") / tracking/runs/study_runs.py for a finished
+    study whose trials all finished and synced. Returns {trial number: child run}."""
     name = study.study_name
     trials = study.get_trials(deepcopy=False)
     parents, children = study_runs(client, name, only=False)
@@ -189,7 +190,8 @@ def check_study_records(client: MlflowClient, uri: str, study: optuna.Study, hom
     exp_id = parent.info.experiment_id
     best_run = next(t for t in trials if t.state == TrialState.COMPLETE and
                     t.values[0] == min(x.values[0] for x in trials if x.state == TrialState.COMPLETE))
-    assert f'href="{ui}/#/experiments/{exp_id}/runs/{best_run.user_attrs["gradstudy.mlflow_run"]}?workflowType=machine_learning"' in page
+    best_run_id = best_run.user_attrs["gradstudy.mlflow_run"]
+    assert f'href="{ui}/#/experiments/{exp_id}/runs/{best_run_id}?workflowType=machine_learning"' in page
     assert f"name: {name}" in config
     assert parent.data.metrics.get("study/complete") == sum(t.state == TrialState.COMPLETE for t in trials)
     assert parent.data.tags["mlflow.source.name"].startswith("gradstudy run experiment=test_tiny"), parent.data.tags
@@ -206,7 +208,8 @@ def check_study_records(client: MlflowClient, uri: str, study: optuna.Study, hom
     assert experiment.tags["gradstudy.ui_query"] == trials_query("final/test_loss", "minimize", ui_view.supported())
     if ui_view.supported():
         view = ui_view.decode(experiment.tags[ui_view.TAG])
-        assert view["orderByKey"] == "metrics.`final/test_loss`" and "params.`model.init_gain`" in view["selectedColumns"]
+        assert (view["orderByKey"] == "metrics.`final/test_loss`"
+                and "params.`model.init_gain`" in view["selectedColumns"])
 
     assert sorted(children) == [t.number for t in trials], sorted(children)
     by_number = {}
@@ -481,11 +484,11 @@ def test_tracking_server_lost_mid_study_then_backfilled(home, tmp_path, drivers,
     - The study goes on and finishes normally (exit 0): the Optuna study is the source of truth and
       every trial is in it, COMPLETE.
     - A trial that was running when the server died keeps its metrics queued in its worker (retried
-      with back-off, up to `tracking.delivery_timeout_s` at the trial's end: 3 s here, 30 by default), then gives up; a trial launched while the server
-      is down gets no MLflow run at all. Either way the driver keeps the trial's summary.json and
-      history.json (every metric the trial produced) under $GRADSTUDY_HOME/studies/<name>/trials/<n>/,
-      and marks the Optuna trial `gradstudy.mlflow=pending`. Trials that finished before the server
-      died are `synced`.
+      with back-off, up to `tracking.delivery_timeout_s` at the trial's end: 3 s here, 30 by default),
+      then gives up; a trial launched while the server is down gets no MLflow run at all. Either way
+      the driver keeps the trial's summary.json and history.json (every metric the trial produced)
+      under $GRADSTUDY_HOME/studies/<name>/trials/<n>/, and marks the Optuna trial
+      `gradstudy.mlflow=pending`. Trials that finished before the server died are `synced`.
     - At the end of the run the driver asks MLflow once whether it answers; with the server still down it
       only writes the report to the data dir (the parent run stays RUNNING for now) and says how many
       trials MLflow missed and that `gradstudy report NAME` records them.

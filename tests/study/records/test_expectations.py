@@ -61,7 +61,8 @@ def finished(number: int, cell: str, ratio: float, vanishing: float, tmp_path, s
     path = tmp_path / f"{number}.json"
     path.write_text(json.dumps({"config": {"task": {"seq_len": seq_len}, "model": {"cell": cell}}}))
     return create_trial(state=state, value=ratio if state == TrialState.COMPLETE else None,
-                        params={"model.cell": cell}, distributions={"model.cell": CategoricalDistribution(["lstm", "rnn"])},
+                        params={"model.cell": cell},
+                        distributions={"model.cell": CategoricalDistribution(["lstm", "rnn"])},
                         user_attrs={TrialAttr.FINAL: {"baseline_ratio": ratio}, TrialAttr.VANISHING_RATIO: vanishing,
                                     TrialAttr.SUMMARY: str(path), TrialAttr.CELL: cell})
 
@@ -97,7 +98,8 @@ def test_rules_evaluate_on_the_matching_trials(tmp_path):
     # a yes/no number (final.solved) counts as 1/0: its mean is the fraction of trials that solved the task
     for i, t in enumerate(study.get_trials(deepcopy=False)[:2]):
         t.user_attrs[TrialAttr.FINAL]["solved"] = bool(i)
-    (solved,) = evaluate(study.get_trials(deepcopy=False)[:2], [rule(metric="final.solved", stat="mean", op=">=", value=0.5)])
+    (solved,) = evaluate(study.get_trials(deepcopy=False)[:2],
+                         [rule(metric="final.solved", stat="mean", op=">=", value=0.5)])
     assert solved["measured"] == 0.5 and solved["passed"]
 
 
@@ -168,9 +170,10 @@ def test_min_trials_fails_a_rule_with_too_few_seeds(tmp_path):
 def pascanu_trial(number, activation, gain, decay, seq_len=100):
     dist = {"model.activation": CategoricalDistribution(["tanh", "sigmoid"]),
             "model.init_gain": CategoricalDistribution([0.5, 2.0])}
-    return create_trial(state=TrialState.COMPLETE, value=1.0, params={"model.activation": activation, "model.init_gain": gain},
-                        distributions=dist, user_attrs={TrialAttr.FINAL: {"baseline_ratio": 1.0}, TrialAttr.DECAY_RATE: decay,
-                                                        TrialAttr.VANISHING_RATIO: decay * (seq_len - 1)})
+    return create_trial(state=TrialState.COMPLETE, value=1.0,
+                        params={"model.activation": activation, "model.init_gain": gain}, distributions=dist,
+                        user_attrs={TrialAttr.FINAL: {"baseline_ratio": 1.0}, TrialAttr.DECAY_RATE: decay,
+                                    TrialAttr.VANISHING_RATIO: decay * (seq_len - 1)})
 
 
 BOUND = rule(metric="decay_rate", stat="all", op="<=", value="log10(model.init_gain * gamma(model.activation))",
@@ -219,9 +222,12 @@ def test_bad_new_rule_fields_name_the_field(field, value):
 def test_init_metrics_read_the_probe_at_step_0(tmp_path):
     """A trained trial's mechanism at initialization: its first probe, from summary.json."""
     path = tmp_path / "s.json"
-    path.write_text(json.dumps({"config": {}, "probes": [{"step": 0, "vanishing_ratio": -0.2}, {"step": 500, "vanishing_ratio": -9.0}]}))
+    path.write_text(json.dumps({"config": {}, "probes": [{"step": 0, "vanishing_ratio": -0.2},
+                                                         {"step": 500, "vanishing_ratio": -9.0}]}))
     (t,) = numbered([create_trial(state=TrialState.COMPLETE, value=1.0, params={}, distributions={},
-                                  user_attrs={TrialAttr.FINAL: {}, TrialAttr.VANISHING_RATIO: -9.0, TrialAttr.SUMMARY: str(path)})])
+                                  user_attrs={TrialAttr.FINAL: {}, TrialAttr.VANISHING_RATIO: -9.0,
+                                              TrialAttr.SUMMARY: str(path)})])
     at_init, last = evaluate([t], [rule(metric="init.vanishing_ratio", stat="min", op=">=", value=-1),
                                    rule(metric="vanishing_ratio", stat="min", op=">=", value=-1)])
-    assert (at_init["measured"], at_init["passed"]) == (-0.2, True) and (last["measured"], last["passed"]) == (-9.0, False)
+    assert ((at_init["measured"], at_init["passed"]) == (-0.2, True)
+            and (last["measured"], last["passed"]) == (-9.0, False))

@@ -449,14 +449,16 @@ def test_trial_record_round_trips_through_user_attrs(summary):
     assert attrs[TrialAttr.HEALTH] == summary["health"] and attrs[TrialAttr.SUMMARY] == "/x/summary.json"
     assert attrs[TrialAttr.DECAY_RATE] == summary["probes"][-1]["decay_rate"]
     assert attrs[TrialAttr.SPAN] == summary["health_span"] == 12                 # adding: the whole T
-    assert attrs[TrialAttr.SPAN_RATIO] == summary["probes"][-1]["span_ratio"] == summary["probes"][-1]["vanishing_ratio"]
+    assert (attrs[TrialAttr.SPAN_RATIO] == summary["probes"][-1]["span_ratio"]
+            == summary["probes"][-1]["vanishing_ratio"])
     trial = create_trial(value=0.1, user_attrs=attrs)
     assert TrialRecord.from_frozen(trial) == record
     assert TrialRecord.from_frozen(create_trial(value=0.1)) == TrialRecord()
 
 
 @pytest.mark.parametrize("min_s, drawn", [(0.0, True), (20.0, False)])
-def test_a_short_trial_gets_its_tables_and_its_figures_only_when_asked_and_its_run_closed(summary, tmp_path, min_s, drawn):
+def test_a_short_trial_gets_its_tables_and_its_figures_only_when_asked_and_its_run_closed(
+        summary, tmp_path, min_s, drawn):
     """`tracking.trial_figures_min_s`: a trial that trained less than that long gets no PNGs (they cost
     ~1.5 s of CPU each trial), the rest of its artifacts always; recorded in a real local MLflow store."""
     from mlflow import MlflowClient
@@ -500,7 +502,8 @@ def test_report_links_trials_to_their_runs(tmp_path):
     page = check_report(tmp_path, write_study_report(study, tmp_path, links=links))
     assert best_rows(page) == {"rnn": 1}
     assert re.findall(r'<a class="run" href="([^"]+)"', page) == ["http://mlflow.example:8080/#/experiments/7/runs/abc123?workflowType=machine_learning"]
-    assert 'data-path="#/experiments/7/runs/abc123?workflowType=machine_learning"' in page and 'location.href.indexOf("blob:")' in page
+    assert ('data-path="#/experiments/7/runs/abc123?workflowType=machine_learning"' in page
+            and 'location.href.indexOf("blob:")' in page)
     plain = write_study_report(study, tmp_path, links=RunLinks("http://x", "7", {0: "other"})).read_text()
     assert '<a class="run"' not in plain
 

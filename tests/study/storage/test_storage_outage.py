@@ -45,7 +45,10 @@ def check_outage_survived(driver, storage_url: str, name: str, n: int) -> None:
     study = optuna.load_study(study_name=name, storage=open_storage(storage_url))
     trials = study.get_trials(deepcopy=False)
     assert [t.state for t in trials].count(TrialState.COMPLETE) == n, [(t.number, t.state.name) for t in trials]
-    assert len(trials) == n, [(t.number, t.state.name, t.user_attrs.get("gradstudy.fail_reason"), t.user_attrs.get("gradstudy.error")) for t in trials if t.state != TrialState.COMPLETE]   # no FAIL or requeue, none left RUNNING
+    # no FAIL or requeue, none left RUNNING
+    assert len(trials) == n, [(t.number, t.state.name, t.user_attrs.get("gradstudy.fail_reason"),
+                               t.user_attrs.get("gradstudy.error"))
+                              for t in trials if t.state != TrialState.COMPLETE]
     for t in trials:      # every probe's value reached the storage, those taken during the outage too
         assert sorted(t.intermediate_values) == [0, 100, 200, 300, 400, 500, 599], (t.number, t.intermediate_values)
 

@@ -150,18 +150,22 @@ def note_study() -> optuna.Study:
 
 def test_study_note_has_counts_best_link_search_and_expectations():
     study = note_study()
+    expectations = [{"rule": "lstm beats 0.167", "measured": 0.05, "passed": True, "source": "H&S 1997"},
+                    {"rule": "rnn fails", "measured": 0.01, "passed": False, "source": "Arjovsky 2016"}]
     note = study_note(study, "3", {0: "run0", 1: "run1", 2: "run2"}, {1: "001 rnn tanh λ1₀=1.5"},
-                      expectations=[{"rule": "lstm beats 0.167", "measured": 0.05, "passed": True, "source": "H&S 1997"},
-                                    {"rule": "rnn fails", "measured": 0.01, "passed": False, "source": "Arjovsky 2016"}],
-                      parent_id="p9")
+                      expectations=expectations, parent_id="p9")
     head = note.split("\n")[:3]     # what MLflow shows before "Show more": counts + report, best trial, claims
     assert head[0] == ("**4 of 5 trials** finished (complete 3 · pruned 1) · "
-                       "**[open the study report](#/experiments/3/runs/p9/artifacts/report/report.html?workflowType=machine_learning)**  "), head
-    assert head[1] == "**Best trial**: [001 rnn tanh λ1₀=1.5](#/experiments/3/runs/run1?workflowType=machine_learning) — `final/test_loss` = 0.1, 🟩 healthy  "
+                       "**[open the study report]"
+                       "(#/experiments/3/runs/p9/artifacts/report/report.html?workflowType=machine_learning)**  "), head
+    assert head[1] == ("**Best trial**: [001 rnn tanh λ1₀=1.5]"
+                       "(#/experiments/3/runs/run1?workflowType=machine_learning) "
+                       "— `final/test_loss` = 0.1, 🟩 healthy  ")
     assert head[2] == "**Published claims**: ✓ 1 · ✗ 1 — not holding: rnn fails  "
     assert note.split("\n")[3] in (
         "**Gradient health**: 🟦 vanishing 2 · 🟥 diverged 1 · 🟩 healthy 1 — run colours: 🟩 healthy · 🟦 vanishing · "
-        "🟧 exploding · 🟥 diverged · ⬜ no verdict", "**Gradient health**: 🟦 vanishing 2 · 🟩 healthy 1 · 🟥 diverged 1 "
+        "🟧 exploding · 🟥 diverged · ⬜ no verdict",
+        "**Gradient health**: 🟦 vanishing 2 · 🟩 healthy 1 · 🟥 diverged 1 "
         "— run colours: 🟩 healthy · 🟦 vanishing · 🟧 exploding · 🟥 diverged · ⬜ no verdict")
     assert "minimize `final/test_loss`" in note
     # one click to the best trial's profile beside the steepest vanishing and exploding ones, in their colours

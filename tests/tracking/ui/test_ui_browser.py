@@ -263,7 +263,8 @@ MIXED = ["experiment=init_phase", "model.hidden_size=8", "task.test_size=16", "t
 def line_strokes(card) -> dict[str, str]:
     """path d → stroke colour of a chart card's lines."""
     pairs = card.locator("path.js-line").evaluate_all(
-        "els => els.map(e => [e.getAttribute('d') || '', (e.getAttribute('style') || '') + (e.getAttribute('stroke') || '')])")
+        "els => els.map(e => [e.getAttribute('d') || '', "
+        "(e.getAttribute('style') || '') + (e.getAttribute('stroke') || '')])")
     return dict(pairs)      # one call: the chart redraws its lines while it loads
 
 

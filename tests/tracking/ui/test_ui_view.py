@@ -48,8 +48,10 @@ def test_view_state_lists_the_columns_charts_and_sort_of_a_study():
         ("LINE", "training (log y)", "grad/norm/bias", "log")]
     assert len({c["uuid"] for c in state["compareRunCharts"]}) == len(charts)
     # the displayed column order (MLflow would group metrics, params, tags) and widths
-    assert state["columnOrder"] == ["attributes.`Run Name`", *state["selectedColumns"], "runDateAndNestInfo", "duration"]
-    assert state["columnWidths"]["attributes.`Run Name`"] == 220 and state["columnWidths"]["tags.`gradstudy.health`"] == 120
+    assert state["columnOrder"] == ["attributes.`Run Name`", *state["selectedColumns"], "runDateAndNestInfo",
+                                    "duration"]
+    assert (state["columnWidths"]["attributes.`Run Name`"] == 220
+            and state["columnWidths"]["tags.`gradstudy.health`"] == 120)
     # MLflow's own charts of the other metrics land in declared, collapsed sections after ours
     sections = [(s["name"], s["display"]) for s in state["compareRunSections"]]
     assert sections[:3] == [("gradient profile", True), ("outcome", True), ("training (log y)", True)]
@@ -103,7 +105,8 @@ def test_links_land_on_the_trials_in_the_training_view():
     assert plain["orderByKey"] == "metrics.`final/accuracy`" and plain["orderByAsc"] == "false"
     assert plain["workflowType"] == "machine_learning" and "viewStateShareKey" not in plain   # never mixed
     assert ui_links.trials_url("http://h:1/", "4", seeded) == f"http://h:1/#/experiments/4/runs?{seeded}"
-    assert ui_links.trials_url("http://h:1", "4", None).endswith("/runs?compareRunsMode=TABLE&workflowType=machine_learning")
+    assert ui_links.trials_url("http://h:1", "4", None).endswith(
+        "/runs?compareRunsMode=TABLE&workflowType=machine_learning")
     assert ui_links.ui_address("https://mlflow.lab:443/") == "https://mlflow.lab:443"
     assert ui_links.ui_address("sqlite:////x/mlflow.db") == "http://127.0.0.1:5000"
     assert ui_links.ui_address("", port=5099) == "http://127.0.0.1:5099"
