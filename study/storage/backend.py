@@ -7,8 +7,9 @@
   other machines cannot reach a local file.
 
 Errors show a URL with any password masked (`tracking.runs.urls.scrub`). A storage that cannot be opened is a
-ConfigError (exit 2, nothing written); once open, `retry_s` > 0 wraps it so that outages are waited out
-(study/storage/retry.py).
+ConfigError (exit 2, nothing written) naming where the URL came from: `study.storage`, or the command-line
+option that gave it (`--storage`: a URL with an `option` attribute, study/cli/arguments.py's OptionValue);
+once open, `retry_s` > 0 wraps it so that outages are waited out (study/storage/retry.py).
 """
 from __future__ import annotations
 
@@ -36,6 +37,12 @@ def resolve_url(url: str) -> str:
     return url or str(journal_path())
 
 
+def origin(url: str) -> str:
+    """The name an error about `url` gives: the command-line option it came from (a str with an `option`
+    attribute, such as `gradstudy status --storage URL`'s), else the config key `study.storage`."""
+    return getattr(url, "option", None) or "study.storage"
+
+
 def is_local_file(url: str) -> bool:
     return "://" not in url
 
@@ -58,6 +65,7 @@ def open_storage(url: str, retry_s: float = 0.0, wait_to_open: bool = False) -> 
 
 
 def _open(url: str) -> optuna.storages.BaseStorage:
+    key = origin(url)
     url = resolve_url(url)
     if is_local_file(url):
         path = Path(url)
@@ -65,10 +73,10 @@ def _open(url: str) -> optuna.storages.BaseStorage:
             path.parent.mkdir(parents=True, exist_ok=True)
             return JournalStorage(JournalFileBackend(str(path)))
         except OSError as exc:
-            raise ConfigError("study.storage", url, f"a writable journal file path ({exc.strerror})") from None
+            raise ConfigError(key, url, f"a writable journal file path ({exc.strerror})") from None
     scheme = url.split("://", 1)[0].split("+", 1)[0]
     if scheme not in RDB_SCHEMES:
-        raise ConfigError("study.storage", scrub(url),
+        raise ConfigError(key, scrub(url),
                           "empty (the local journal file), a file path, or a database URL "
                           "(postgresql://user@host:5432/db)")
     url = with_driver(url)
@@ -76,7 +84,7 @@ def _open(url: str) -> optuna.storages.BaseStorage:
         rdb = RDBStorage(url, engine_kwargs=_engine_kwargs(scheme), skip_table_creation=False)
     except Exception as exc:  # sqlalchemy.exc.OperationalError and friends, driver errors
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise ConfigError("study.storage", scrub(url), f"a reachable database ({reason})") from None
+        raise ConfigError(key, scrub(url), f"a reachable database ({reason})") from None
     # Optuna caches finished trials in front of a database (as optuna.load_study does for an RDBStorage,
     # which it no longer sees once wrapped): the one use of a private Optuna module outside trial_store.
     from optuna.storages._cached_storage import _CachedStorage
