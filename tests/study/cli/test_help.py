@@ -10,6 +10,7 @@ import io
 import re
 import shlex
 from importlib import metadata
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,8 @@ from study.cli import arguments
 from study.cli.arguments import parse, parser
 from study.cli.exit_codes import Exit
 from testkit.tiny import TINY
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def help_text(argv: list[str], capsys) -> str:
@@ -78,6 +81,23 @@ def test_the_search_space_example_composes_as_printed(home, capsys):
     composed = compose_root(args.overrides)
     assert set(composed.root.search.params) == {"model.init_gain", "train.lr"}
     StudyRunner(composed).validate()            # the grammar, the sampler's and the keys' checks of a real run
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/configuration.md"])
+def test_the_documented_search_space_command_composes(doc, home):
+    """The command-line form of a search space that README and docs/configuration.md show runs as shown."""
+    from study.config.compose import compose_root
+    from study.driver.runner import StudyRunner
+
+    text = (REPO / doc).read_text().replace("\\\n", " ")
+    lines = [line.strip() for line in text.splitlines() if line.strip().startswith("gradstudy run")
+             and "++search.params=" in line]
+    assert lines, f"{doc} shows no search space on the command line"
+    for line in lines:
+        args = parse(shlex.split(line, comments=True)[1:])
+        composed = compose_root(args.overrides)
+        assert "train.lr" in composed.root.search.params, line
+        StudyRunner(composed).validate()
 
 
 def test_version_prints_the_installed_version_and_exits_0(capsys):
