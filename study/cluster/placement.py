@@ -2,7 +2,9 @@
 
 - `cluster.address` empty and no `RAY_ADDRESS`: an embedded local Ray (`ray.init()`), sized by
   `cluster.num_cpus` (0 = every CPU here). Otherwise join that cluster (`host:port`, `auto`, `ray://…`);
-  an address that does not answer is a clear error within seconds, not a hang.
+  an address that does not answer, or answers without being Ray (Redis on 6379, any other listener), is
+  one line within seconds, not a hang: before `ray.init` the address is asked, over gRPC, the question
+  `ray.init` asks first (the GCS's GetClusterId; the Ray client server's PING for `ray://`).
 - Each trial is one Ray task asking for `cluster.trial_resources` ({cpu: 1, gpu: 0.25}: fractional GPUs
   share a card; Ray does not isolate their memory). If the cluster has no GPU the request falls back to
   CPU with a warning. Ray's own retries are off: a lost worker is handled by the study (re-queued in
@@ -19,8 +21,13 @@ import socket
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
 
+import grpc
 import ray
+from ray._private.ray_constants import GLOBAL_GRPC_OPTIONS
+from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc, ray_client_pb2, ray_client_pb2_grpc
 
 from study.cluster.trial_task import TrialJob, execute
 from study.config.schema import ClusterConfig
@@ -63,19 +70,107 @@ def _remote(job: TrialJob) -> dict:
     return execute(job, node=ray.get_runtime_context().get_node_id())
 
 
-def _check_reachable(address: str, timeout: float = 5.0) -> None:
-    """Fail fast on a host:port (or ray://host:port) that does not accept connections."""
+def _host_port(address: str) -> Optional[tuple[str, int]]:
+    """(host, port) of a `host:port` or `ray://host:port` address; None for `auto` or a form without a port."""
     target = address.split("://", 1)[-1]
     if target == "auto" or ":" not in target:
-        return
+        return None
     host, _, port = target.rpartition(":")
+    if not port.isdigit():
+        raise ConfigError("cluster.address", address, "host:port, ray://host:port or auto (the port a number)")
+    return host.strip("[]"), int(port)       # [::1]:6379 → ::1
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast on a host:port (or ray://host:port) that does not accept connections."""
+    target = _host_port(address)
+    if target is None:
+        return
     try:
-        with socket.create_connection((host, int(port)), timeout=timeout):
+        with socket.create_connection(target, timeout=timeout):
             pass
-    except (OSError, ValueError) as exc:
-        raise ConfigError("cluster.address", address,
-                          f"the address of a running Ray cluster (GCS host:port or ray://host:10001); "
-                          f"{exc.__class__.__name__}: {exc}") from None
+    except OSError as exc:
+        raise ConfigError("cluster.address", address, "", (
+            f"cluster.address={address!r} does not answer (TCP connect: {exc.__class__.__name__}: {exc}); "
+            f"check the head's address and port and that this machine can reach it")) from None
+
+
+ASK_S = 5.0     # how long the address has to answer as Ray does
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What an address said when asked as Ray (`ask_ray`)."""
+    ray: bool
+    what: str           # in a few words, for the user's line
+    raw: str = ""       # the gRPC status and details as received, for the log
+
+
+def ask_ray(address: str, timeout: float = ASK_S) -> Answer:
+    """Ask `address` what `ray.init` asks first: a `host:port` as a GCS (NodeInfoGcsService.GetClusterId), a
+    `ray://host:port` as a Ray client server (its PING). Ray is a reply or UNAUTHENTICATED (Ray's token
+    authentication refusing a call without a token: Ray answers an unknown method UNIMPLEMENTED, and a server
+    that does not speak gRPC never gets that far); anything else within `timeout` is not Ray. No token is
+    sent: the address is not known to be Ray yet."""
+    target = address.split("://", 1)[-1]
+    # Ray's own channel options: no HTTP proxy (a proxy's answer is not the address's)
+    channel = grpc.insecure_channel(target, options=list(GLOBAL_GRPC_OPTIONS))
+    try:
+        if address.startswith("ray://"):
+            ray_client_pb2_grpc.RayletDriverStub(channel).ClusterInfo(
+                ray_client_pb2.ClusterInfoRequest(type=ray_client_pb2.ClusterInfoType.PING), timeout=timeout)
+        else:
+            gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(
+                gcs_service_pb2.GetClusterIdRequest(), timeout=timeout)
+        return Answer(True, "a reply")
+    except grpc.RpcError as exc:
+        code, details = exc.code(), " ".join(str(exc.details() or "").split())
+        raw = f"{code.name}: {details}"
+        if code == grpc.StatusCode.UNAUTHENTICATED:
+            return Answer(True, "a Ray that asks for its token", raw)
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return Answer(False, f"the port accepted the connection, then said nothing for {timeout:g} s", raw)
+        if code == grpc.StatusCode.UNIMPLEMENTED:
+            return Answer(False, f"another gRPC or HTTP/2 server is there, answering {raw[:160]}", raw)
+        if "Failed parsing HTTP/2" in details or "Socket closed" in details:
+            return Answer(False, "the port speaks another protocol than gRPC", raw)
+        return Answer(False, raw[:200], raw)
+    finally:
+        channel.close()
+
+
+def _check_is_ray(address: str) -> None:
+    """A ConfigError, within ASK_S, when `address` (host:port or ray://host:port) is not a Ray cluster; what
+    it answered goes to the log file, which the line names."""
+    if _host_port(address) is None:
+        return
+    answer = ask_ray(address)
+    if answer.ray:
+        return
+    client = address.startswith("ray://")
+    server, port = ("Ray client server", "its Ray client port (10001 by default)") if client else \
+        ("GCS", "the GCS port that `ray start --head` printed (6379 by default)")
+    logged = _to_log(f"cluster.address={address!r}: no {server} answered (asked {'PING' if client else 'GetClusterId'}"
+                     f" over gRPC for {ASK_S:g} s): {answer.raw}")
+    raise ConfigError("cluster.address", address, "", (
+        f"cluster.address={address!r} is not a Ray cluster (no {server} answered: {answer.what}); "
+        f"check the head's address and {port}; `ray status --address host:port` on the head checks it"
+        + (f"; its full answer and Ray's log: {logged}" if logged else "")))
+
+
+def _to_log(line: str) -> Optional[Path]:
+    """`line`, timestamped, appended to the log file (study/storage/library_log.py); its path, or None when the
+    data directory cannot be written."""
+    path = capture_python()
+    if path is None:
+        return None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {__name__} {line}\n")
+    except OSError:
+        return None
+    return path
 
 
 def connect(cfg: ClusterConfig) -> str:
@@ -95,6 +190,7 @@ def connect(cfg: ClusterConfig) -> str:
                               "cluster.address=host:6379") from None
         return "local"
     _check_reachable(address)
+    _check_is_ray(address)     # a listener that is not Ray would keep ray.init retrying for ever
     try:
         ray.init(address=address, **quiet)
     except Exception as exc:   # ConnectionError, RuntimeError, TimeoutError, an auth refusal…
