@@ -176,6 +176,7 @@ class TrainConfig:
     log_every: int = 10
     seed: int = 0
     device: Device = Device.auto
+    max_memory_gb: float = 0.0             # GiB a trial may use; 0 = what the worker has (workers/memory.py)
 
 
 @dataclass
@@ -368,4 +369,7 @@ def validate(cfg: TrialConfig) -> TrialConfig:
         check(tr.tbptt == 0, "train.tbptt", tr.tbptt, "0 (full BPTT) when train.penalty.omega > 0")
     check(tr.probe_every >= 1, "train.probe_every", tr.probe_every, "an integer ≥ 1")
     check(tr.log_every >= 1, "train.log_every", tr.log_every, "an integer ≥ 1")
+    check(isinstance(tr.max_memory_gb, (int, float)) and not isinstance(tr.max_memory_gb, bool)
+          and math.isfinite(tr.max_memory_gb) and tr.max_memory_gb >= 0, "train.max_memory_gb", tr.max_memory_gb,
+          "a number ≥ 0 (GiB; 0 = the memory this worker has)")
     return cfg

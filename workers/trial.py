@@ -22,6 +22,7 @@ from workers.device import pick_device
 from workers.esn_fit import fit_readout, washout_of
 from workers.free_run import free_run_nrmse, teacher_length
 from workers.loop import evaluate, train
+from workers.memory import check_fits
 from workers.model.network import RecurrentNet
 from workers.reporter import Reporter
 from workers.subnormals import subnormals_flushed
@@ -54,6 +55,7 @@ def _run_trial(cfg: TrialConfig, reporter: Optional[Reporter], device: Optional[
     validate(cfg)
     reporter = reporter or Reporter()
     device = device or pick_device(cfg.train.device)
+    check_fits(cfg, device)   # a trial that cannot fit is refused before it allocates (workers/memory.py)
     task, net = build(cfg, device)
     reporter.on_start({"config": to_dict(cfg), "device": str(device), "task_length": task.length,
                        "parameters": sum(p.numel() for p in net.parameters() if p.requires_grad),

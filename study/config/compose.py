@@ -18,6 +18,7 @@ OmegaConf's exceptions translated in study/config/hydra_errors.py.
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 from contextlib import contextmanager
 from typing import Iterator, Sequence
@@ -34,6 +35,7 @@ from study.config.overrides import CONFIG_MODULE, parse_overrides
 from study.config.schema import OBJECTIVE_METRICS, STUDY_NAME_PATTERN, RootConfig, validate_root
 from workers import config as wconfig
 from workers.config import ConfigError, TrialConfig
+from workers.memory import check_fits
 
 __all__ = ["ConfigError", "Composed", "register_schema", "compose_trial", "compose_root", "validate_root",
            "resolved_yaml", "SCHEMA_NAME", "CONFIG_MODULE", "OBJECTIVE_METRICS", "STUDY_NAME_PATTERN"]
@@ -65,16 +67,45 @@ def register_schema() -> None:
             cs.store(name=SCHEMA_NAME, node=RootConfig)
 
 
-def compose_trial(overrides: Sequence[str] = ()) -> TrialConfig:
+def compose_trial(overrides: Sequence[str] = (), alone: bool = False) -> TrialConfig:
     """The validated TrialConfig for `overrides` (Hydra override syntax, e.g. "model.cell=lstm").
 
     The whole root is composed (so `experiment=demo` applies and every key is type-checked), then only
     task/model/train are taken and range-checked; the study's own ranges are compose_root's business.
     Raises ConfigError for a malformed or sweep override, an unknown key or config-group option, a value
-    of the wrong type or choice, or a value out of range.
+    of the wrong type or choice, a value out of range, or a trial whose estimated peak memory exceeds what this
+    machine has (or `train.max_memory_gb`; on a Ray cluster only the latter: workers/memory.py).
+    `alone` (`gradstudy trial`: one trial outside a study) also refuses the keys one trial does not read.
     """
-    _, data, _ = compose_config(_as_list(overrides))
-    return wconfig.from_dict({k: data[k] for k in ("task", "model", "train")})
+    _, data, parsed = compose_config(_as_list(overrides))
+    if alone:
+        refuse_unused(parsed)
+    cfg = wconfig.from_dict({k: data[k] for k in ("task", "model", "train")})
+    # memory: a trial too big for this machine is refused here, before anything runs (workers/memory.py); where
+    # trials run on a Ray cluster, only train.max_memory_gb is checked here (the worker checks its own memory)
+    check_fits(cfg, measure=not joins_cluster(data.get("cluster", {}).get("address", "")))
+    return cfg
+
+
+TRIAL_KEYS = ("task", "model", "train", "experiment")   # what one trial reads (an experiment: its task/model/train)
+
+
+def refuse_unused(parsed) -> None:
+    """A key that one trial does not read (study.*, search.*, cluster.*, tracking.*, nightly.*, expect) is a
+    mistake on `gradstudy trial`: refused in one line that says where it belongs, rather than ignored."""
+    for ov in parsed:
+        top = ov.key_or_group.split(".")[0].split("[")[0]
+        if top not in TRIAL_KEYS:
+            raise ConfigError(ov.key_or_group, ov.input_line, "a task.*, model.*, train.* key or experiment=NAME",
+                              f"`gradstudy trial` does not use {ov.key_or_group}: it runs one trial here, without "
+                              "Optuna, Ray or MLflow, and reads only task.*, model.*, train.* and experiment=; "
+                              "`gradstudy run` takes study.*, search.*, cluster.*, tracking.* and nightly.* keys "
+                              "(study.n_trials=1 for a study of one trial)")
+
+
+def joins_cluster(address: str) -> bool:
+    """Whether trials run on a Ray cluster (`cluster.address` or RAY_ADDRESS), not on this machine."""
+    return bool(address or os.environ.get("RAY_ADDRESS"))
 
 
 def compose_root(overrides: Sequence[str] = ()) -> Composed:

@@ -32,7 +32,7 @@ from optuna.trial import TrialState
 from study.cluster import placement
 from study.cluster.trial_task import TrialJob
 from study.cluster.watch import ClusterLost, ClusterWatch, gcs_address
-from study.config.compose import Composed
+from study.config.compose import Composed, joins_cluster
 from study.config.objectives import lookup, objective_values
 from study.config.schema import RootConfig
 from study.config.trial_composer import TrialComposer
@@ -42,6 +42,7 @@ from study.driver.tally import Tally
 from study.driver.trial_calls import TrialCalls, trial_id
 from study.records.attrs import StudyAttr, TrialAttr, TrialRecord
 from study.search.check import validate_keys
+from study.search.memory_check import check_memory
 from study.search.samplers import make_pruner, make_sampler
 from study.search.space import SearchSpace
 from study.storage.backend import is_local_file, open_storage, resolve_url
@@ -53,7 +54,8 @@ from workers.summary import write_trial_folder
 
 # Keys added after studies could have been started: a stored identity without one of them is the same study
 # when the key is at its schema default (`gradstudy resume` keeps working across upgrades).
-LATER_KEYS = (("study", "health_patience"), ("task", "free_run"), ("model", "washout"), ("model", "ridge"))
+LATER_KEYS = (("study", "health_patience"), ("task", "free_run"), ("model", "washout"), ("model", "ridge"),
+              ("train", "max_memory_gb"))
 
 
 def same_identity(stored: str, current: str) -> bool:
@@ -107,6 +109,10 @@ class StudyRunner:
         the composer (the same config or ConfigError as a full Hydra composition, without ~0.3 s of Hydra
         per value checked)."""
         validate_keys(self.space, self.composer.from_overrides)
+        # the largest trial the search space can sample must fit in memory (study/search/memory_check.py); on a
+        # Ray cluster the driver cannot know a worker's memory: only train.max_memory_gb here, the worker the rest
+        check_memory(self.space, self.base_config, self.composer.from_overrides,
+                     measure=not joins_cluster(self.root.cluster.address))
         self.validated = True
         if not (self.root.cluster.address or os.environ.get("RAY_ADDRESS")):
             return
