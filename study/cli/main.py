@@ -53,8 +53,12 @@ def _run_study(overrides: list[str], hooks=(), epilogue: list[str] | None = None
     from study.recording.hook import tracking_hooks
 
     hooks = [*hooks, *tracking_hooks(composed)]
-    with StudyDisplay(err, name) as display:
-        outcome = runner.run([*hooks, display])
+    warn_if_identical(composed, err)
+    try:
+        with StudyDisplay(err, name) as display:
+            outcome = runner.run([*hooks, display])
+    except KeyboardInterrupt:
+        raise StudyInterrupted(name, composed.root.study.storage) from None
     every = trials_table(outcome.study)
     if every is not None:
         out.print(every)
@@ -83,6 +87,27 @@ def _run_study(overrides: list[str], hooks=(), epilogue: list[str] | None = None
     return code or (Exit.BUDGET if outcome.timed_out else Exit.OK)
 
 
+class StudyInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a study: the message names the command that continues it."""
+
+    def __init__(self, name: str, storage: str):
+        stored = f" --storage '{scrub(storage)}'" if storage else ""
+        super().__init__(f"`gradstudy resume {name}{stored}` continues the study (finished trials are kept)")
+
+
+def warn_if_identical(composed, err) -> None:
+    """Trials that can only repeat one another (no search space, several trials): said once, before Ray."""
+    root = composed.root
+    if root.search.params or root.study.n_trials < 2:
+        return
+    n, seed = root.study.n_trials, root.train.seed
+    err.print(f"gradstudy: warning: search.params is empty, so the {n} trials of this study are one configuration "
+              f"with one seed (train.seed={seed}): {n} identical runs. Vary the seed with "
+              f"'++search.params={{train.seed: \"range(0, {n})\"}}' study.sampler=grid, or add a search space "
+              "(e.g. experiment=demo, or '++search.params={model.init_gain: \"choice(0.5, 1.0, 2.0)\"}')",
+              soft_wrap=True, markup=False)
+
+
 def _nightly(args: argparse.Namespace) -> int:
     from datetime import datetime
 
@@ -109,10 +134,33 @@ def _resume(args: argparse.Namespace) -> int:
     from study.driver.runner import started_with
     from study.storage.backend import load_study
 
-    overrides = started_with(load_study(args.name, args.storage))
+    study = load_study(args.name, args.storage)
     storage = [f"study.storage={args.storage}"] if args.storage else []
-    return _run_study(overrides + [f"study.name={args.name}"] + storage
-                      + args.overrides)
+    overrides = started_with(study) + [f"study.name={args.name}"] + storage + args.overrides
+    finished = finished_line(study, overrides)
+    if finished:
+        print(finished)
+        return Exit.OK
+    return _run_study(overrides)
+
+
+def finished_line(study, overrides: list[str]) -> str:
+    """One line when the study has nothing left to run (its n_trials counted, none RUNNING or WAITING), so
+    that `resume` says so without starting Ray; empty otherwise."""
+    from optuna.trial import TrialState
+
+    from study.config.compose import compose_root
+    from study.records.trials import counts_towards_total, state_counts
+
+    target = compose_root(overrides).root.study.n_trials
+    trials = study.get_trials(deepcopy=False)
+    done = sum(counts_towards_total(t) for t in trials)
+    if done < target or any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials):
+        return ""
+    counts = ", ".join(f"{k} {v}" for k, v in state_counts(trials).items() if v)
+    return (f"study {study.study_name} is finished: {done} of {target} trials ({counts}); nothing to resume. "
+            f"`gradstudy status {study.study_name}` shows the results; `gradstudy resume {study.study_name} "
+            f"study.n_trials={target + 10}` would run 10 more")
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -179,7 +227,7 @@ def _trial(args: argparse.Namespace) -> int:
     from workers.summary import write_trial_folder
     from workers.trial import run_trial
 
-    cfg = compose_trial(args.overrides)
+    cfg = compose_trial(args.overrides, alone=True)
     device = pick_device(cfg.train.device)
     err, out = err_console(), out_console()
     summary = run_trial(cfg, ProgressBar(err, cfg.train.steps), device)
@@ -244,9 +292,20 @@ def main(argv: list[str] | None = None) -> int:
         return _dispatch(args)
 
 
+def writes(args: argparse.Namespace) -> bool:
+    """Whether the command writes under $GRADSTUDY_HOME (checked before it does any work); status, list and
+    check only read, and `ui --no-serve` or `ui --tracking-uri` only print links."""
+    return args.command in ("trial", "run", "resume", "nightly", "report") or (
+        args.command == "ui" and not args.no_serve and not args.tracking_uri)
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     """The command, its known failures as one line and an exit code (study/cli/exit_codes.py)."""
     try:
+        if writes(args):
+            from study.storage.paths import require_writable
+
+            require_writable(args.command)
         return COMMANDS[args.command](args)
     except ConfigError as exc:
         print(f"gradstudy: config error: {exc}", file=sys.stderr)
@@ -264,8 +323,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"gradstudy: cluster error: {exc}", file=sys.stderr, flush=True)
         sys.stdout.flush()
         os._exit(Exit.CLUSTER)   # not through Ray's exit handlers: they would wait for the lost cluster
-    except KeyboardInterrupt:
-        print("gradstudy: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"gradstudy: interrupted{'; ' + str(exc) if str(exc) else ''}", file=sys.stderr)
         return Exit.INTERRUPTED
 
 

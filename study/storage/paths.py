@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,3 +37,29 @@ def log_file() -> Path:
     """What the libraries say that is not for the terminal (Ray's banners and C++ warnings, Optuna's
     experimental warnings, tracebacks of Ray's threads after an interrupt): appended here, with a timestamp."""
     return data_dir() / "logs" / "gradstudy.log"
+
+
+def require_writable(command: str) -> Path:
+    """The data directory, checked by writing a file in it, before the command does any work; a ConfigError
+    naming GRADSTUDY_HOME, the folder and the reason when it cannot be written. Folders made for the check
+    are removed again: the command creates what it needs when it needs it (a refused run leaves nothing)."""
+    from workers.config import ConfigError
+
+    home = data_dir()
+    made = [p for p in (home, *home.parents) if not p.exists()]
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=home, prefix=".gradstudy-write-check-"):
+            pass
+    except OSError as exc:
+        raise ConfigError("GRADSTUDY_HOME", str(home), "a writable folder",
+                          f"GRADSTUDY_HOME={home} cannot be written ({exc.strerror or exc}): `gradstudy {command}` "
+                          "keeps its studies, trials and locks there; point GRADSTUDY_HOME at a writable folder "
+                          "(status, list and check only read it)") from None
+    finally:
+        for folder in made:      # innermost first
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+    return home
