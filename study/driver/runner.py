@@ -174,7 +174,10 @@ class StudyRunner:
             # which the next driver recovers, never a lost configuration
             already = any(t.state == TrialState.WAITING and t.user_attrs.get(TrialAttr.REQUEUE_OF) == frozen.number
                           for t in study.get_trials(deepcopy=False))
-            if not already:
+            # a trial lost while it was being sampled has no whole configuration to run again: a fresh one
+            # takes its place (Optuna's GridSampler refuses a queued trial with some parameters missing)
+            whole = self.space.sampled_all(frozen.params, lambda key: lookup(self.base_config, key))
+            if not already and whole:
                 study.enqueue_trial(frozen.params, user_attrs={TrialAttr.ATTEMPT: attempts,
                                                                TrialAttr.REQUEUE_OF: frozen.number},
                                     skip_if_exists=False)

@@ -104,6 +104,22 @@ class SearchSpace:
             values[p.key] = p.fixed if p.is_fixed else _suggest(trial, p.key, p.distribution)
         return values
 
+    def sampled_all(self, params: dict[str, Any], base: Callable[[str], Any]) -> bool:
+        """Whether a trial's stored `params` hold every value `sample` would have drawn for it: False for a
+        trial whose driver died between two suggestions (its parameters cannot be queued again as they are:
+        a grid or a conditional space needs them whole)."""
+        values: dict[str, Any] = {}
+        for p in self.params:
+            if p.condition is not None and not p.condition.holds(self._lookup(p, values, base)):
+                continue
+            if p.is_fixed:
+                values[p.key] = p.fixed
+            elif p.key in params:
+                values[p.key] = params[p.key]
+            else:
+                return False
+        return True
+
     @staticmethod
     def _lookup(p: Param, values: dict[str, Any], base: Callable[[str], Any]) -> Any:
         key = p.condition.key

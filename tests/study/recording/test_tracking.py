@@ -454,6 +454,8 @@ def test_tracking_uri_with_a_password_is_refused(home, tmp_path):
     assert secret not in res.out + res.err
     assert optuna.get_all_study_names(open_storage("")) == []
     assert not (home / "studies").exists()
+    assert len(res.err.strip().splitlines()) == 1, res
+    assert [p for p in home.rglob("*") if p.is_file()] == []       # no lock file, no log, no journal left
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -470,6 +472,9 @@ def test_unreachable_tracking_server_stops_the_run_before_any_trial(home, tmp_pa
     assert "tracking.uri" in res.err and f"127.0.0.1:{port}" in res.err, res
     assert optuna.get_all_study_names(open_storage("")) == []     # no Optuna study, so no trial
     assert not (home / "studies").exists() and not (home / "mlflow").exists()
+    assert [p for p in home.rglob("*") if p.is_file()] == []       # no lock file, no log, no journal left
+    (line,) = res.err.strip().splitlines()                         # one line, the OS's reason whole
+    assert line.endswith("([Errno 111] Connection refused)"), line
 
 
 # ----------------------------------------------------------------------------------------------------
