@@ -40,7 +40,7 @@ XDIST = -n 2 --dist loadfile --no-loadscope-reorder
 # optuna-dashboard tests; 447 s and 480 s before them, with the paper-claim tests; 409-470 s; 489-503 s the same day before the driver stopped importing
 # torch; 580-606 s on a slower machine; one process took 18 min before the one-thread cap). CI runs this.
 test: setup browser bytecode lint
-	$(VPY) -m pytest -q $(XDIST)
+	$(VPY) -m pytest -q $(XDIST) $(PYTEST_ARGS)
 
 # Lint and import order (ruff, configured in pyproject.toml): `.venv/bin/ruff check --fix .` mends the order.
 lint: setup
