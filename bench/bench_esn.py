@@ -3,7 +3,7 @@
 For the default ESN (conf/model/esn.yaml: 200 units, 1000 windows), a 400-unit one with λ = 1e-8 on the
 same windows, and experiment paper_jaeger2001's trial (Jaeger's protocol: one long teacher-forced fit run,
 λ chosen on a validation free run, 1000 teacher-forced steps before the free run), over 3 reservoir seeds:
-test NRMSE one step ahead and the AR(30) baseline's (workers/ar_baseline.py), Jaeger's free-running NRMSE84
+test NRMSE one step ahead and the AR(30) baseline's (workers/forecast/ar_baseline.py), Jaeger's free-running NRMSE84
 and the AR's, the λ used, and the wall time of the whole trial on one thread (reservoir runs, ridge
 solves, probes, test, baseline).
 Figures before the ridge readout (an Adam-trained readout, issue 12): NRMSE 0.112 after 1000 steps (45 s),

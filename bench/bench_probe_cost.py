@@ -38,7 +38,7 @@ def measure(cell: str, length: int, reps: int, dtype: str) -> dict:
     import torch
 
     from workers.config import Cell, Device, ProbeDtype, TaskConfig, TrialConfig
-    from workers.log_profile import log_profile
+    from workers.gradients.log_profile import log_profile
     from workers.loop import PROBE_DTYPES, Trainer, evaluate
     from workers.trial import build
 

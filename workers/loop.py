@@ -5,9 +5,9 @@ steps use the fused kernels (and truncated BPTT when `train.tbptt` = k > 0: the 
 chunks of k steps, the state carried across chunks detached, the chunk gradients summed into one
 update). Probe steps — step 0, every `train.probe_every` steps and the last — also measure, before the
 update and with the same weights, the full, untruncated log10 ‖∂L_T/∂h_t‖ in log space
-(`workers/log_profile.py`; see `workers/probes.py` for the figures read from it), the parameter-group
-norms, the clipping, λ1 and the size of the update, and score the validation set. `train.steps=0` is
-one probe at step 0 and no update: the network measured at initialization.
+(`workers/gradients/log_profile.py`; see `workers/gradients/probes.py` for the figures read from it), the
+parameter-group norms, the clipping, λ1 and the size of the update, and score the validation set.
+`train.steps=0` is one probe at step 0 and no update: the network measured at initialization.
 
 `step` in every report is the number of updates done before it: the probe at step 0 sees the network at
 initialization. A non-finite loss, or a non-finite gradient norm where it is measured (clipping by
@@ -23,9 +23,10 @@ from typing import Any, Optional
 
 import torch
 
-from workers import health, penalties, probes
+from workers import penalties
 from workers.config import ClipMode, ProbeDtype, TrialConfig
-from workers.log_profile import log_profile
+from workers.gradients import health, probes
+from workers.gradients.log_profile import log_profile
 from workers.model.network import RecurrentNet
 from workers.optim import clip, make_optimizer
 from workers.reporter import Reporter
@@ -119,7 +120,7 @@ class Trainer:
 
     # --- probes ---------------------------------------------------------------------------------------
     def measure(self, batch: Batch) -> dict[str, Any]:
-        """The exact log profile of ∂L_T/∂h_t (`workers/log_profile.py`) with the recurrent matrices' λ1
+        """The exact log profile of ∂L_T/∂h_t (`workers/gradients/log_profile.py`) with the recurrent matrices' λ1
         and spectral radius, for the weights as they are now, and the task's dependency span."""
         log10 = log_profile(self.net, self.task, batch, PROBE_DTYPES[self.cfg.probe_dtype])
         lambda1, radius = probes.weight_spectra(self.net)
@@ -153,7 +154,7 @@ class Trainer:
 
 
 def probe_record(step: int, fields: dict, loss: float, val: dict) -> dict[str, Any]:
-    """The probe's record (workers/probes.py); its `health` judges `span_ratio`, the attenuation over the
+    """The probe's record (workers/gradients/probes.py); its `health` judges `span_ratio`, the attenuation over the
     task's dependency span `fields["span"]` (the whole profile where it is not given)."""
     log10 = fields["grad_h_log10"]
     span = min(fields.get("span") or len(log10[-1]), len(log10[-1]))   # Task.span(): already ≥ 1

@@ -78,7 +78,7 @@ TRAIN_MORE = {Cell.rnn: 2.5, Cell.lstm: 7.0, Cell.gru: 8.0, Cell.esn: 1.5}
 OMEGA_FIRST = {Cell.rnn: 12.5, Cell.gru: 42.5}   # train.penalty.omega > 0: the unrolled cell's autograd
 EVAL_FIRST = {Cell.rnn: 3.5, Cell.lstm: 2.1, Cell.gru: 6.0, Cell.esn: 2.5}
 EVAL_MORE = {Cell.rnn: 1.2, Cell.lstm: 1.5, Cell.gru: 1.8, Cell.esn: 2.0}
-# the probe (workers/log_profile.py): per B·T·H once (the walk), per layer (its trajectory), once more where
+# the probe (workers/gradients/log_profile.py): per B·T·H once (the walk), per layer (its trajectory), once more where
 # layers > 1 (the input adjoints, gates wide); per B·H·min(T, CHUNK) (the trajectory's chunk temporaries)
 PROBE_WALK = {Cell.rnn: 3.5, Cell.lstm: 1.6, Cell.gru: 0.6, Cell.esn: 4.0}
 PROBE_LAYER = {Cell.rnn: 2.0, Cell.lstm: 7.0, Cell.gru: 6.1, Cell.esn: 2.0}

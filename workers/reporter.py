@@ -25,7 +25,7 @@ class Reporter:
         """Every `train.log_every` steps: the window's mean loss, clipped fraction, global norm."""
 
     def on_probe(self, probe: dict[str, Any]) -> None:
-        """At every probe: the probe record (see workers/probes.py)."""
+        """At every probe: the probe record (see workers/gradients/probes.py)."""
 
     def should_stop(self, step: int) -> bool:
         """After each probe: True stops the trial as pruned."""

@@ -9,7 +9,7 @@ than on normal ones, so the very trials this project studies ran several times s
 
 With flushing on, a result below the normal range is 0 instead of a subnormal. Nothing the trial reports
 changes in a way that can be seen: the gradient profile is walked in log space with renormalized adjoints
-(workers/log_profile.py), so it never comes near the range; a gradient entry of 1e-39 moves no weight.
+(workers/gradients/log_profile.py), so it never comes near the range; a gradient entry of 1e-39 moves no weight.
 The setting is process-wide and PyTorch has no getter for it, so it is turned off again when the trial
 ends (off is PyTorch's default): code that runs in the same process afterwards sees normal IEEE behaviour.
 GPUs are not affected (their kernels flush in hardware or lose little on subnormals).

@@ -4,7 +4,7 @@
 
 is the whole public entry point of `workers/`; the summary follows docs/summary-json.md (`config`, `health`,
 `final`, `probes`) plus `health_span` (the task's dependency span in steps, over which the verdict judged
-the gradient: workers/health.py), `status` (completed | pruned | diverged), `steps` (updates done) and
+the gradient: workers/gradients/health.py), `status` (completed | pruned | diverged), `steps` (updates done) and
 `device`.
 Non-finite numbers are already turned into null, so the summary is valid JSON as it is.
 """
@@ -15,12 +15,12 @@ from typing import Any, Optional
 
 import torch
 
-from workers import health
-from workers.ar_baseline import ar_baseline
 from workers.config import Cell, TaskName, TrialConfig, to_dict, validate
 from workers.device import pick_device
-from workers.esn_fit import fit_readout, washout_of
-from workers.free_run import free_run_nrmse, teacher_length
+from workers.forecast.ar_baseline import ar_baseline
+from workers.forecast.esn_fit import fit_readout, washout_of
+from workers.forecast.free_run import free_run_nrmse, teacher_length
+from workers.gradients import health
 from workers.loop import evaluate, train
 from workers.memory import check_fits
 from workers.model.network import RecurrentNet

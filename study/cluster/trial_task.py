@@ -14,7 +14,7 @@ import optuna
 
 from study.cluster.optuna_feed import OptunaFeed
 from workers.config import Cell, TrialConfig
-from workers.health_stop import HealthStop
+from workers.gradients.health_stop import HealthStop
 from workers.reporter import FanOut
 
 
@@ -36,7 +36,8 @@ class TrialJob:
     study_link: str = ""         # the study's trials in the MLflow UI (relative), for the run's description
     run_colour: str = ""         # the run's colour when the study colours by T ("": the health's)
     storage_retry_s: float = 600.0   # how long the reporter's last writes wait out a storage outage
-    health_patience: int = 0     # > 0: the gradient-health pruning rule (workers/health_stop.py) with this patience
+    # > 0: the gradient-health pruning rule (workers/gradients/health_stop.py) with this patience
+    health_patience: int = 0
     health_warmup_steps: int = 0
 
 

@@ -42,7 +42,7 @@ class Pruner(str, Enum):
     median = "median"
     successive_halving = "successive_halving"
     hyperband = "hyperband"
-    health = "health"                     # gradient health alone (workers/health_stop.py)
+    health = "health"                     # gradient health alone (workers/gradients/health_stop.py)
     median_health = "median_health"       # the median pruner or gradient health: prune on either
 
 

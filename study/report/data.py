@@ -138,7 +138,8 @@ def phase_records(study: optuna.Study, trials: list[FrozenTrial], summaries: dic
     return records
 
 
-# summary.json final keys of a Mackey-Glass trial shown beside the linear AR(k) baseline (workers/ar_baseline.py)
+# summary.json final keys of a Mackey-Glass trial shown beside the linear AR(k) baseline
+# (workers/forecast/ar_baseline.py)
 AR_COLUMNS = ("nrmse", "ar_nrmse", "free_run_nrmse", "ar_free_run_nrmse", "ridge")
 
 

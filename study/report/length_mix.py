@@ -4,7 +4,7 @@ at initialization (`train.steps=0`, `untrained`) are ranked by it too: their obj
 
 Over a mixed study the objective (a loss at T) and the health verdict (a ratio over the task's span, T
 for the adding problem) grow with T: the same net is healthy at T = 30 and vanishing at T = 100. The
-decay rate (workers/probes.py: the least-squares slope of log10 ‖∂L_T/∂h_{T−k}‖ over k, decades per step
+decay rate (workers/gradients/probes.py: the least-squares slope of log10 ‖∂L_T/∂h_{T−k}‖ over k, decades per step
 back) is the same at every T, so the report (study/report/page.py) ranks each cell's trials by |decay rate|
 (the flattest gradient first: neither vanishing nor exploding per step) and colours the trials of its
 figures by the decay rate where the study has more than one `task.seq_len`.

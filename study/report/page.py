@@ -18,7 +18,7 @@ Contents:
   the decay rate, the one gradient figure that does not depend on T (study/report/length_mix.py), and the
   page says so;
 - on Mackey-Glass, each complete trial's one-step and free-running NRMSE beside the linear AR(k)
-  baseline's (`final.ar_nrmse`, `final.ar_free_run_nrmse`; workers/ar_baseline.py), with an ESN's λ;
+  baseline's (`final.ar_nrmse`, `final.ar_free_run_nrmse`; workers/forecast/ar_baseline.py), with an ESN's λ;
 - the health mix over finished trials (COMPLETE, PRUNED, and FAIL not requeued);
 - the optimization history and fANOVA parameter importances of the first objective (a note instead of
   the figure where they cannot be computed);

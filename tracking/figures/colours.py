@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Optional
 
-from workers.health import SEVERITY
+from workers.gradients.health import SEVERITY
 
-HEALTH_ORDER = SEVERITY   # the verdicts, least severe first (workers/health.py)
+HEALTH_ORDER = SEVERITY   # the verdicts, least severe first (workers/gradients/health.py)
 HEALTH_COLOURS = {
     "healthy": "#2ca02c",
     "vanishing": "#1f77b4",

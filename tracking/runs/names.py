@@ -6,7 +6,7 @@ over the task's dependency span, which the health verdict judges), `grad/decay_r
 `grad/clipped_fraction`, `weights/lambda1/<layer>`, `weights/spectral_radius/<layer>`, `val/loss`,
 `val/accuracy`; `final/test_loss`, `final/baseline_ratio`, `final/accuracy`, `final/solved`,
 `final/steps_to_solve`, `final/seq_per_s`, `final/nrmse` and `final/free_run_nrmse` (mackey_glass), the AR(k)
-baseline's `final/ar_order`, `final/ar_nrmse`, `final/ar_free_run_nrmse` (mackey_glass, workers/ar_baseline.py)
+baseline's `final/ar_order`, `final/ar_nrmse`, `final/ar_free_run_nrmse` (mackey_glass, workers/forecast/ar_baseline.py)
 and an ESN's ridge λ `final/ridge`. Tags: `gradstudy.study`, `gradstudy.trial`,
 `gradstudy.state`, `gradstudy.health`, `gradstudy.span` (the span in steps that the verdict judged: the summary's
 `health_span`), `gradstudy.cell`. Layers are numbered from 0 (bottom).

@@ -1,4 +1,4 @@
-"""Each cell's transposed one-step Jacobian, for the log-space probe (`workers/log_profile.py`).
+"""Each cell's transposed one-step Jacobian, for the log-space probe (`workers/gradients/log_profile.py`).
 
 `trajectory(layer, u)` runs a layer over its input sequence u [B, T, I] without an autograd graph and
 precomputes, for every step at once, the coefficients of the linear map that takes the adjoint of the

@@ -6,7 +6,7 @@ A task generates batches `x` of shape [B, L, input_size] (float32, on the CPU, d
 last step (y: [B]). Classification targets are int64 class indices, regression targets float32.
 
 Each task also declares its dependency span (`span()`): how many steps back from the final step the
-target of the final step needs information from. The health verdict (workers/health.py) judges the
+target of the final step needs information from. The health verdict (workers/gradients/health.py) judges the
 gradient's attenuation over that span, not over the whole sequence.
 """
 from __future__ import annotations

@@ -97,7 +97,7 @@ def test_jaeger_a_zero_readout_breaks_both_baseline_claims(home, monkeypatch):
     """The readout solved by ridge regression, then zeroed (as if the solve were skipped): the ESN predicts
     the mean, NRMSE ≈ 1, far above the AR(30) baseline one step ahead and 1e-3 free-running. A smaller
     reservoir and fit keep the test short; the experiment's own setting is measured in README."""
-    from workers.ridge_readout import RidgeFit
+    from workers.forecast.ridge_readout import RidgeFit
 
     def zeroed(self, readout, ridge):
         with torch.no_grad():

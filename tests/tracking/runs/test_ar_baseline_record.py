@@ -1,4 +1,4 @@
-"""The AR(k) baseline of a Mackey-Glass trial (workers/ar_baseline.py) and an ESN's chosen λ reach the
+"""The AR(k) baseline of a Mackey-Glass trial (workers/forecast/ar_baseline.py) and an ESN's chosen λ reach the
 trial's summary, its MLflow run (`final/ar_nrmse`, `final/ar_free_run_nrmse`, `final/ar_order`,
 `final/ridge`) and the study report (beside the model's figures). A real small ESN trial, a real local
 MLflow store, no mocks."""

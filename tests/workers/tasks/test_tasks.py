@@ -219,7 +219,7 @@ def test_mackey_glass_targets_and_baseline():
     assert task.solved(task.evaluate(b.y.unsqueeze(-1), b.y))
 
 
-# --- dependency spans (workers/health.py judges the gradient over them) ----------------------------
+# --- dependency spans (workers/gradients/health.py judges the gradient over them) ----------------------------
 
 @pytest.mark.parametrize("name,length,span", [
     ("adding", 100, 100),                 # the first marked value can be at step 1

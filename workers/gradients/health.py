@@ -17,7 +17,7 @@ which equals the whole-sequence vanishing_ratio = log10(‖∂L_T/∂h_1‖ / �
               under truncated BPTT);
 - `healthy`   otherwise.
 The ratio is read on the top layer's exact log profile, for the loss at the final step (see
-`workers/probes.py`): it is finite at any T, far below the float range. An exactly zero gradient at
+`workers/gradients/probes.py`): it is finite at any T, far below the float range. An exactly zero gradient at
 t = T − s + 1 (ratio None) counts as vanishing; a profile that is NaN or +Inf (non-finite states) as
 exploding. Three decades is the threshold: long enough that a smooth decay over the span is not flagged
 for short spans, and it matches the 1e-3 fraction that defines the horizon.

@@ -1,5 +1,5 @@
 """Echo state networks trained as reservoir computing does: the readout solved in closed form by ridge
-regression (workers/ridge_readout.py, workers/esn_fit.py), and Jaeger (2001)'s free-running test."""
+regression (workers/forecast/ridge_readout.py, workers/forecast/esn_fit.py), and Jaeger (2001)'s free-running test."""
 from __future__ import annotations
 
 import math
@@ -11,12 +11,12 @@ import torch
 import yaml
 
 from workers.config import ConfigError, TrialConfig, from_dict, to_dict
-from workers.free_run import free_run_nrmse
+from workers.forecast.free_run import free_run_nrmse
+from workers.forecast.ridge_readout import RidgeFit, design
 from workers.reporter import Reporter
-from workers.ridge_readout import RidgeFit, design
 from workers.trial import build, run_trial
 
-ESN_YAML = Path(__file__).resolve().parents[2] / "conf" / "model" / "esn.yaml"
+ESN_YAML = Path(__file__).resolve().parents[3] / "conf" / "model" / "esn.yaml"
 
 
 def ridge_reference(x: np.ndarray, y: np.ndarray, ridge: float) -> np.ndarray:
@@ -127,7 +127,7 @@ def test_free_running_error_grows_from_the_one_step_error():
     nrmse84 = summary["final"]["free_run_nrmse"]
     assert math.isfinite(nrmse84) and summary["final"]["nrmse"] < nrmse84 < 1.0, summary["final"]
     # k = 1 is the one-step prediction after a teacher-forced window: by hand, from the solved readout
-    from workers.esn_fit import fit_readout
+    from workers.forecast.esn_fit import fit_readout
     fit_readout(net, task, cfg, Reporter(), torch.device("cpu"))
     one = free_run_nrmse(net, task, steps=1, runs=50)
     lo, hi = task.bounds["test"]

@@ -1,4 +1,4 @@
-"""The linear AR(k) baseline on Mackey-Glass (workers/ar_baseline.py): its least-squares fit, its one-step
+"""The linear AR(k) baseline on Mackey-Glass (workers/forecast/ar_baseline.py): its least-squares fit, its one-step
 score on the model's own test positions and its free run from the model's starting points."""
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from workers import ar_baseline as ar
 from workers.config import ConfigError, TaskConfig, TaskName, TrialConfig, from_dict, to_dict
-from workers.free_run import free_run_starts
+from workers.forecast import ar_baseline as ar
+from workers.forecast.free_run import free_run_starts
 from workers.tasks.mackey_glass import MackeyGlass
 
 
@@ -64,7 +64,7 @@ def test_free_run_is_worse_than_one_step_and_starts_where_the_models_does(task, 
     one = ar.free_run_nrmse(coef30, task, steps=1, runs=100, teacher=100)
     k84 = ar.free_run_nrmse(coef30, task, steps=84, runs=100, teacher=100)
     assert math.isfinite(k84) and one < k84, (one, k84)
-    # k = 1 by hand from the same starting points as the model's free run (workers/free_run.py)
+    # k = 1 by hand from the same starting points as the model's free run (workers/forecast/free_run.py)
     starts = free_run_starts(task, "test", 100, 1, 100)
     series = task.series.double().numpy()
     pred = np.array([ar.predict(coef30, series[s + 100 - 30:s + 100]) for s in starts.tolist()])

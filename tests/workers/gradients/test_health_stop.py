@@ -1,4 +1,4 @@
-"""The gradient-health pruning rule (workers/health_stop.py): k unhealthy probes in a row after the warm-up
+"""The gradient-health pruning rule (workers/gradients/health_stop.py): k unhealthy probes in a row after the warm-up
 stop a trial, with the reason in its summary; one healthy probe spares it."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from testkit.tiny import tiny_trial_config
 from workers.config import Activation, Device, Init, TaskName, TrialConfig
-from workers.health_stop import HealthStop
+from workers.gradients.health_stop import HealthStop
 from workers.reporter import FanOut, Reporter
 from workers.trial import run_trial
 

@@ -1,7 +1,7 @@
 """Jaeger (2001)'s free-running test of a one-step predictor on Mackey-Glass (`task.free_run` = k > 0).
 
 From each of `runs` evenly spaced starting points in one part of the series (the test part for the final
-score; the validation part to choose an ESN's ridge λ, workers/esn_fit.py), the network is driven by the
+score; the validation part to choose an ESN's ridge λ, workers/forecast/esn_fit.py), the network is driven by the
 true series for `teacher` steps (teacher forcing, which also washes its state in; `task.free_run_teacher`,
 0 = `task.seq_len`), then runs on its own output: each prediction is fed back as the next input, k times.
 The error of the k-th free-running prediction, over the runs, normalized by the standard deviation of

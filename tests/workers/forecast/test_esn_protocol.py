@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from workers.config import ConfigError, TrialConfig, from_dict, to_dict
-from workers.esn_fit import fit_readout
-from workers.free_run import free_run_nrmse
+from workers.forecast.esn_fit import fit_readout
+from workers.forecast.free_run import free_run_nrmse
 from workers.reporter import Reporter
 from workers.trial import build, run_trial
 

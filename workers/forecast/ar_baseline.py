@@ -14,7 +14,7 @@ Scores, made exactly like the model's (workers/trial.py):
   steps of each window left out, as an ESN's washout is), the task's own `evaluate` (same normalization);
   the k values before a position are read from the series, so they may precede the window's start.
 - `free_run_nrmse`: Jaeger's free-running test from the same starting points and teacher-forced context
-  as the model's (workers/free_run.py): its last k true values, then k-step predictions fed back as inputs.
+  as the model's (workers/forecast/free_run.py): its last k true values, then k-step predictions fed back as inputs.
 Pure numpy/torch: no Ray, Optuna or MLflow.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ import math
 import numpy as np
 import torch
 
-from workers.free_run import free_run_spread, free_run_starts, free_run_truth
+from workers.forecast.free_run import free_run_spread, free_run_starts, free_run_truth
 
 
 def lagged(series: np.ndarray, order: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
@@ -65,7 +65,7 @@ def one_step_scores(coef: np.ndarray, task, windows, skip: int) -> dict:
 
 def free_run_nrmse(coef: np.ndarray, task, steps: int, runs: int, teacher: int, split: str = "test") -> float:
     """NRMSE_k of the AR run on its own output for `steps` steps after the same teacher-forced context as
-    a model's free run (workers/free_run.py): the last k true values of each teacher window."""
+    a model's free run (workers/forecast/free_run.py): the last k true values of each teacher window."""
     order = len(coef) - 1
     starts = free_run_starts(task, split, teacher, steps, runs)
     if starts is None:

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from workers import health, probes
 from workers.config import Activation, Cell, Device, Init, ModelConfig, Norm, TaskConfig, TaskName, TrialConfig
-from workers.log_profile import log_profile
+from workers.gradients import health, probes
+from workers.gradients.log_profile import log_profile
 from workers.model.network import RecurrentNet
 from workers.tasks import Batch, make_task
 from workers.trial import run_trial

@@ -1,5 +1,5 @@
 """How an echo state network (`model.cell=esn`) is trained: its reservoir is fixed, so its readout is fit
-in closed form (workers/ridge_readout.py) instead of by gradient steps.
+in closed form (workers/forecast/ridge_readout.py) instead of by gradient steps.
 
 `train.steps` is the number of training windows whose reservoir states are collected, `train.batch_size`
 at a time (`train.probe_every` and `train.log_every` count windows too; every step reported is the
@@ -17,7 +17,7 @@ training windows).
 
 `model.ridge_grid` = [λ, …] chooses λ on the validation part, never the test: each λ is solved from the
 same accumulated XᵀX, XᵀY and the one with the lowest validation score is kept (the free-running NRMSE_k
-on the validation part, workers/free_run.py, when `task.free_run` > 0; else the one-step validation
+on the validation part, workers/forecast/free_run.py, when `task.free_run` > 0; else the one-step validation
 loss). The chosen λ is `final.ridge` (with `final.ridge_val`, its validation score); empty: `model.ridge`.
 
 The profile of an ESN normally fades back in time: fading memory is the echo state property (Jaeger
@@ -31,11 +31,11 @@ import time
 import torch
 
 from workers.config import Cell, TaskName, TrialConfig
-from workers.free_run import free_run_from, teacher_length, teacher_pass
+from workers.forecast.free_run import free_run_from, teacher_length, teacher_pass
+from workers.forecast.ridge_readout import RidgeFit, design
 from workers.loop import LoopResult, Trainer, Window, evaluate, probe_record
 from workers.model.network import RecurrentNet
 from workers.reporter import Reporter
-from workers.ridge_readout import RidgeFit, design
 from workers.tasks import Task
 
 RUN_CHUNK = 1000   # steps of the fit run driven at once

@@ -3,7 +3,7 @@ a trial whose gradients are broken is stopped without waiting for its loss to sa
 
 After `warmup_steps` training steps, a trial whose last `patience` probes (`study.health_patience`,
 default 3) are all unhealthy — each `vanishing`, `exploding` or `diverged` by the probe rule of
-workers/health.py — is pruned, with the reason (which verdicts, which steps). One healthy probe among
+workers/gradients/health.py — is pruned, with the reason (which verdicts, which steps). One healthy probe among
 them spares it; for an echo state network a vanishing probe does not count (fading memory is its design).
 Never at the last probe (workers/loop.py): a trial that ran to the end is not pruned. A Reporter, so it runs
 inside the trial like the Optuna one (workers/reporter.py FanOut:

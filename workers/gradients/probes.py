@@ -1,6 +1,6 @@
 """Gradient measurements taken on probe steps.
 
-The temporal profile is exact and lives in log space: `workers/log_profile.py` walks the chain rule
+The temporal profile is exact and lives in log space: `workers/gradients/log_profile.py` walks the chain rule
 backwards with renormalized adjoints and gives, per layer and t = 1..T,
 
     grad_h_log10[t] = log10 ‖∂L_T/∂h_t‖   (the total derivative, through the recurrence and the layers above)
@@ -15,7 +15,7 @@ Derived figures, read from the log profile of the top layer:
   is 1000× stronger (exploding). None where g_1 or g_T is exactly zero or not finite.
 - span_ratio = log10(‖g_{T−s+1}‖ / ‖g_T‖) over the task's dependency span s (`Task.span()`): the same
   figure as vanishing_ratio, over the steps the task's final target depends on; equal to it when s = T.
-  The health verdict (workers/health.py) judges this one.
+  The health verdict (workers/gradients/health.py) judges this one.
 - horizon = how many steps back from T the gradient stays ≥ 1e-3·‖g_T‖ (T means it never drops below).
 - decay_rate = the least-squares slope of log10 ‖g_{T−k}‖ against k = 0..T−1, in decades per step back
   (negative when vanishing): it does not depend on T, and × (T − 1) it is the ratio of a pure geometric
