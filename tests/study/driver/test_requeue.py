@@ -30,7 +30,8 @@ def test_a_trial_lost_while_it_was_sampled_is_not_queued_again_and_the_grid_goes
     assert runner.recover_orphans(study) == 2
     trials = study.get_trials(deepcopy=False)
     waiting = [t for t in trials if t.state == TrialState.WAITING]
-    assert [(t.user_attrs[TrialAttr.REQUEUE_OF], t.system_attrs["fixed_params"]) for t in waiting] == [(whole.number, whole.params)]
+    queued = [(t.user_attrs[TrialAttr.REQUEUE_OF], t.system_attrs["fixed_params"]) for t in waiting]
+    assert queued == [(whole.number, whole.params)]
     assert all(t.state == TrialState.FAIL for t in trials[:2]) and not any(map(counts_towards_total, trials[:2]))
     # the next trials run: the queued one with its parameters, then the grid's own, every parameter given
     for _ in range(3):
