@@ -4,6 +4,10 @@ only be called in training mode"), and the same gradient profile as on the CPU f
 
 Real trials, no mocks. The CUDA tests run where `torch.cuda.is_available()` (a GPU machine) and are skipped
 elsewhere; the check that `train.device=cuda` without a CUDA device is a ConfigError runs everywhere else.
+
+The CUDA tests need PyTorch and pytest alone (scripts/gpu-check runs them on a GPU machine where nothing else is
+installed): their trials are built by testkit.plain_config, without Hydra; where Hydra is installed,
+test_plain_configs_are_the_composed_ones checks that every override list here composes to the same TrialConfig.
 """
 from __future__ import annotations
 
@@ -12,8 +16,8 @@ import math
 import pytest
 import torch
 
-from study.config.compose import compose_trial
-from workers.config import ConfigError, Device
+from testkit.plain_config import trial_config
+from workers.config import ConfigError, Device, to_dict
 from workers.device import pick_device
 from workers.trial import run_trial
 
@@ -25,10 +29,17 @@ no_cuda = pytest.mark.skipif(CUDA, reason="a CUDA device is present: train.devic
 TINY = ["task.seq_len=12", "model.hidden_size=8", "train.steps=12", "train.probe_every=5", "train.batch_size=16",
         "task.val_size=32", "task.test_size=64", "train.seed=3"]
 TRAIN_MODE_ERROR = "can only be called in training mode"
+CELLS = ["rnn", "lstm", "gru"]
+VARIANTS = [["model.layers=2"], ["model.norm=layer"], ["train.tbptt=4"],
+            ["train.clip.mode=norm", "train.clip.threshold=0.5"]]
+
+
+def overrides(cell: str, device: str, *extra: str) -> list[str]:
+    return TINY + [f"model.cell={cell}", f"train.device={device}", *extra]
 
 
 def trial(cell: str, device: str, *extra: str) -> dict:
-    cfg = compose_trial(TINY + [f"model.cell={cell}", f"train.device={device}", *extra])
+    cfg = trial_config(overrides(cell, device, *extra))
     try:
         return run_trial(cfg)
     except RuntimeError as exc:        # name the cuDNN eval-mode error if it is the one
@@ -44,7 +55,7 @@ def close(a: float | None, b: float | None, rel: float) -> bool:
 
 @needs_cuda
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", CELLS)
 def test_cuda_trial_runs_fused_and_probes_like_the_cpu(cell):
     gpu = trial(cell, "cuda")
     cpu = trial(cell, "cpu")
@@ -72,8 +83,7 @@ def test_cuda_trial_runs_fused_and_probes_like_the_cpu(cell):
 
 @needs_cuda
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("extra", [["model.layers=2"], ["model.norm=layer"], ["train.tbptt=4"],
-                                   ["train.clip.mode=norm", "train.clip.threshold=0.5"]])
+@pytest.mark.parametrize("extra", VARIANTS)
 def test_cuda_lstm_variants_train_without_the_eval_mode_error(extra):
     summary = trial("lstm", "cuda", *extra)
     assert summary["device"].startswith("cuda") and summary["status"] == "completed"
@@ -87,8 +97,23 @@ def test_auto_picks_cuda_when_present():
     assert pick_device(Device.cpu).type == "cpu"
 
 
+def test_plain_configs_are_the_composed_ones():
+    """The CUDA tests' trials, built without Hydra, are the trials conf/ composes (skipped where Hydra is not
+    installed: on the GPU machine of scripts/gpu-check)."""
+    pytest.importorskip("hydra", reason="Hydra not installed (a GPU check's machine): nothing to compare with")
+    from study.config.compose import compose_trial
+
+    lists = [overrides(cell, device) for cell in CELLS for device in ("cpu", "cuda")]
+    lists += [overrides("lstm", "cuda", *extra) for extra in VARIANTS]
+    for items in lists:
+        assert to_dict(trial_config(items)) == to_dict(compose_trial(items)), items
+
+
 @no_cuda
 def test_train_device_cuda_without_cuda_is_a_config_error(home, capsys):
+    pytest.importorskip("hydra", reason="Hydra not installed: the command's composition is not tested here")
+    from study.config.compose import compose_trial
+
     with pytest.raises(ConfigError) as err:
         pick_device(Device.cuda)
     assert err.value.key == "train.device" and "train.device" in str(err.value)
