@@ -98,6 +98,8 @@ class StudyInterrupted(KeyboardInterrupt):
 def warn_if_identical(composed, err) -> None:
     """Trials that can only repeat one another (no search space, several trials): said once, before Ray."""
     root = composed.root
+    if root.search.params and root.study.sampler.value == "grid":
+        warn_if_grid_repeats(root, err)
     if root.search.params or root.study.n_trials < 2:
         return
     n, seed = root.study.n_trials, root.train.seed
@@ -106,6 +108,23 @@ def warn_if_identical(composed, err) -> None:
               f"'++search.params={{train.seed: \"range(0, {n})\"}}' study.sampler=grid, or add a search space "
               "(e.g. experiment=demo, or '++search.params={model.init_gain: \"choice(0.5, 1.0, 2.0)\"}')",
               soft_wrap=True, markup=False)
+
+
+def warn_if_grid_repeats(root, err) -> None:
+    """A grid smaller than study.n_trials: Optuna's GridSampler runs its combinations again (the same
+    configuration and seed) for the trials past the grid's size; said once, before Ray."""
+    import math
+
+    from study.search.space import SearchSpace
+
+    grid = SearchSpace.from_config(root.search.params, root.search.conditions).grid()
+    size, n = math.prod(len(values) for values in grid.values()), root.study.n_trials
+    if n <= size:
+        return
+    err.print(f"gradstudy: warning: the grid has {size} combinations and study.n_trials={n}, so {n - size} trials "
+              f"repeat a combination with the same seed (train.seed={root.train.seed}); set study.n_trials={size}, "
+              "or add the seed to the search space (e.g. '++search.params={train.seed: \"range(0, 3)\"}' makes the "
+              f"grid {size * 3})", soft_wrap=True, markup=False)
 
 
 def _nightly(args: argparse.Namespace) -> int:

@@ -163,6 +163,18 @@ def test_a_study_of_identical_trials_is_warned_about_with_a_remedy_that_works():
     assert identical_warning([*base, "study.n_trials=8", *shlex.split(remedy)]) == ""
 
 
+def test_a_grid_smaller_than_n_trials_is_warned_about_with_a_remedy_that_works():
+    warning = identical_warning([*TINY, "study.n_trials=12"])          # test_tiny: a 3 × 3 grid
+    assert warning.startswith("gradstudy: warning: the grid has 9 combinations and study.n_trials=12, so 3 trials "
+                              "repeat a combination with the same seed (train.seed=0); set study.n_trials=9"), warning
+    assert identical_warning([*TINY, "study.n_trials=9"]) == ""
+    remedy = re.search(r"\(e\.g\. (.*?) makes the grid 27\)", warning).group(1)
+    composed = compose_root([*TINY, "study.n_trials=27", *shlex.split(remedy)])
+    grid = SearchSpace.from_config(composed.root.search.params).grid()
+    assert len(grid) == 3 and grid["train.seed"] == [0, 1, 2]
+    assert identical_warning([*TINY, "study.n_trials=27", *shlex.split(remedy)]) == ""
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_ctrl_c_names_the_resume_command(home, tmp_path, drivers):
