@@ -4,7 +4,7 @@ PY ?= python3
 VENV = .venv
 VPY = $(VENV)/bin/python
 
-.PHONY: setup browser bytecode lint study test test-fast bench clean distclean
+.PHONY: setup browser bytecode lint study test test-fast bench gpu-check gpu-wheels clean distclean
 
 setup: $(VENV)/.installed
 
@@ -62,6 +62,16 @@ BENCHES = bench_per_trial.py --trials 50 ; bench_tune_yardstick.py --trials 40 ;
 bench: setup
 	@echo '$(BENCHES)' | tr ';' '\n' | while read -r f args; do [ -n "$$f" ] || continue; \
 		echo "== bench/$$f $$args"; $(VPY) bench/$$f $$args || exit 1; done
+
+# The GPU check (docs/performance.md#gpu-check): on a GPU machine with the machine's own python3 and PyTorch, plus
+# the wheels of gpu-wheels/ (`make gpu-wheels` downloads them here); CUDA absent: a dry run on the CPU.
+# Here: `make gpu-check GPU_PY=.venv/bin/python GPU_CHECK_ARGS="--dry-run --quick"`.
+GPU_PY ?= python3
+gpu-check:
+	$(GPU_PY) scripts/gpu-check $(GPU_CHECK_ARGS)
+
+gpu-wheels: setup
+	scripts/gpu-wheels
 
 # Build outputs and caches; the venv stays (see distclean).
 clean:

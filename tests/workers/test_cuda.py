@@ -21,6 +21,8 @@ from workers.config import ConfigError, Device, to_dict
 from workers.device import pick_device
 from workers.trial import run_trial
 
+# gpu-check: CUDA tests
+# (the line above: scripts/gpu-check runs this module on a GPU machine, with PyTorch and pytest alone)
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA device: the CUDA path is tested on a GPU machine")
 no_cuda = pytest.mark.skipif(CUDA, reason="a CUDA device is present: train.device=cuda is valid here")
