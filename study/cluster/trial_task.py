@@ -35,6 +35,8 @@ class TrialJob:
     delivery_timeout_s: float = 30.0   # how long the worker waits for its queued metrics at the end
     study_link: str = ""         # the study's trials in the MLflow UI (relative), for the run's description
     run_colour: str = ""         # the run's colour when the study colours by T ("": the health's)
+    run_params: Optional[dict[str, str]] = None   # the run's params, logged by the worker (None: logged already)
+    artifact_uri: str = ""       # the run's artifact location ("": the worker's client looks the run up)
     storage_retry_s: float = 600.0   # how long the reporter's last writes wait out a storage outage
     # > 0: the gradient-health pruning rule (workers/gradients/health_stop.py) with this patience
     health_patience: int = 0
@@ -61,7 +63,8 @@ def execute(job: TrialJob, node: str = "") -> dict[str, Any]:
         mlflow_reporter = TrialRecorder(job.tracking_uri, job.run_id, job.delivery_timeout_s,
                                          figures_min_s=job.figures_min_s, objective=job.metric,
                                          study_link=job.study_link, study=job.study_name,
-                                         colour=job.run_colour or None)
+                                         colour=job.run_colour or None, params=job.run_params,
+                                         artifact_uri=job.artifact_uri)
         reporters.append(mlflow_reporter)
     try:
         summary = run_trial(job.config, FanOut(*reporters))

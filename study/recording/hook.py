@@ -48,6 +48,7 @@ class MlflowHook(StudyHook):
         self.tracked = TrackedStudy(tracking.uri, composed.root.study.name)   # TrackingError: before any trial
         self.recorder = None           # the parent run, opened by on_start under the study lock
         self.retry_at = 0.0            # set when a per-trial call fails (so > 0: MLflow failed during this run)
+        self.params: dict[str, dict[str, str]] = {}    # run id → the params of a trial in flight
 
     def live(self, fn, *args) -> tuple[bool, Any]:
         """A per-trial MLflow call from the driver loop. Once one fails, the next ones are skipped
@@ -74,29 +75,41 @@ class MlflowHook(StudyHook):
         return Publisher(self.recorder, self.tracked.uri)
 
     def on_launch(self, trial: optuna.Trial, config: dict[str, Any]) -> dict[str, Any]:
-        """The trial's child run; the worker logs to it (the TrialJob's fields)."""
+        """The trial's child run; the worker logs to it (the TrialJob's fields), its params with its first
+        metrics (one request fewer here, in the driver's loop), its artifacts straight into the run's
+        artifact location (no lookup of the run)."""
+        from tracking.runs.study_runs import trial_params
+
         if self.recorder.lengths is None:
             self.recorder.lengths = sampled_lengths([trial])
-        _, run_id = self.live(self.recorder.start_trial, trial.number, config, list(trial.params))
+        _, run = self.live(self.recorder.create_trial_run, trial.number, config, list(trial.params))
+        run_id = run.info.run_id if run is not None else None
+        params = trial_params(config)
+        if run_id:
+            self.params[run_id] = params       # until the trial is back: for closing its run from here
         trial.set_user_attr(ATTR_RUN, run_id)
         trial.set_user_attr(ATTR_SYNC, "running" if run_id else "pending")
         return {"tracking_uri": self.tracked.uri, "run_id": run_id or "", "figures_min_s": self.figures_min_s,
                 "delivery_timeout_s": self.delivery_timeout_s, "study_link": self.recorder.study_link,
-                "run_colour": self.recorder.colour(config) or ""}
+                "run_colour": self.recorder.colour(config) or "", "run_params": params,
+                "artifact_uri": run.info.artifact_uri if run is not None else ""}
 
     def on_result(self, trial: optuna.Trial, summary: dict[str, Any], delivery: dict[str, Any]) -> None:
         run_id = trial.user_attrs.get(ATTR_RUN)
-        # the worker closed the run when everything reached MLflow; else the driver closes it here
+        params = self.params.pop(run_id, None)
+        # the worker closed the run when everything reached MLflow; else the driver closes it here, with the
+        # params in case the worker could not send them
         closed = bool(run_id) and (bool(delivery.get("closed")) or self.live(
             self.recorder.finish_trial, run_id, summary["status"], summary["health"], summary.get("prune_reason"),
-            summary.get("health_span"), summary)[0])
+            summary.get("health_span"), summary, params)[0])
         ok = closed and delivery.get("delivered") and delivery.get("artifacts")
         trial.set_user_attr(ATTR_SYNC, "synced" if ok else "pending")
 
     def on_lost(self, frozen: optuna.trial.FrozenTrial, state: str, reason: str) -> None:
         run_id = frozen.user_attrs.get(ATTR_RUN)
         if run_id:
-            self.live(self.recorder.finish_trial, run_id, state, None, reason)
+            self.live(self.recorder.finish_trial, run_id, state, None, reason, None, None,
+                      self.params.pop(run_id, None))
 
     def on_end(self, outcome: Outcome) -> Optional[int]:
         """End of a run: back-fill what MLflow missed, the nightly comparison (set by the nightly hook,

@@ -47,9 +47,12 @@ def artifact_location(uri: str, data_dir: Path, experiment: str) -> str | None:
 
 
 # A process that records to MLflow: a few quick retries rather than MLflow's default 7 with back-off
-# (minutes per call while a server is down). Set by the recording objects when they are made (the
-# driver's StudyTracking, a worker's TrialRecorder), never at import; an explicit setting wins.
-RECORDING_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+# (minutes per call while a server is down), and no "View run … at" line after a run is closed (MLflow's
+# client fetches the whole run from a server to print it: a request per trial). Set by the recording
+# objects when they are made (the driver's StudyTracking, a worker's TrialRecorder), never at import; an
+# explicit setting wins.
+RECORDING_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+                  "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 
 
 def use_recording_http() -> None:

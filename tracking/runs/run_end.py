@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Optional
 
 from mlflow import MlflowClient
-from mlflow.entities import RunTag
+from mlflow.entities import Param, RunTag
 
 from tracking.figures.colours import health_colour
 from tracking.runs import names
@@ -21,11 +21,10 @@ STATUS = {"completed": "FINISHED", "diverged": "FINISHED", "pruned": "KILLED", "
           "requeued": "FAILED"}
 
 
-def end_trial_run(client: MlflowClient, run_id: str, state: str, health: Optional[str] = None,
-                  reason: Optional[str] = None, extra_tags: Optional[dict[str, str]] = None,
-                  span: Optional[int] = None, colour: Optional[str] = None) -> None:
-    """`span`: the summary's `health_span`, the steps over which the verdict judged the gradient;
-    `colour`: the run's colour where the study colours by something else than health (tracking/ui/run_look.py)."""
+def closing_tags(state: str, health: Optional[str] = None, reason: Optional[str] = None,
+                 extra_tags: Optional[dict[str, str]] = None, span: Optional[int] = None,
+                 colour: Optional[str] = None) -> list[RunTag]:
+    """The tags that close a trial's run (see `end_trial_run`); the worker sends them with its last metrics."""
     tags = [RunTag(names.TAG_STATE, state), RunTag(COLOUR_TAG, colour or health_colour(health))]
     tags += [RunTag(k, v) for k, v in (extra_tags or {}).items()]
     if health:
@@ -35,8 +34,23 @@ def end_trial_run(client: MlflowClient, run_id: str, state: str, health: Optiona
     if reason:
         tag = names.TAG_PRUNE_REASON if state == "pruned" else names.TAG_FAIL_REASON
         tags.append(RunTag(tag, scrub(reason)[:5000]))
-    client.log_batch(run_id, tags=tags)
+    return tags
+
+
+def end_trial_run(client: MlflowClient, run_id: str, state: str, health: Optional[str] = None,
+                  reason: Optional[str] = None, extra_tags: Optional[dict[str, str]] = None,
+                  span: Optional[int] = None, colour: Optional[str] = None,
+                  params: Optional[dict[str, str]] = None) -> None:
+    """`span`: the summary's `health_span`, the steps over which the verdict judged the gradient;
+    `colour`: the run's colour where the study colours by something else than health (tracking/ui/run_look.py);
+    `params`: the trial's params where the worker may not have logged them (sent in the same request as
+    the tags; logging a param again with the same value is allowed). Two requests: the tags (and params),
+    then the status."""
+    tags = closing_tags(state, health, reason, extra_tags, span, colour)
+    params_list = [Param(k, v) for k, v in (params or {}).items()]
+    for i in range(0, max(len(params_list), 1), 100):
+        client.log_batch(run_id, tags=tags if i == 0 else [], params=params_list[i:i + 100])
     client.set_terminated(run_id, STATUS.get(state, "FAILED"))
 
 
-__all__ = ["STATUS", "end_trial_run"]
+__all__ = ["STATUS", "closing_tags", "end_trial_run"]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric, Param, Run, RunTag
 
 from tracking.figures.colours import health_colour
 from tracking.runs import names
@@ -41,6 +41,12 @@ def _chunks(items: list, size: int) -> Iterable[list]:
 
 
 NOTE_LIMIT = 8000
+
+
+def trial_params(config: dict[str, Any]) -> dict[str, str]:
+    """A trial run's params: the keys of its resolved config that apply to it (workers/key_use.py; config.yaml
+    keeps them all), dotted, as strings."""
+    return {k: v for k, v in names.flatten(config).items() if applies(k, config)}
 
 
 def experiment_name(study: str) -> str:
@@ -131,29 +137,36 @@ class StudyRecorder:
         """The run colour of a trial where the study colours by T, else None (health colours)."""
         return run_look.length_colour(self.lengths, ((config or {}).get("task") or {}).get("seq_len"))
 
-    def start_trial(self, number: int, config: dict[str, Any], sampled: Iterable[str] = (),
-                    extra_tags: Optional[dict[str, str]] = None) -> str:
-        """The trial's child run: named for what it is (tracking/ui/run_look.py), grey until its health is
-        known, with the params that apply to it (workers/key_use.py; config.yaml keeps them all)."""
+    def create_trial_run(self, number: int, config: dict[str, Any], sampled: Iterable[str] = (),
+                         extra_tags: Optional[dict[str, str]] = None) -> Run:
+        """The trial's child run, without its params (one request): named for what it is
+        (tracking/ui/run_look.py), grey until its health is known."""
         tags = {names.PARENT: self.parent_id, names.TAG_ROLE: "trial", names.TAG_STUDY: self.study,
                 names.TAG_TRIAL: str(number),
                 names.TAG_STATE: "running", names.TAG_CELL: str(config["model"]["cell"]),
                 run_look.COLOUR_TAG: self.colour(config) or health_colour(None), **self.source_tags,
                 **(extra_tags or {})}
-        run = self.client.create_run(self.experiment_id, run_name=run_look.run_name(number, config, sampled),
-                                     tags=tags)
-        params = [Param(k, v) for k, v in names.flatten(config).items() if applies(k, config)]
+        return self.client.create_run(self.experiment_id, run_name=run_look.run_name(number, config, sampled),
+                                      tags=tags)
+
+    def start_trial(self, number: int, config: dict[str, Any], sampled: Iterable[str] = (),
+                    extra_tags: Optional[dict[str, str]] = None) -> str:
+        """The trial's child run with its params (`trial_params`); the driver's live path leaves the params to
+        the worker (`create_trial_run`, tracking/runs/trial_recorder.py)."""
+        run_id = self.create_trial_run(number, config, sampled, extra_tags).info.run_id
+        params = [Param(k, v) for k, v in trial_params(config).items()]
         for batch in _chunks(params, 100):
-            self.client.log_batch(run.info.run_id, params=batch)
-        return run.info.run_id
+            self.client.log_batch(run_id, params=batch)
+        return run_id
 
     def finish_trial(self, run_id: str, state: str, health: Optional[str] = None,
                      reason: Optional[str] = None, span: Optional[int] = None,
-                     summary: Optional[dict[str, Any]] = None) -> None:
-        """`summary`: the trial's, when it returned one (the run's description is written from it)."""
+                     summary: Optional[dict[str, Any]] = None, params: Optional[dict[str, str]] = None) -> None:
+        """`summary`: the trial's, when it returned one (the run's description is written from it); `params`:
+        the trial's params where the worker may not have logged them (sent with the closing tags)."""
         note = {names.NOTE_TAG: trial_note(summary, self.objective, self.study_link, self.study)} if summary else None
         end_trial_run(self.client, run_id, state, health, reason, note, span=span,
-                      colour=self.colour(summary["config"]) if summary else None)
+                      colour=self.colour(summary["config"]) if summary else None, params=params)
 
     def backfill(self, number: int, summary: dict[str, Any], history: list, state: str,
                  old_run_id: Optional[str] = None, sampled: Iterable[str] = ()) -> str:

@@ -1,15 +1,17 @@
 """A `workers.reporter.Reporter` that records one trial in its MLflow child run, from the worker.
 
-Step metrics and probe metrics go through a background BatchLogger (training does not wait on MLflow).
-At the end: the final metrics and the last probe's profile as `profile/log10_grad_h` with step = t
-(tracking/figures/profile_records.py), the task as the run's input dataset (tracking/runs/task_input.py), then the
-artifacts (summary.json, config.yaml, the probe tables, the profile table `profiles.json`, and the
-gradient profile and heatmap plots of a trial that trained `figures_min_s` or longer), then, when all of it
-was delivered, the run is closed here with its description (tracking/runs/trial_note.py), state, health and
-status (tracking/runs/run_end.py) rather than by the
-driver, so that the driver's per-trial MLflow work stays small. Nothing here raises into the trial: if
-MLflow is unreachable the trial still finishes, and `result` says what was not delivered so that the
-driver keeps it for a back-fill (`gradstudy report NAME`). `history` holds every metric sent, for that back-fill.
+Step metrics and probe metrics go through a background BatchLogger (training does not wait on MLflow); the
+trial's params, where the driver left them to the worker, go with its first batch. At the end: the artifact
+files are written (summary.json, config.yaml, the probe tables, the profile table `profiles.json`, and the
+gradient profile and heatmap plots of a trial that trained `figures_min_s` or longer), then the final metrics
+and the last probe's profile as `profile/log10_grad_h` with step = t (tracking/figures/profile_records.py) go
+out with the tags that close the run — its description (tracking/runs/trial_note.py), state, health
+(tracking/runs/run_end.py) — in the logger's last batch; then the task as the run's input dataset
+(tracking/runs/task_input.py), the artifact files, and, when all of it was delivered, the run's status: the run
+is closed here rather than by the driver, so that the driver's per-trial MLflow work stays small. Nothing here
+raises into the trial: if MLflow is unreachable the trial still finishes, and `result` says what was not
+delivered so that the driver closes the run and keeps the trial for a back-fill (`gradstudy report NAME`).
+`history` holds every metric sent, for that back-fill.
 """
 from __future__ import annotations
 
@@ -18,12 +20,13 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from mlflow import MlflowClient
+from mlflow.entities import Param
 
 from tracking.figures import profile_records, profile_svg
 from tracking.runs import names
 from tracking.runs.batch_logger import BatchLogger
 from tracking.runs.connection import use_recording_http
-from tracking.runs.run_end import end_trial_run
+from tracking.runs.run_end import STATUS, closing_tags
 from tracking.runs.task_input import log_task_input
 from tracking.runs.trial_note import trial_note
 from workers.reporter import Reporter
@@ -55,6 +58,13 @@ def end_metrics(summary: dict[str, Any]) -> Iterator[tuple[str, float, int]]:
         yield profile_records.METRIC, value, t
 
 
+def logged_tables(folder: Path) -> dict[str, str]:
+    """The tag that lists the tables among a trial's artifact files (MLflow's `mlflow.loggedArtifacts`), if any."""
+    if (folder / profile_records.TABLE).exists():
+        return {profile_records.LOGGED_ARTIFACTS: profile_records.logged_tables_tag()}
+    return {}
+
+
 def record_end(client: MlflowClient, run_id: str, summary: dict[str, Any], figures: bool = True,
                with_input: bool = True) -> dict[str, str]:
     """The end of a trial's record in its run: the task as the run's input dataset (`with_input`), the
@@ -64,26 +74,39 @@ def record_end(client: MlflowClient, run_id: str, summary: dict[str, Any], figur
     with tempfile.TemporaryDirectory(prefix="gradstudy-artifacts-") as tmp:
         folder = write_artifacts(summary, Path(tmp), figures)
         client.log_artifacts(run_id, str(folder))
-        if (folder / profile_records.TABLE).exists():
-            return {profile_records.LOGGED_ARTIFACTS: profile_records.logged_tables_tag()}
-    return {}
+        return logged_tables(folder)
+
+
+FIRST_SEND_S = 5.0     # a trial's first metric batch goes out after this long, or at its end if it is shorter
 
 
 class TrialRecorder(Reporter):
     """An empty `run_id` (the driver could not create the run: MLflow down at launch) sends nothing and
-    only keeps `history`, for the back-fill."""
+    only keeps `history`, for the back-fill.
+
+    Requests to MLflow per trial (docs/mlflow.md, "Requests per trial"): `params` (the trial's, where the
+    driver left them to the worker) go with the first metric batch and the closing tags with the last, so a
+    short trial sends one log-batch; then the input dataset (one log-inputs), the artifact files (one upload
+    each: MLflow's proxied artifacts take a file per request, into `artifact_uri` — given by the driver, it
+    spares the run lookup MLflow's client makes before an upload) and the status (one runs/update)."""
 
     def __init__(self, tracking_uri: str, run_id: str, close_timeout_s: float = 30.0, figures_min_s: float = 0.0,
-                 objective: str = "", study_link: str = "", study: str = "", colour: Optional[str] = None):
+                 objective: str = "", study_link: str = "", study: str = "", colour: Optional[str] = None,
+                 params: Optional[dict[str, str]] = None, artifact_uri: str = ""):
         use_recording_http()
         self.note = (objective, study_link, study)     # the run's description (tracking/runs/trial_note.py)
         self.colour = colour                           # None: the health's (tracking/ui/run_look.py)
         self.figures_min_s = figures_min_s
+        self.tracking_uri, self.artifact_uri = tracking_uri, artifact_uri
         self.client, self.run_id = (MlflowClient(tracking_uri=tracking_uri) if run_id else None), run_id
         self.close_timeout_s = close_timeout_s
         self.history: list[tuple[str, float, int]] = []
-        self.logger = (BatchLogger(lambda batch: self.client.log_batch(run_id, metrics=batch, synchronous=True))
-                       if run_id else None)
+        first = [Param(k, v) for k, v in (params or {}).items()]
+
+        def send(batch, **more) -> None:      # `more`: the params and tags that go with a batch
+            self.client.log_batch(run_id, metrics=batch, synchronous=True, **more)
+
+        self.logger = BatchLogger(send, params=first, first_s=FIRST_SEND_S) if run_id else None
         self.result: dict[str, Any] = {"delivered": False, "artifacts": False, "undelivered": 0}
 
     def _add(self, key: str, value: float, step: int) -> None:
@@ -99,29 +122,64 @@ class TrialRecorder(Reporter):
         for key, value in names.probe_metrics(probe):
             self._add(key, value, probe["step"])
 
+    def _upload(self, folder: Path, summary: dict[str, Any], with_input: bool) -> None:
+        """The input dataset (`with_input`) and the artifact files, one request each, sent at once from a few
+        threads (the worker waits for the slowest rather than for their sum); without the driver's
+        `artifact_uri`, the files go one after another through the client (which looks the run up first)."""
+        if not self.artifact_uri:
+            if with_input:
+                log_task_input(self.client, self.run_id, summary["config"])
+            self.client.log_artifacts(self.run_id, str(folder))
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        repo = get_artifact_repository(self.artifact_uri, tracking_uri=self.tracking_uri)
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
+
+        def upload(path: Path) -> None:
+            where = path.parent.relative_to(folder).as_posix()
+            repo.log_artifact(str(path), None if where == "." else where)
+
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="mlflow-artifacts") as pool:
+            done = [pool.submit(upload, path) for path in files]
+            if with_input:
+                done.append(pool.submit(log_task_input, self.client, self.run_id, summary["config"]))
+            for future in done:
+                future.result()          # the first failure raises
+
     def on_end(self, summary: dict[str, Any]) -> None:
         for key, value, step in end_metrics(summary):
             self._add(key, value, step)
         if self.logger is None:
             return
-        left = self.logger.close(self.close_timeout_s)
-        self.result.update(delivered=not left, undelivered=len(left))
-        try:
-            figures = (summary["final"].get("wall_s") or 0.0) >= self.figures_min_s
-            # the input only while MLflow answers: else its retries would only stall the worker
-            tags = record_end(self.client, self.run_id, summary, figures, with_input=self.result["delivered"])
-            tags[names.NOTE_TAG] = trial_note(summary, *self.note)
-            self.result["artifacts"] = True
-        except Exception as exc:  # MLflow gone: the driver back-fills from the files it keeps
-            self.result["artifact_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
-            return
+        with tempfile.TemporaryDirectory(prefix="gradstudy-artifacts-") as tmp:
+            try:
+                figures = (summary["final"].get("wall_s") or 0.0) >= self.figures_min_s
+                folder = write_artifacts(summary, Path(tmp), figures)
+                tags = {**logged_tables(folder), names.NOTE_TAG: trial_note(summary, *self.note)}
+                closing = closing_tags(summary["status"], summary.get("health"), summary.get("prune_reason"), tags,
+                                       span=summary.get("health_span"), colour=self.colour)
+            except Exception as exc:  # the files could not be written: the run stays open, the driver closes it
+                left = self.logger.close(self.close_timeout_s)
+                self.result.update(delivered=not self.logger.unsent, undelivered=len(left),
+                                   artifact_error=f"{type(exc).__name__}: {str(exc)[:300]}")
+                return
+            # the last metrics with the closing tags (and the params if no batch went out before): one request
+            left = self.logger.close(self.close_timeout_s, tags=closing)
+            self.result.update(delivered=not self.logger.unsent, undelivered=len(left))
+            try:
+                # the input only while MLflow answers: else its retries would only stall the worker
+                self._upload(folder, summary, with_input=self.result["delivered"])
+                self.result["artifacts"] = True
+            except Exception as exc:  # MLflow gone: the driver back-fills from the files it keeps
+                self.result["artifact_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+                return
         if self.result["delivered"]:
             # everything is in: the run is closed here, in parallel with the other workers, not by the driver
             try:
-                end_trial_run(self.client, self.run_id, summary["status"], summary.get("health"),
-                              summary.get("prune_reason"), tags, span=summary.get("health_span"),
-                              colour=self.colour)
+                self.client.set_terminated(self.run_id, STATUS.get(summary["status"], "FAILED"))
                 self.result["closed"] = True
             except Exception:   # the driver closes it (or marks the trial pending for the back-fill)
                 pass
-
