@@ -452,10 +452,10 @@ def test_tracking_uri_with_a_password_is_refused(home, tmp_path):
     assert res.rc == 2, res
     assert "tracking.uri" in res.err and "MLFLOW_TRACKING_USERNAME" in res.err, res
     assert secret not in res.out + res.err
-    assert optuna.get_all_study_names(open_storage("")) == []
-    assert not (home / "studies").exists()
-    assert len(res.err.strip().splitlines()) == 1, res
     assert [p for p in home.rglob("*") if p.is_file()] == []       # no lock file, no log, no journal left
+    assert len(res.err.strip().splitlines()) == 1, res
+    assert optuna.get_all_study_names(open_storage("")) == []     # (opening the journal creates its file)
+    assert not (home / "studies").exists()
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -470,9 +470,9 @@ def test_unreachable_tracking_server_stops_the_run_before_any_trial(home, tmp_pa
     assert res.rc == 2, res
     assert res.wall_s < 25, res                                   # ~10 s of it is imports (torch, ray, mlflow)
     assert "tracking.uri" in res.err and f"127.0.0.1:{port}" in res.err, res
+    assert [p for p in home.rglob("*") if p.is_file()] == []       # no lock file, no log, no journal left
     assert optuna.get_all_study_names(open_storage("")) == []     # no Optuna study, so no trial
     assert not (home / "studies").exists() and not (home / "mlflow").exists()
-    assert [p for p in home.rglob("*") if p.is_file()] == []       # no lock file, no log, no journal left
     (line,) = res.err.strip().splitlines()                         # one line, the OS's reason whole
     assert line.endswith("([Errno 111] Connection refused)"), line
 
