@@ -291,11 +291,13 @@ def _ui(args: argparse.Namespace) -> int:
 
 
 def quiet_libraries() -> None:
-    """The command's own output only: Optuna's per-study INFO lines off (set here, by the application,
-    not at the import of a library module)."""
+    """The command's own output only: Optuna's per-study INFO lines off, and MLflow's ("Creating initial
+    MLflow database tables…" when a local store is new; an explicit MLFLOW_LOGGING_LEVEL wins). Set here, by
+    the application, not at the import of a library module."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
 COMMANDS = {"trial": _trial, "run": _run, "resume": _resume, "status": _status, "check": _check, "list": _list,

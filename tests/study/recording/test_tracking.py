@@ -301,6 +301,7 @@ def test_local_sqlite_store_records_the_study(home, tmp_path, capsys, monkeypatc
     res = run_cli(["run", *TINY, "study.name=local", "study.n_trials=3"], home, tmp_path / "logs", 240, cwd=cwd)
     assert res.rc == 0, res
     assert sorted(os.listdir(cwd)) == [], os.listdir(cwd)          # no mlflow.db, mlruns, mlartifacts
+    assert "INFO" not in res.err and "Warning" not in res.err, res.err    # a new store: MLflow's INFO lines off
 
     root = home / "mlflow"
     client = local_client(home)
