@@ -18,7 +18,6 @@ OmegaConf's exceptions translated in study/config/hydra_errors.py.
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 from contextlib import contextmanager
 from typing import Iterator, Sequence
@@ -35,7 +34,6 @@ from study.config.overrides import CONFIG_MODULE, parse_overrides
 from study.config.schema import OBJECTIVE_METRICS, STUDY_NAME_PATTERN, RootConfig, validate_root
 from workers import config as wconfig
 from workers.config import ConfigError, TrialConfig
-from workers.memory import check_fits
 
 __all__ = ["ConfigError", "Composed", "register_schema", "compose_trial", "compose_root", "validate_root",
            "resolved_yaml", "SCHEMA_NAME", "CONFIG_MODULE", "OBJECTIVE_METRICS", "STUDY_NAME_PATTERN"]
@@ -73,18 +71,15 @@ def compose_trial(overrides: Sequence[str] = (), alone: bool = False) -> TrialCo
     The whole root is composed (so `experiment=demo` applies and every key is type-checked), then only
     task/model/train are taken and range-checked; the study's own ranges are compose_root's business.
     Raises ConfigError for a malformed or sweep override, an unknown key or config-group option, a value
-    of the wrong type or choice, a value out of range, or a trial whose estimated peak memory exceeds what this
-    machine has (or `train.max_memory_gb`; on a Ray cluster only the latter: workers/memory.py).
+    of the wrong type or choice, or a value out of range. Whether the trial fits in memory is asked where it
+    runs (workers/memory.py check_fits in run_trial) and, for a study, before its first trial
+    (study/search/memory_check.py).
     `alone` (`gradstudy trial`: one trial outside a study) also refuses the keys one trial does not read.
     """
     _, data, parsed = compose_config(_as_list(overrides))
     if alone:
         refuse_unused(parsed)
-    cfg = wconfig.from_dict({k: data[k] for k in ("task", "model", "train")})
-    # memory: a trial too big for this machine is refused here, before anything runs (workers/memory.py); where
-    # trials run on a Ray cluster, only train.max_memory_gb is checked here (the worker checks its own memory)
-    check_fits(cfg, measure=not joins_cluster(data.get("cluster", {}).get("address", "")))
-    return cfg
+    return wconfig.from_dict({k: data[k] for k in ("task", "model", "train")})
 
 
 TRIAL_KEYS = ("task", "model", "train", "experiment")   # what one trial reads (an experiment: its task/model/train)
@@ -101,11 +96,6 @@ def refuse_unused(parsed) -> None:
                               "Optuna, Ray or MLflow, and reads only task.*, model.*, train.* and experiment=; "
                               "`gradstudy run` takes study.*, search.*, cluster.*, tracking.* and nightly.* keys "
                               "(study.n_trials=1 for a study of one trial)")
-
-
-def joins_cluster(address: str) -> bool:
-    """Whether trials run on a Ray cluster (`cluster.address` or RAY_ADDRESS), not on this machine."""
-    return bool(address or os.environ.get("RAY_ADDRESS"))
 
 
 def compose_root(overrides: Sequence[str] = ()) -> Composed:

@@ -32,7 +32,7 @@ from optuna.trial import TrialState
 from study.cluster import placement
 from study.cluster.trial_task import TrialJob
 from study.cluster.watch import ClusterLost, ClusterWatch, gcs_address
-from study.config.compose import Composed, joins_cluster
+from study.config.compose import Composed
 from study.config.objectives import lookup, objective_values
 from study.config.schema import RootConfig
 from study.config.trial_composer import TrialComposer
@@ -111,10 +111,10 @@ class StudyRunner:
         validate_keys(self.space, self.composer.from_overrides)
         # the largest trial the search space can sample must fit in memory (study/search/memory_check.py); on a
         # Ray cluster the driver cannot know a worker's memory: only train.max_memory_gb here, the worker the rest
-        check_memory(self.space, self.base_config, self.composer.from_overrides,
-                     measure=not joins_cluster(self.root.cluster.address))
+        on_cluster = bool(self.root.cluster.address or os.environ.get("RAY_ADDRESS"))
+        check_memory(self.space, self.base_config, self.composer.from_overrides, measure=not on_cluster)
         self.validated = True
-        if not (self.root.cluster.address or os.environ.get("RAY_ADDRESS")):
+        if not on_cluster:
             return
         # a cluster: workers on other machines cannot reach (or would each write) a file on their own disk
         if is_local_file(self.storage_url):

@@ -1,4 +1,4 @@
-"""study/search/memory_check.py and compose_trial's memory check: the largest trial a search space can sample
+"""study/search/memory_check.py and where a trial is checked: the largest trial a search space can sample
 (size keys at their largest, every combination of the others, a config group composed), refused before any trial
 runs with the search key named; on a Ray cluster the driver checks `train.max_memory_gb` alone."""
 from __future__ import annotations
@@ -64,14 +64,25 @@ def test_on_a_cluster_the_driver_checks_train_max_memory_gb_alone():
         check_memory(capped, c({}, []), c.from_overrides, measure=False)
 
 
-def test_compose_trial_refuses_a_trial_too_big_for_this_machine(monkeypatch):
+def test_a_trial_too_big_is_refused_where_it_runs_not_by_composing_it(monkeypatch):
+    """compose_trial only composes; the trial is checked once, where it runs (run_trial, before it allocates),
+    and a study's largest trial before the first one (memory_check)."""
+    from workers.trial import run_trial
+
     with pytest.raises(ConfigError, match=r"^task.test_size=1000 × task.seq_len=10 .* needs about .*"
                                           r"\(train.max_memory_gb=0.001\)"):
-        compose_trial([*TINY, "train.max_memory_gb=0.001"])
+        run_trial(compose_trial([*TINY, "train.max_memory_gb=0.001"]))
     with pytest.raises(ConfigError, match="train.batch_size=100000000 × "):
-        compose_trial([*TINY, "train.batch_size=100000000"])
-    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")     # trials on a cluster: their workers check
+        run_trial(compose_trial([*TINY, "train.batch_size=100000000"]))
     assert compose_trial([*TINY, "train.batch_size=100000000"]).train.batch_size == 100_000_000
+
+
+def test_a_config_group_choice_too_big_is_refused():
+    c = composer()
+    huge = space({"task": "choice(adding, copy_memory)", "train.batch_size": "choice(32, 100000000)"})
+    with pytest.raises(ConfigError) as info:
+        check_memory(huge, c({}, []), c.from_overrides)
+    assert "task=copy_memory" in str(info.value) and "train.batch_size=100000000" in str(info.value)
 
 
 def test_the_runner_validates_the_largest_trial_before_anything_runs(home):
