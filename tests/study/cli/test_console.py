@@ -25,8 +25,9 @@ from study.driver.hooks import HookList, StudyHook
 from study.driver.progress import Progress
 from study.records import results
 from study.records.attrs import StudyAttr, TrialAttr
+from testkit.heard import Heard
 from workers.config import from_dict
-from workers.reporter import FanOut, Reporter
+from workers.reporter import FanOut
 from workers.trial import run_trial
 from workers.values import fmt
 
@@ -54,17 +55,6 @@ def row(rendered: str, measure: str) -> str:
 def cells(rendered: str, n: int) -> list[list[str]]:
     """The body rows of a table, the first `n` cells of each."""
     return [[c.strip() for c in line.split("│")[1:n + 1]] for line in rendered.splitlines() if line.startswith("│")]
-
-
-class Heard(Reporter):
-    def __init__(self):
-        self.steps, self.probes = [], []
-
-    def on_step(self, step, metrics):
-        self.steps.append((step, metrics))
-
-    def on_probe(self, probe):
-        self.probes.append(probe)
 
 
 @pytest.fixture(scope="module")

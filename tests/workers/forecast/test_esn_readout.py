@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 
+from testkit.heard import Heard
 from workers.config import ConfigError, TrialConfig, from_dict, to_dict
 from workers.forecast.free_run import free_run_nrmse
 from workers.forecast.ridge_readout import RidgeFit, design
@@ -60,22 +61,11 @@ def esn_config(**model) -> TrialConfig:
     return from_dict(cfg)
 
 
-class Steps(Reporter):
-    def __init__(self):
-        self.steps, self.probes = [], []
-
-    def on_step(self, step, metrics):
-        self.steps.append((step, metrics))
-
-    def on_probe(self, probe):
-        self.probes.append(probe)
-
-
 def test_the_default_esn_predicts_mackey_glass_without_a_gradient_step():
     cfg = esn_config()
     assert cfg.model.hidden_size == 200 and cfg.train.steps == 1000 and cfg.task.seq_len == 100
     _, fresh = build(cfg, torch.device("cpu"))
-    reporter = Steps()
+    reporter = Heard()
     summary = run_trial(cfg, reporter)
     assert summary["status"] == "completed" and summary["steps"] == 1000          # windows collected
     assert summary["final"]["nrmse"] <= 0.01, summary["final"]                      # Jaeger's task, 1 step ahead
