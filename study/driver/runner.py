@@ -174,11 +174,8 @@ class StudyRunner:
             # which the next driver recovers, never a lost configuration
             already = any(t.state == TrialState.WAITING and t.user_attrs.get(TrialAttr.REQUEUE_OF) == frozen.number
                           for t in study.get_trials(deepcopy=False))
-            # a trial lost while it was being sampled has no whole configuration to run again: a fresh one
-            # takes its place (Optuna's GridSampler refuses a queued trial with some parameters missing)
-            whole = self.space.sampled_all(frozen.params, lambda key: lookup(self.base_config, key))
-            if not already and whole:
-                study.enqueue_trial(frozen.params, user_attrs={TrialAttr.ATTEMPT: attempts,
+            if not already:
+                study.enqueue_trial(self.rerun_params(frozen), user_attrs={TrialAttr.ATTEMPT: attempts,
                                                                TrialAttr.REQUEUE_OF: frozen.number},
                                     skip_if_exists=False)
         if frozen.state == TrialState.RUNNING:
@@ -187,6 +184,21 @@ class StudyRunner:
             final = TrialState.FAIL if frozen.state == TrialState.RUNNING else frozen.state
             self._count(frozen.number, final, frozen.values)
         self.hooks.on_lost(frozen, "requeued" if again else "failed", reason)
+
+    def rerun_params(self, frozen: optuna.trial.FrozenTrial) -> dict[str, Any]:
+        """The parameters a lost trial is queued again with: its own. A trial lost while it was being sampled
+        holds only some; on a grid, Optuna's GridSampler refuses a queued trial with any missing, so they are
+        completed from the grid point the sampler gave it (the `search_space` and `grid_id` it records on the
+        trial: keys sorted, the last varying fastest, as itertools.product); other samplers draw the rest."""
+        params = dict(frozen.params)
+        grid, index = frozen.system_attrs.get("search_space"), frozen.system_attrs.get("grid_id")
+        if grid is None or index is None or self.space.sampled_all(params, lambda k: lookup(self.base_config, k)):
+            return params
+        point = {}
+        for key in reversed(list(grid)):
+            index, i = divmod(index, len(grid[key]))
+            point[key] = grid[key][i]
+        return {**point, **params}
 
     def recover_orphans(self, study: optuna.Study) -> int:
         orphans = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
