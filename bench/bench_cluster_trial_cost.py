@@ -79,6 +79,59 @@ class AccessLog:
         return counts, errors
 
 
+class CpuByRole:
+    """CPU seconds (user + system, reaped children included) of every process on the machine, grouped by the
+    part of the set-up it is: the mlflow server (its process tree), PostgreSQL (the throwaway postmaster's
+    tree), Ray's trial workers (`ray::…`), Ray's own processes (GCS, raylets, agents), the rest. Read from
+    /proc before and after a run; a process that started and exited between the two readings is counted
+    only where its parent reaped it (PostgreSQL's backends, the server's workers); the driver's own comes
+    from its wait4."""
+
+    def __init__(self, roots: dict[str, int]):
+        self.roots, self.tick = roots, os.sysconf("SC_CLK_TCK")
+
+    def _read(self) -> dict[tuple[int, int], tuple[int, str, float]]:
+        seen = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            ppid, start = int(fields[1]), int(fields[19])
+            cpu = sum(int(v) for v in fields[11:15]) / self.tick
+            seen[(int(entry), start)] = (ppid, cmd, cpu)
+        return seen
+
+    def _role(self, pid: int, parents: dict[int, int], cmd: str) -> str:
+        node = pid
+        while node > 1:
+            for role, root in self.roots.items():
+                if node == root:
+                    return role
+            node = parents.get(node, 0)
+        if cmd.startswith("ray::"):
+            return "Ray trial workers (ray::)"
+        if "/ray/" in cmd or "raylet" in cmd or "gcs_server" in cmd:
+            return "Ray's own (GCS, raylets, agents)"
+        return "other processes on the machine"
+
+    def start(self) -> None:
+        self.before = self._read()
+
+    def take(self) -> collections.Counter:
+        after = self._read()
+        parents = {pid: ppid for (pid, _), (ppid, _, _) in after.items()}
+        out = collections.Counter()
+        for key, (ppid, cmd, cpu) in after.items():
+            out[self._role(key[0], parents, cmd)] += cpu - self.before.get(key, (0, "", 0.0))[2]
+        self.before = after
+        return out
+
+
 def create_databases(pg: ThrowawayPostgres, *names: str) -> None:
     import psycopg2
 
@@ -140,6 +193,8 @@ def main() -> None:
     ap.add_argument("--small", type=int, default=-1, help="trials of the run before it, for the marginal "
                                                            "cost (default N/3; 0 = no such run)")
     ap.add_argument("--server-workers", type=int, default=2, help="the mlflow server's uvicorn workers")
+    ap.add_argument("--driver-prefix", default="", help="a command put before the driver's, e.g. a sampling "
+                                                         "profiler: 'py-spy record -f raw -o driver.txt --'")
     args = ap.parse_args()
     small = args.trials // 3 if args.small < 0 else args.small
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))    # the finally below still stops everything
@@ -161,20 +216,28 @@ def main() -> None:
               f"(0 CPUs) + 2 worker nodes of 1 CPU, token auth", flush=True)
         access = AccessLog(log_path)
         access.take()
+        roles = CpuByRole({"mlflow server": server.pid, "PostgreSQL": pg.pid()})
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "MLFLOW_"))}
         env.update(cluster.env(), GRADSTUDY_HOME=str(root / "home"), PYTHONUNBUFFERED="1")
         results = {}
         for n in ([small] if small else []) + [args.trials]:
             name = f"cost{n}"
-            cmd = [str(Path(sys.executable).parent / "gradstudy"), "run", *STUDY, f"study.name={name}",
+            cmd = [*args.driver_prefix.split(), str(Path(sys.executable).parent / "gradstudy"), "run", *STUDY,
+                   f"study.name={name}",
                    f"study.n_trials={n}", f"study.storage={storage}", f"cluster.address={cluster.address}",
                    f"tracking.uri={url}"]
+            roles.start()
             start = time.perf_counter()
             with open(root / f"driver-{n}.log", "wb") as out:
                 driver = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
                                           stdin=subprocess.DEVNULL, start_new_session=True)
-                rc = driver.wait()
+                _, status, usage = os.wait4(driver.pid, 0)
+                rc = os.waitstatus_to_exitcode(status)
+                driver.returncode = rc
             wall = time.perf_counter() - start
+            cpu = roles.take()
+            cpu["other processes on the machine"] -= usage.ru_utime + usage.ru_stime   # reaped by this script
+            cpu["driver (gradstudy run)"] = usage.ru_utime + usage.ru_stime
             driver = None
             if rc != 0:
                 raise RuntimeError(f"gradstudy run exited {rc}:\n"
@@ -182,14 +245,17 @@ def main() -> None:
             counts, errors = access.take()
             checked = check_nothing_lost(name, n, storage, url)
             access.take()                      # the check's own requests are not the run's
-            results[n] = (wall, counts)
+            results[n] = (wall, counts, cpu)
             total = sum(counts.values())
             print(f"\n{n} trials: {wall:.1f} s → {wall / n:.3f} s per trial (the whole `gradstudy run`); "
                   f"{total} requests ({total / n:.2f} per trial, {errors} not 2xx)\n  {checked}", flush=True)
             for key, count in counts.most_common():
                 print(f"    {count / n:7.2f} per trial  {count:6d}  {key}")
+            print(f"  CPU: {sum(cpu.values()):.1f} s in all ({sum(cpu.values()) / wall:.2f} cores busy), by part:")
+            for key, seconds in cpu.most_common():
+                print(f"    {1000 * seconds / n:7.1f} ms per trial  {seconds:7.1f} s  {key}")
         if small:
-            (t_small, c_small), (t_big, c_big) = results[small], results[args.trials]
+            (t_small, c_small, u_small), (t_big, c_big, u_big) = results[small], results[args.trials]
             d = args.trials - small
             print(f"\nmarginal cost per trial: (t({args.trials}) − t({small})) / {d} = {(t_big - t_small) / d:.3f} s")
             print("marginal requests per trial, by kind:")
@@ -199,6 +265,10 @@ def main() -> None:
                 total += per
                 print(f"    {per:7.2f}  {key}")
             print(f"    {total:7.2f}  in all")
+            print("marginal CPU per trial, by part:")
+            for key in sorted(set(u_small) | set(u_big), key=lambda k: -(u_big[k] - u_small[k])):
+                print(f"    {1000 * (u_big[key] - u_small[key]) / d:7.1f} ms  {key}")
+            print(f"    {1000 * (sum(u_big.values()) - sum(u_small.values())) / d:7.1f} ms  in all")
         print(f"\nload: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1, 5, 15 min) on "
               f"{os.cpu_count()} CPUs")
     finally:

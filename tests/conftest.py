@@ -150,8 +150,8 @@ def mlflow_servers(tmp_path):
         def __init__(self):
             self.made: list[MlflowServer] = []
 
-        def new(self, name: str = "server", port: Optional[int] = None) -> MlflowServer:
-            server = MlflowServer(tmp_path / name, port)
+        def new(self, name: str = "server", port: Optional[int] = None, workers: int = 1) -> MlflowServer:
+            server = MlflowServer(tmp_path / name, port, workers)
             self.made.append(server)
             return server
 

@@ -173,6 +173,7 @@ class TrainConfig:
     penalty: PenaltyConfig = field(default_factory=PenaltyConfig)
     probe_every: int = 100
     probe_dtype: ProbeDtype = ProbeDtype.float32   # dtype of the probe's trajectory (log scales are float64)
+    probe_loss_gradient: bool = True       # ∂L/∂θ at a probe (norms, nonfinite); false only at steps=0
     log_every: int = 10
     seed: int = 0
     device: Device = Device.auto
@@ -368,6 +369,10 @@ def validate(cfg: TrialConfig) -> TrialConfig:
                "0 unless model.cell is rnn or gru (Ω acts on the state h; esn's reservoir does not learn)")
         check(tr.tbptt == 0, "train.tbptt", tr.tbptt, "0 (full BPTT) when train.penalty.omega > 0")
     check(tr.probe_every >= 1, "train.probe_every", tr.probe_every, "an integer ≥ 1")
+    check(isinstance(tr.probe_loss_gradient, bool), "train.probe_loss_gradient", tr.probe_loss_gradient,
+          "true or false")
+    check(tr.probe_loss_gradient or tr.steps == 0, "train.probe_loss_gradient", tr.probe_loss_gradient,
+          "true unless train.steps=0 (a training step takes the loss gradient anyway)")
     check(tr.log_every >= 1, "train.log_every", tr.log_every, "an integer ≥ 1")
     check(isinstance(tr.max_memory_gb, (int, float)) and not isinstance(tr.max_memory_gb, bool)
           and math.isfinite(tr.max_memory_gb) and tr.max_memory_gb >= 0, "train.max_memory_gb", tr.max_memory_gb,

@@ -26,7 +26,7 @@ import torch
 from workers import penalties
 from workers.config import ClipMode, ProbeDtype, TrialConfig
 from workers.gradients import health, probes
-from workers.gradients.log_profile import log_profile
+from workers.gradients.log_profile import log_profile_and_loss
 from workers.model.network import RecurrentNet
 from workers.optim import clip, make_optimizer
 from workers.reporter import Reporter
@@ -121,10 +121,12 @@ class Trainer:
     # --- probes ---------------------------------------------------------------------------------------
     def measure(self, batch: Batch) -> dict[str, Any]:
         """The exact log profile of ∂L_T/∂h_t (`workers/gradients/log_profile.py`) with the recurrent matrices' λ1
-        and spectral radius, for the weights as they are now, and the task's dependency span."""
-        log10 = log_profile(self.net, self.task, batch, PROBE_DTYPES[self.cfg.probe_dtype])
+        and spectral radius, for the weights as they are now, the task's dependency span, and the batch's loss
+        by the probe's forward (`probe_loss`)."""
+        log10, loss = log_profile_and_loss(self.net, self.task, batch, PROBE_DTYPES[self.cfg.probe_dtype])
         lambda1, radius = probes.weight_spectra(self.net)
-        return {"grad_h_log10": log10, "lambda1": lambda1, "spectral_radius": radius, "span": self.task.span()}
+        return {"grad_h_log10": log10, "lambda1": lambda1, "spectral_radius": radius, "span": self.task.span(),
+                "probe_loss": loss}
 
     def step(self, step: int, batch: Batch, probing: bool,
              update: bool = True) -> tuple[float, Optional[float], bool, dict]:
@@ -136,6 +138,11 @@ class Trainer:
             for p in self.params:
                 p.grad = None
         fields: dict[str, Any] = self.measure(batch) if probing else {}
+        if probing and not update and not self.cfg.probe_loss_gradient:
+            # at initialization, where nothing is trained and the study reads the profile alone
+            # (`train.probe_loss_gradient=false`): no backward through the T steps, the loss from the probe
+            return fields.pop("probe_loss"), None, False, dict(fields, loss_gradient=False)
+        fields.pop("probe_loss", None)
         loss = self.backward(batch)
         if probing:
             fields["group_norms"] = probes.group_norms(self.groups)
@@ -179,8 +186,11 @@ def probe_record(step: int, fields: dict, loss: float, val: dict) -> dict[str, A
         "lambda1": fields["lambda1"],
         "spectral_radius": fields["spectral_radius"],
     }
-    loss_finite = math.isfinite(loss) and record["global_norm"] is not None and math.isfinite(
-        record["global_norm"])
+    norm = record["global_norm"]
+    if fields.get("loss_gradient", True):
+        loss_finite = math.isfinite(loss) and norm is not None and math.isfinite(norm)
+    else:   # `train.probe_loss_gradient=false`: no gradient norm was taken
+        loss_finite = math.isfinite(loss)
     record["health"] = health.probe_verdict(ratio, record["nonfinite"], loss_finite,
                                             probes.profile_finite(log10))
     return record

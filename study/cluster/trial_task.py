@@ -37,6 +37,7 @@ class TrialJob:
     run_colour: str = ""         # the run's colour when the study colours by T ("": the health's)
     run_params: Optional[dict[str, str]] = None   # the run's params, logged by the worker (None: logged already)
     artifact_uri: str = ""       # the run's artifact location ("": the worker's client looks the run up)
+    keep_alive: bool = False     # tracking.keep_alive: false = a new connection per MLflow request
     storage_retry_s: float = 600.0   # how long the reporter's last writes wait out a storage outage
     # > 0: the gradient-health pruning rule (workers/gradients/health_stop.py) with this patience
     health_patience: int = 0
@@ -64,7 +65,7 @@ def execute(job: TrialJob, node: str = "") -> dict[str, Any]:
                                          figures_min_s=job.figures_min_s, objective=job.metric,
                                          study_link=job.study_link, study=job.study_name,
                                          colour=job.run_colour or None, params=job.run_params,
-                                         artifact_uri=job.artifact_uri)
+                                         artifact_uri=job.artifact_uri, keep_alive=job.keep_alive)
         reporters.append(mlflow_reporter)
     try:
         summary = run_trial(job.config, FanOut(*reporters))

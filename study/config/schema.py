@@ -109,6 +109,9 @@ class TrackingConfig:
     # at a trial's end its worker waits this long for the metrics still queued (MLflow slow or down), then
     # leaves them to the back-fill (`gradstudy report`) from the trial's history.json
     delivery_timeout_s: float = 30.0
+    # false: a new connection for each request to an MLflow server (uvicorn with several workers, mlflow
+    # server's default, stalls ~40 ms on every request of a kept-alive one: tracking/runs/fresh_connections.py)
+    keep_alive: bool = False
 
 
 @dataclass

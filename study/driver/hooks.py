@@ -8,7 +8,9 @@ The words are the worker's (workers/reporter.py: on_start, on_step, on_probe, on
     on_progress(progress)            the counts changed (done, running, pruned, failed, best)
     on_launch(trial, config) -> dict a trial is about to be placed; returns fields for its TrialJob
                                      (e.g. the MLflow run the worker logs to)
-    on_result(trial, summary, delivery)  a trial came back with a summary, before it is told to Optuna
+    on_result(trial, summary, delivery) -> attrs  a trial came back with a summary, before it is told to
+                                     Optuna; returns user attributes to write on it with its record (one
+                                     transaction: study/storage/trial_attrs.py)
     on_lost(frozen, state, reason)   a trial ended without a result: "requeued" (worker or driver lost,
                                      budget) or "failed" (error, bad config, not placed)
     on_end(outcome) -> code          the run is over, the lock still held; a hook may return an exit code
@@ -36,7 +38,8 @@ class StudyHook:
     def on_launch(self, trial: optuna.Trial, config: dict[str, Any]) -> dict[str, Any]:
         return {}
 
-    def on_result(self, trial: optuna.Trial, summary: dict[str, Any], delivery: dict[str, Any]) -> None:
+    def on_result(self, trial: optuna.Trial, summary: dict[str, Any],
+                  delivery: dict[str, Any]) -> Optional[dict[str, Any]]:
         pass
 
     def on_lost(self, frozen: optuna.trial.FrozenTrial, state: str, reason: str) -> None:
@@ -67,8 +70,10 @@ class HookList(StudyHook):
         return fields
 
     def on_result(self, trial, summary, delivery):
+        attrs: dict[str, Any] = {}
         for h in self.hooks:
-            h.on_result(trial, summary, delivery)
+            attrs.update(h.on_result(trial, summary, delivery) or {})
+        return attrs
 
     def on_lost(self, frozen, state, reason):
         for h in self.hooks:

@@ -49,6 +49,7 @@ from study.storage.backend import is_local_file, open_storage, resolve_url
 from study.storage.lock import study_lock
 from study.storage.paths import trial_dir
 from study.storage.retry import StorageUnavailable
+from study.storage.trial_attrs import set_user_attrs
 from workers.config import ConfigError, TrialConfig, to_dict
 from workers.summary import write_trial_folder
 
@@ -209,9 +210,9 @@ class StudyRunner:
     def record(self, study: optuna.Study, trial: optuna.Trial, result: dict) -> None:
         summary = result["summary"]
         path = write_trial_folder(trial_dir(self.name, trial.number), summary, result.get("history", []))
-        self.hooks.on_result(trial, summary, result.get("tracking", {}))
-        for key, value in TrialRecord.from_summary(summary, str(path)).to_user_attrs().items():
-            trial.set_user_attr(key, value)
+        attrs = self.hooks.on_result(trial, summary, result.get("tracking", {}))
+        attrs.update(TrialRecord.from_summary(summary, str(path)).to_user_attrs())
+        set_user_attrs(trial.storage, trial_id(trial), attrs)        # one transaction on a database
         if summary["status"] == "pruned":
             study.tell(trial, state=TrialState.PRUNED)
             self._count(trial.number, TrialState.PRUNED)
@@ -226,8 +227,7 @@ class StudyRunner:
             self.tally.count(number, state, values)
 
     def fail(self, study: optuna.Study, trial: optuna.Trial, reason: str, error: str) -> None:
-        trial.set_user_attr(TrialAttr.FAIL_REASON, reason)
-        trial.set_user_attr(TrialAttr.ERROR, error[-2000:])
+        set_user_attrs(trial.storage, trial_id(trial), {TrialAttr.FAIL_REASON: reason, TrialAttr.ERROR: error[-2000:]})
         study.tell(trial, state=TrialState.FAIL)
         self._count(trial.number, TrialState.FAIL)
         self.hooks.on_lost(TrialCalls(study).frozen(trial), "failed", f"{reason}: {error[-500:]}")
@@ -281,13 +281,13 @@ class StudyRunner:
             while True:
                 if self.watch:
                     self.watch.check()
-                done = self._progress(progress, len(in_flight))
+                done = self._progress(progress, min(len(in_flight), plan.max_concurrent))
                 if time.monotonic() >= deadline:
                     self._stop_in_flight(study, in_flight, "budget")
                     self._progress(progress, 0)
                     return Outcome(study, timed_out=True)
                 plan.refresh()
-                while len(in_flight) < plan.max_concurrent and done + len(in_flight) < total:
+                while len(in_flight) < plan.in_flight_limit and done + len(in_flight) < total:
                     if not self._launch(study, plan, in_flight):
                         done += 1                  # failed before it was placed: a final FAIL
                 if not in_flight and done >= total:

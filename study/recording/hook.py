@@ -18,12 +18,15 @@ import optuna
 from study.config.compose import Composed
 from study.driver.hooks import StudyHook
 from study.driver.progress import Outcome
+from study.driver.trial_calls import trial_id
 from study.recording.backfill import ATTR_RUN, ATTR_SYNC, backfill
 from study.recording.publish import Publisher
 from study.recording.tracked_study import TrackedStudy
 from study.records.attrs import StudyAttr
+from study.storage.trial_attrs import set_user_attrs
 from tracking.runs import names
 from tracking.runs.connection import check_answers
+from tracking.runs.fresh_connections import close_connections
 from tracking.ui.run_look import sampled_lengths
 
 
@@ -45,10 +48,13 @@ class MlflowHook(StudyHook):
         self.composed = composed
         self.figures_min_s = tracking.trial_figures_min_s
         self.delivery_timeout_s = tracking.delivery_timeout_s
+        self.keep_alive = tracking.keep_alive
+        close_connections(not tracking.keep_alive)     # before the first request (tracking/runs/fresh_connections.py)
         self.tracked = TrackedStudy(tracking.uri, composed.root.study.name)   # TrackingError: before any trial
         self.recorder = None           # the parent run, opened by on_start under the study lock
         self.retry_at = 0.0            # set when a per-trial call fails (so > 0: MLflow failed during this run)
         self.params: dict[str, dict[str, str]] = {}    # run id → the params of a trial in flight
+        self.runs: dict[int, Optional[str]] = {}       # trial number → its run id, while it is in flight
 
     def live(self, fn, *args) -> tuple[bool, Any]:
         """A per-trial MLflow call from the driver loop. Once one fails, the next ones are skipped
@@ -87,15 +93,16 @@ class MlflowHook(StudyHook):
         params = trial_params(config)
         if run_id:
             self.params[run_id] = params       # until the trial is back: for closing its run from here
-        trial.set_user_attr(ATTR_RUN, run_id)
-        trial.set_user_attr(ATTR_SYNC, "running" if run_id else "pending")
+        self.runs[trial.number] = run_id
+        set_user_attrs(trial.storage, trial_id(trial),
+                       {ATTR_RUN: run_id, ATTR_SYNC: "running" if run_id else "pending"})
         return {"tracking_uri": self.tracked.uri, "run_id": run_id or "", "figures_min_s": self.figures_min_s,
                 "delivery_timeout_s": self.delivery_timeout_s, "study_link": self.recorder.study_link,
                 "run_colour": self.recorder.colour(config) or "", "run_params": params,
-                "artifact_uri": run.info.artifact_uri if run is not None else ""}
+                "artifact_uri": run.info.artifact_uri if run is not None else "", "keep_alive": self.keep_alive}
 
-    def on_result(self, trial: optuna.Trial, summary: dict[str, Any], delivery: dict[str, Any]) -> None:
-        run_id = trial.user_attrs.get(ATTR_RUN)
+    def on_result(self, trial: optuna.Trial, summary: dict[str, Any], delivery: dict[str, Any]) -> dict[str, Any]:
+        run_id = self.runs.pop(trial.number, None)      # set at on_launch: no read of the trial back
         params = self.params.pop(run_id, None)
         # the worker closed the run when everything reached MLflow; else the driver closes it here, with the
         # params in case the worker could not send them
@@ -103,7 +110,7 @@ class MlflowHook(StudyHook):
             self.recorder.finish_trial, run_id, summary["status"], summary["health"], summary.get("prune_reason"),
             summary.get("health_span"), summary, params)[0])
         ok = closed and delivery.get("delivered") and delivery.get("artifacts")
-        trial.set_user_attr(ATTR_SYNC, "synced" if ok else "pending")
+        return {ATTR_SYNC: "synced" if ok else "pending"}        # written with the trial's record
 
     def on_lost(self, frozen: optuna.trial.FrozenTrial, state: str, reason: str) -> None:
         run_id = frozen.user_attrs.get(ATTR_RUN)

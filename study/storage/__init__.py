@@ -2,6 +2,7 @@
 
     backend.py  the Optuna storage: a journal file by default, PostgreSQL for a cluster (`study.storage`)
     retry.py    storage outages waited out: every storage call retries transient errors
+    trial_attrs.py  a trial's user attributes written together (one transaction on a database)
     lock.py     one driver per study at a time (an advisory lock, or a lock file beside the journal)
     paths.py    the data directory (`GRADSTUDY_HOME`, default ~/.gradstudy) and the folders inside it
 """

@@ -80,11 +80,15 @@ class _Retrying(BaseStorage):
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         method = getattr(self.inner, name)
+        return self.retried(name, lambda: method(*args, **kwargs))
+
+    def retried(self, name: str, call: Callable[[], Any]) -> Any:
+        """`call()` (which works on `self.inner`) tried through outages as a storage method `name` is."""
         first_failure: Optional[float] = None
         delay = BACKOFF_START_S
         while True:
             try:
-                return method(*args, **kwargs)
+                return call()
             except optuna.exceptions.UpdateFinishedTrialError:
                 if first_failure is not None and name == "set_trial_state_values":
                     return True     # the failed try had finished it: its answer was what got lost

@@ -35,12 +35,12 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
 
 class MlflowServer:
     """`mlflow server --backend-store-uri sqlite:///<root>/server.db --serve-artifacts
-    --artifacts-destination <root>/art --host 127.0.0.1 --port <port> --workers 1`, in its own session
+    --artifacts-destination <root>/art --host 127.0.0.1 --port <port> --workers 1` (or `workers`), in its own session
     (its process group holds uvicorn and its workers). The server's job runner is switched off
     (MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false): it is not used here and costs seconds of CPU."""
 
-    def __init__(self, root: Path, port: Optional[int] = None):
-        self.root = Path(root)
+    def __init__(self, root: Path, port: Optional[int] = None, workers: int = 1):
+        self.root, self.workers = Path(root), workers
         self.root.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.db = self.root / "server.db"
@@ -60,7 +60,7 @@ class MlflowServer:
             self.proc = subprocess.Popen(
                 [str(mlflow), "server", "--backend-store-uri", f"sqlite:///{self.db}", "--serve-artifacts",
                  "--artifacts-destination", str(self.art), "--host", "127.0.0.1", "--port", str(self.port),
-                 "--workers", "1"],
+                 "--workers", str(self.workers)],
                 cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True)
         deadline = time.monotonic() + timeout

@@ -17,6 +17,7 @@ from workers.config import (
     ClipMode,
     ConfigError,
     Init,
+    Norm,
     Optimizer,
     TaskName,
     TrialConfig,
@@ -411,6 +412,8 @@ def test_determinism(cell):
     (dict(model__init_gain=0.0), "model.init_gain"),
     (dict(model__forget_bias=1.0), "model.forget_bias"),
     (dict(train__probe_every=0), "train.probe_every"),
+    (dict(train__probe_loss_gradient=False), "train.probe_loss_gradient"),    # steps > 0 takes it anyway
+    (dict(train__steps=0, train__probe_loss_gradient="no"), "train.probe_loss_gradient"),
 ])
 def test_bad_config_raises_config_error(changes, key):
     cfg = make_cfg(**changes)
@@ -491,3 +494,43 @@ def test_a_trial_flushes_subnormals_while_it_runs_and_restores_ieee_after():
     run_trial(make_cfg(train__steps=1), Look())
     assert seen == [0.0]
     assert (tiny * 1e-9).item() > 0                # gradual underflow again outside the trial
+
+
+@pytest.mark.parametrize("changes", [dict(model__cell=Cell.rnn), dict(model__cell=Cell.lstm),
+                                     dict(model__cell=Cell.gru, model__layers=2, model__norm=Norm.layer),
+                                     dict(task="copy_memory", model__attention=True)])
+def test_init_probe_without_the_loss_gradient_measures_the_same_profile(changes):
+    """train.probe_loss_gradient=false (train.steps=0 only): the same profile, λ1, verdict, loss and test score as
+    with the parameter gradient, without its norms; no backward through the sequence is taken."""
+    with_gradient, _ = run(make_cfg(**changes, train__steps=0))
+    without, _ = run(make_cfg(**changes, train__steps=0, train__probe_loss_gradient=False))
+    (a,), (b,) = with_gradient["probes"], without["probes"]
+    assert a["global_norm"] > 0 and b["global_norm"] is None and b["group_norms"] == {} and b["nonfinite"] == 0
+    assert b["grad_h_log10"] == a["grad_h_log10"] and b["lambda1"] == a["lambda1"]
+    assert b["health"] == a["health"] and b["decay_rate"] == a["decay_rate"]
+    assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)          # the probe's forward, in float32
+    assert without["final"]["test_loss"] == pytest.approx(with_gradient["final"]["test_loss"], rel=1e-6)
+    calls = []
+    from workers import loop
+
+    original = loop.Trainer.backward
+    loop.Trainer.backward = lambda self, batch: calls.append(batch) or original(self, batch)
+    try:
+        run(make_cfg(**changes, train__steps=0, train__probe_loss_gradient=False))
+        assert calls == []
+        run(make_cfg(**changes, train__steps=0))
+        assert len(calls) == 1
+    finally:
+        loop.Trainer.backward = original
+
+
+def test_init_probe_without_the_loss_gradient_still_judges_a_nonfinite_loss():
+    """The verdict's finite check reads the loss when no gradient norm was taken: a network whose output is not
+    finite at initialization is diverged either way."""
+    from workers.loop import probe_record
+
+    fields = {"grad_h_log10": [[0.0, -1.0]], "lambda1": [1.0], "spectral_radius": [1.0], "span": 2,
+              "loss_gradient": False}
+    assert probe_record(0, fields, float("nan"), {"loss": 1.0})["health"] == "diverged"
+    assert probe_record(0, fields, 1.0, {"loss": 1.0})["health"] != "diverged"
+    assert probe_record(0, dict(fields, loss_gradient=True), 1.0, {"loss": 1.0})["health"] == "diverged"

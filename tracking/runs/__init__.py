@@ -10,8 +10,10 @@
     run_end.py        closing a trial's run: state, health, colour, final metrics
     task_input.py     a trial's task as the run's input dataset
     trial_note.py     a trial run's description
+    fresh_connections.py  a new connection per request to an MLflow server (`tracking.keep_alive=false`)
 
-study_runs, trial_recorder, batch_logger and run_end load MLflow: import them directly.
+study_runs, trial_recorder, batch_logger, run_end and fresh_connections (switched on) load MLflow: import them
+directly.
 """
 from tracking.runs.connection import connect, resolve_uri
 from tracking.runs.errors import TrackingError

@@ -26,6 +26,7 @@ from tracking.figures import profile_records, profile_svg
 from tracking.runs import names
 from tracking.runs.batch_logger import BatchLogger
 from tracking.runs.connection import use_recording_http
+from tracking.runs.fresh_connections import close_connections
 from tracking.runs.run_end import STATUS, closing_tags
 from tracking.runs.task_input import log_task_input
 from tracking.runs.trial_note import trial_note
@@ -92,8 +93,9 @@ class TrialRecorder(Reporter):
 
     def __init__(self, tracking_uri: str, run_id: str, close_timeout_s: float = 30.0, figures_min_s: float = 0.0,
                  objective: str = "", study_link: str = "", study: str = "", colour: Optional[str] = None,
-                 params: Optional[dict[str, str]] = None, artifact_uri: str = ""):
+                 params: Optional[dict[str, str]] = None, artifact_uri: str = "", keep_alive: bool = False):
         use_recording_http()
+        close_connections(not keep_alive)              # tracking/runs/fresh_connections.py
         self.note = (objective, study_link, study)     # the run's description (tracking/runs/trial_note.py)
         self.colour = colour                           # None: the health's (tracking/ui/run_look.py)
         self.figures_min_s = figures_min_s

@@ -105,11 +105,14 @@ def _walk(traj: Trajectory, direct: Scaled, want_inputs: bool) -> tuple[torch.Te
     return sigma_t + torch.log(norms), inputs
 
 
-def _direct_of_top(net: RecurrentNet, top: torch.Tensor, task: Task, y: torch.Tensor) -> Scaled:
-    """∂L_T/∂(the head's input sequence), by autograd through attention, readout and loss."""
+def _direct_of_top(net: RecurrentNet, top: torch.Tensor, task: Task,
+                   y: torch.Tensor) -> tuple[Scaled, torch.Tensor]:
+    """∂L_T/∂(the head's input sequence), by autograd through attention, readout and loss; and the whole
+    loss L of that forward (the training loss, which is L_T where only the final step has a target)."""
     leaf = top.detach().requires_grad_()
-    (grad,) = torch.autograd.grad(task.final_step_loss(net.head(leaf), y), leaf)
-    return Scaled.of(grad.transpose(0, 1))
+    out = net.head(leaf)
+    (grad,) = torch.autograd.grad(task.final_step_loss(out, y), leaf)
+    return Scaled.of(grad.transpose(0, 1)), task.loss(out.detach(), y)
 
 
 def _through_norm(net: RecurrentNet, i: int, out: torch.Tensor, adjoint: Scaled) -> Scaled:
@@ -136,6 +139,13 @@ def log_profile(net: RecurrentNet, task: Task, batch: Batch,
     −inf where the gradient is exactly zero, NaN where the network's states are not finite.
     `dtype` is that of the forward states and the walked mantissas (`train.probe_dtype`); log scales are
     always float64. The network is copied, so the probe never touches its weights or norm statistics."""
+    return log_profile_and_loss(net, task, batch, dtype)[0]
+
+
+def log_profile_and_loss(net: RecurrentNet, task: Task, batch: Batch,
+                         dtype: torch.dtype = torch.float32) -> tuple[list[list[float]], float]:
+    """`log_profile`, and the batch's loss from the same forward (in `dtype`): what a probe at
+    initialization without the parameter gradient reports as its loss (`train.probe_loss_gradient=false`)."""
     copy_ = copy.deepcopy(net).to(dtype).train(net.training)
     x = batch.x.to(dtype)
     y = batch.y.to(dtype) if batch.y.is_floating_point() else batch.y
@@ -145,7 +155,7 @@ def log_profile(net: RecurrentNet, task: Task, batch: Batch,
         for i, layer in enumerate(copy_.layers):
             trajectories.append(trajectory(layer, u))
             u = copy_.between(i, u, trajectories[-1].outputs)
-    adjoint = _direct_of_top(copy_, u, task, y)       # ∂L_T/∂(input of the head)
+    adjoint, loss = _direct_of_top(copy_, u, task, y)       # ∂L_T/∂(input of the head)
     profiles: list[list[float]] = [[] for _ in copy_.layers]
     for i in reversed(range(len(copy_.layers))):
         traj = trajectories[i]
@@ -156,4 +166,4 @@ def log_profile(net: RecurrentNet, task: Task, batch: Batch,
             below = grads.map(lambda m, w=traj.w_ih: m @ w)
             adjoint = below.plus(adjoint) if copy_.cfg.residual else below
         trajectories[i] = None   # free the layer's coefficients before the next walk
-    return profiles
+    return profiles, loss.item()
