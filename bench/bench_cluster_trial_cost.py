@@ -7,6 +7,8 @@ train.steps=2 task.seq_len=10 model.hidden_size=8`, random sampler, no pruner).
 
     .venv/bin/python bench/bench_cluster_trial_cost.py [--trials 300] [--small 100] [--server-workers 2]
     .venv/bin/python bench/bench_cluster_trial_cost.py --trials 12 --small 0       (a smoke run, ~1 min)
+    .venv/bin/python bench/bench_cluster_trial_cost.py --override tracking.keep_alive=true   (MLflow's own
+        kept-alive connections, stalled ~40 ms a request by a multi-worker server: tracking/runs/fresh_connections.py)
 
 It runs a study of `--small` trials (default N/3; 0 = none) and one of N, each a fresh `gradstudy run`, and
 prints for each: wall ÷ trials, and the marginal cost (t(N) − t(small)) / (N − small), in which the fixed
@@ -15,7 +17,9 @@ out. The HTTP requests are counted from the server's own access log (uvicorn's, 
 between the runs; nothing in the client is patched), by kind: the endpoint, with ids and paths cut off
 (artifact uploads are `PUT mlflow-artifacts/artifacts`), per trial, and the marginal per trial. Then nothing
 lost is checked: every trial COMPLETE in Optuna, every trial's child run FINISHED with its final metric
-(`final/test_loss`) and the state tag `completed` — the bench fails otherwise.
+(`final/test_loss`) and the state tag `completed` — the bench fails otherwise. The CPU time of each part of the
+set-up during each run (the driver, the mlflow server, PostgreSQL, Ray's own processes, Ray's trial workers)
+comes from /proc (`CpuByRole`): how busy the two cores were, and who kept them busy.
 """
 from __future__ import annotations
 
@@ -193,6 +197,8 @@ def main() -> None:
     ap.add_argument("--small", type=int, default=-1, help="trials of the run before it, for the marginal "
                                                            "cost (default N/3; 0 = no such run)")
     ap.add_argument("--server-workers", type=int, default=2, help="the mlflow server's uvicorn workers")
+    ap.add_argument("--override", action="append", default=[], help="a further override of the study, e.g. "
+                                                                     "tracking.keep_alive=true (repeatable)")
     ap.add_argument("--driver-prefix", default="", help="a command put before the driver's, e.g. a sampling "
                                                          "profiler: 'py-spy record -f raw -o driver.txt --'")
     args = ap.parse_args()
@@ -225,7 +231,7 @@ def main() -> None:
             cmd = [*args.driver_prefix.split(), str(Path(sys.executable).parent / "gradstudy"), "run", *STUDY,
                    f"study.name={name}",
                    f"study.n_trials={n}", f"study.storage={storage}", f"cluster.address={cluster.address}",
-                   f"tracking.uri={url}"]
+                   f"tracking.uri={url}", *args.override]
             roles.start()
             start = time.perf_counter()
             with open(root / f"driver-{n}.log", "wb") as out:

@@ -37,9 +37,6 @@ from workers.config import ConfigError
 log = logging.getLogger(__name__)
 
 # Errors that mean the worker (not the trial's code) was lost.
-# trials placed beyond the cluster's room, waiting in Ray's queue (Placement.in_flight_limit)
-QUEUE_AHEAD = 1
-
 LOST = (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.ActorDiedError,
         ray.exceptions.ObjectLostError, ray.exceptions.OwnerDiedError, ray.exceptions.TaskCancelledError)
 
@@ -62,14 +59,6 @@ class Placement:
             self.max_concurrent = _fit(ray.cluster_resources(), self.cpu, self.gpu)
         except Exception:   # the cluster does not answer now: keep the limit (study/cluster/watch.py tells)
             pass
-
-    @property
-    def in_flight_limit(self) -> int:
-        """Trials submitted at once: `max_concurrent`, and QUEUE_AHEAD more where the limit is the cluster's size
-        (those wait in Ray's queue for a CPU, so no more run at once; a worker that finishes a trial starts
-        the next at once, while the driver records the one that ended and places another). A limit the user
-        set (`cluster.max_concurrent` > 0) is kept exactly: a cluster larger than it would run the extra."""
-        return self.max_concurrent + (QUEUE_AHEAD if self.follows_cluster and self.max_concurrent else 0)
 
     def submit(self, job: TrialJob) -> ray.ObjectRef:
         return _remote.options(num_cpus=self.cpu, num_gpus=self.gpu).remote(job)

@@ -281,13 +281,13 @@ class StudyRunner:
             while True:
                 if self.watch:
                     self.watch.check()
-                done = self._progress(progress, min(len(in_flight), plan.max_concurrent))
+                done = self._progress(progress, len(in_flight))
                 if time.monotonic() >= deadline:
                     self._stop_in_flight(study, in_flight, "budget")
                     self._progress(progress, 0)
                     return Outcome(study, timed_out=True)
                 plan.refresh()
-                while len(in_flight) < plan.in_flight_limit and done + len(in_flight) < total:
+                while len(in_flight) < plan.max_concurrent and done + len(in_flight) < total:
                     if not self._launch(study, plan, in_flight):
                         done += 1                  # failed before it was placed: a final FAIL
                 if not in_flight and done >= total:
