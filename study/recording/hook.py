@@ -26,7 +26,6 @@ from study.records.attrs import StudyAttr
 from study.storage.trial_attrs import set_user_attrs
 from tracking.runs import names
 from tracking.runs.connection import check_answers
-from tracking.runs.fresh_connections import close_connections
 from tracking.ui.run_look import sampled_lengths
 
 
@@ -48,9 +47,9 @@ class MlflowHook(StudyHook):
         self.composed = composed
         self.figures_min_s = tracking.trial_figures_min_s
         self.delivery_timeout_s = tracking.delivery_timeout_s
-        self.keep_alive = tracking.keep_alive
-        close_connections(not tracking.keep_alive)     # before the first request (tracking/runs/fresh_connections.py)
-        self.tracked = TrackedStudy(tracking.uri, composed.root.study.name)   # TrackingError: before any trial
+        self.keep_alive = tracking.keep_alive       # the workers' too (tracking/runs/fresh_connections.py)
+        # TrackingError: before any trial
+        self.tracked = TrackedStudy(tracking.uri, composed.root.study.name, tracking.keep_alive)
         self.recorder = None           # the parent run, opened by on_start under the study lock
         self.retry_at = 0.0            # set when a per-trial call fails (so > 0: MLflow failed during this run)
         self.params: dict[str, dict[str, str]] = {}    # run id → the params of a trial in flight

@@ -32,11 +32,11 @@ def git_commit() -> str:
 class TrackedStudy:
     """The MLflow store of a study (`tracking.uri`, or the local store) and, once `open()`ed, its parent run."""
 
-    def __init__(self, uri: str, study_name: str):
+    def __init__(self, uri: str, study_name: str, keep_alive: bool = False):
         use_recording_http()
         self.study_name = study_name
         self.data_dir = data_dir()
-        self.client = connect(uri, self.data_dir)          # raises TrackingError: before any trial
+        self.client = connect(uri, self.data_dir, keep_alive)   # raises TrackingError: before any trial
         self.uri = resolve_uri(uri, self.data_dir)
         self.recorder: "StudyRecorder | None" = None
 

@@ -82,11 +82,16 @@ def check_answers(client: "MlflowClient") -> None:
         client.search_experiments(max_results=1)
 
 
-def connect(uri: str, data_dir: Path) -> "MlflowClient":
-    """A client for the resolved store, checked to answer now; TrackingError otherwise."""
+def connect(uri: str, data_dir: Path, keep_alive: bool = False) -> "MlflowClient":
+    """A client for the resolved store, checked to answer now; TrackingError otherwise. A server's requests from
+    this process each open a connection of their own unless `keep_alive` (tracking/runs/fresh_connections.py)."""
     from mlflow import MlflowClient
 
     resolved = resolve_uri(uri, data_dir)
+    if resolved.startswith(("http://", "https://")):
+        from tracking.runs.fresh_connections import close_connections
+
+        close_connections(not keep_alive)
     try:
         if not uri:
             # Create the local store's tables with an artifact root under the data dir: MLflow makes

@@ -71,3 +71,22 @@ def test_each_request_has_a_connection_of_its_own_unless_kept_alive(server):
     assert fresh_connections._state["close"] is False
     assert len(kept) == len(fresh)
     assert len({port for port, _ in kept}) < len(kept) - 2          # the same connections again and again
+
+
+def test_the_driver_s_connection_sets_it_for_a_server_and_leaves_a_local_store_alone(server, tmp_path):
+    """`connect` (the driver, `gradstudy report`, `gradstudy ui`): a server's requests close their connections unless
+    `keep_alive`; the local SQLite store makes no HTTP request, and its connection changes nothing."""
+    from tracking.runs.connection import connect
+
+    close_connections(False)
+    connect(server.url, tmp_path)
+    assert fresh_connections._state["close"] is True
+    connect(server.url, tmp_path, keep_alive=True)
+    assert fresh_connections._state["close"] is False
+    connect("", tmp_path)
+    assert fresh_connections._state["close"] is False
+    _, offset = requests_since(server, 0)
+    connect(server.url, tmp_path)
+    MlflowClient(server.url).search_experiments(max_results=1)
+    seen, _ = requests_since(server, offset)
+    assert len(seen) == 2 and seen[0][0] != seen[1][0]
