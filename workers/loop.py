@@ -33,6 +33,7 @@ from workers.reporter import Reporter
 from workers.tasks import Batch, Task
 
 PROBE_DTYPES = {ProbeDtype.float32: torch.float32, ProbeDtype.float64: torch.float64}
+FLOAT32_MAX_LOG10 = math.log10(torch.finfo(torch.float32).max)     # 38.53: the network's gradients are float32
 
 
 @dataclass
@@ -189,8 +190,9 @@ def probe_record(step: int, fields: dict, loss: float, val: dict) -> dict[str, A
     norm = record["global_norm"]
     if fields.get("loss_gradient", True):
         loss_finite = math.isfinite(loss) and norm is not None and math.isfinite(norm)
-    else:   # `train.probe_loss_gradient=false`: no gradient norm was taken
-        loss_finite = math.isfinite(loss)
+    else:   # `train.probe_loss_gradient=false`: no gradient was taken; float32's backward overflows (Inf) where
+        # ‖∂L/∂h_t‖ passes float32's largest number, which the log-space profile sees
+        loss_finite = math.isfinite(loss) and probes.profile_peak(log10) < FLOAT32_MAX_LOG10
     record["health"] = health.probe_verdict(ratio, record["nonfinite"], loss_finite,
                                             probes.profile_finite(log10))
     return record

@@ -83,3 +83,16 @@ def test_clip_none_changes_nothing():
     assert clip(params, ClipConfig(mode=ClipMode.none, threshold=1.0), measure=True) == (pytest.approx(50.0), False)
     assert clip(params, ClipConfig(mode=ClipMode.none, threshold=1.0), measure=False) == (None, False)
     assert params[0].grad.tolist() == [30.0, -40.0]
+
+
+def test_an_exploding_gradient_past_float32_s_norm_range_is_measured_and_rescaled_not_zeroed():
+    """Every entry 1e20 is a finite float32, but the square of the norm (4e40) is not: a float32 norm is Inf, and
+    PyTorch's clip_grad_norm_ then scales the gradient by θ/Inf = 0. The norm is taken in float64: 2e20, and the
+    clipped gradient has norm θ, its direction kept."""
+    params = params_with_grads([1e20, 1e20, 1e20, 1e20])
+    assert math.isinf(torch.linalg.vector_norm(params[0].grad).item())      # what float32 gives
+    assert global_norm(params).item() == pytest.approx(2e20, rel=1e-6)
+    norm, clipped = clip(params, ClipConfig(mode=ClipMode.norm, threshold=1.0), measure=True)
+    assert clipped and norm == pytest.approx(2e20, rel=1e-6)
+    assert params[0].grad.tolist() == pytest.approx([0.5] * 4, rel=1e-5)
+    assert global_norm(params).item() == pytest.approx(1.0, rel=1e-5)

@@ -534,3 +534,23 @@ def test_init_probe_without_the_loss_gradient_still_judges_a_nonfinite_loss():
     assert probe_record(0, fields, float("nan"), {"loss": 1.0})["health"] == "diverged"
     assert probe_record(0, fields, 1.0, {"loss": 1.0})["health"] != "diverged"
     assert probe_record(0, dict(fields, loss_gradient=True), 1.0, {"loss": 1.0})["health"] == "diverged"
+
+
+@pytest.mark.parametrize("activation,seq_len,gain,verdict", [
+    (Activation.tanh, 2000, 8.0, "diverged"),      # ‖∂L/∂h_t‖ reaches 10^175: float32's backward overflows
+    (Activation.relu, 60, 4.0, "exploding"),       # 10^25: finite entries, a norm float32 cannot hold
+])
+def test_an_exploding_network_at_initialization_gets_one_verdict_with_or_without_the_loss_gradient(
+        activation, seq_len, gain, verdict):
+    """The verdict of an exploding network at initialization is the same whether its probe takes the parameter
+    gradient or not (train.probe_loss_gradient): diverged where the float32 gradient is Inf (seen from the
+    log-space profile when it is not taken), exploding where only its norm passes float32's range (the norms are
+    summed in float64, so a finite gradient is not called diverged)."""
+    probes = []
+    for with_gradient in (True, False):
+        summary, _ = run(make_cfg(seq_len=seq_len, model__activation=activation, model__init=Init.scaled,
+                                  model__init_gain=gain, train__steps=0, train__probe_loss_gradient=with_gradient))
+        probes.append(summary["probes"][-1])
+    assert [p["health"] for p in probes] == [verdict, verdict]
+    if verdict == "exploding":
+        assert 1e19 < probes[0]["global_norm"] < math.inf and probes[0]["group_norms"]["recurrent"] > 1e19

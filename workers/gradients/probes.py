@@ -97,12 +97,18 @@ def profile_finite(log10s: list[list[float]]) -> bool:
     return not any(_broken(layer) for layer in log10s)
 
 
+def profile_peak(log10s: list[list[float]]) -> float:
+    """The largest log10 ‖∂L_T/∂h_t‖ over every layer and step (−inf when none is finite)."""
+    return max((v for layer in log10s for v in layer if math.isfinite(v)), default=-math.inf)
+
+
 def group_norms(groups: dict[str, list[torch.Tensor]]) -> dict[str, float]:
     """‖∂L/∂θ‖ per parameter group (input, recurrent, bias, readout, other)."""
     out = {}
     for name, params in groups.items():
         grads = [p.grad for p in params if p.grad is not None]
-        out[name] = torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item() if grads else 0.0
+        out[name] = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g, dtype=torch.float64)
+                                                          for g in grads])).item() if grads else 0.0
     return out
 
 
