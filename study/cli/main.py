@@ -56,7 +56,7 @@ def _run_study(overrides: list[str], hooks=(), epilogue: list[str] | None = None
     warn_if_identical(composed, err)
     try:
         with StudyDisplay(err, name) as display:
-            outcome = runner.run([*hooks, display])
+            outcome = runner.run([*hooks, display], release_ray=True)   # this process runs one study
     except KeyboardInterrupt:
         raise StudyInterrupted(name, composed.root.study.storage) from None
     every = trials_table(outcome.study)

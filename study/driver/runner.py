@@ -233,10 +233,12 @@ class StudyRunner:
         self.hooks.on_lost(TrialCalls(study).frozen(trial), "failed", f"{reason}: {error[-500:]}")
 
     # --- the loop -------------------------------------------------------------------------------------
-    def run(self, hooks: Sequence[StudyHook] = ()) -> Outcome:
+    def run(self, hooks: Sequence[StudyHook] = (), release_ray: bool = False) -> Outcome:
         """Run the study to `study.n_trials` (or the budget), calling `hooks` (study/driver/hooks.py) in their
         order at each point; an `on_end`, with the study lock still held, may set `outcome.code` (the nightly
-        comparison). A hook that must refuse the run (MLflow unreachable) does so when it is built, before this."""
+        comparison). A hook that must refuse the run (MLflow unreachable) does so when it is built, before this.
+        `release_ray` (the CLI, whose process ends after one study): Ray is shut down once the trials are over,
+        while the `on_end` hooks write the study's end (the report), not after them at the process's exit."""
         if not self.validated:
             self.validate()
         # unreachable storage, MLflow or Ray: an error; later storage outages are waited out
@@ -261,7 +263,12 @@ class StudyRunner:
             except StorageUnavailable as exc:
                 raise StorageUnavailable(f"{exc}. Nothing is lost: `gradstudy resume {self.name}` continues "
                                          "the study once the storage answers") from exc
-            outcome.code = self.hooks.on_end(outcome)
+            closing = placement.shutdown_in_background() if release_ray else None
+            try:
+                outcome.code = self.hooks.on_end(outcome)
+            finally:
+                if closing is not None:
+                    closing.join()
             return outcome
 
     def _progress(self, progress: Progress, running: int) -> int:
