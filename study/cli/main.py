@@ -224,12 +224,12 @@ def _list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from study.cli.console import out_console
-    from study.storage.backend import open_storage
+    from study.storage.backend import read_storage
 
     table = Table(title="studies")
     for col in ("name", "trials", "target", "best", "started"):
         table.add_column(col)
-    for s in optuna.get_all_study_summaries(open_storage(args.storage)):
+    for s in optuna.get_all_study_summaries(read_storage(args.storage)):
         best = s.best_trial.values if s.best_trial is not None and s.best_trial.values else None
         table.add_row(s.study_name, str(s.n_trials), str(s.user_attrs.get(StudyAttr.N_TRIALS, "-")),
                       "-" if best is None else ", ".join(f"{v:.4g}" for v in best),

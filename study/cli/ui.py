@@ -249,6 +249,14 @@ def ui(args: argparse.Namespace) -> int:
         raise TrackingError(uri, "an http(s) tracking server, or no --tracking-uri for the local store")
     if not (remote or args.no_serve):
         check_port_free(args.port)          # a held port: one line before anything is loaded or started
+    if not remote:
+        from tracking.runs.connection import local_root
+
+        store = local_root(data_dir()) / "mlflow.db"
+        if not store.exists():   # nothing to show, and nothing is created to show it
+            raise ConfigError("GRADSTUDY_HOME", str(data_dir()), "a data directory that holds MLflow records",
+                              f"no study has been recorded in {store.parent} yet: `gradstudy run` records one "
+                              "there (or give --tracking-uri http://host:port for a server)")
     client = connect(uri, data_dir())
     address = ui_address(uri, None if remote else args.port)
     if remote or args.no_serve:

@@ -107,9 +107,19 @@ def _engine_kwargs(scheme: str) -> dict:
     return {}
 
 
+def read_storage(url: str) -> optuna.storages.BaseStorage:
+    """The storage for a command that only reads (`list`, `status`, `check`, …): a local journal file that does
+    not exist yet is an empty storage, and nothing is created (no data directory, no journal file)."""
+    resolved = resolve_url(url)
+    if is_local_file(resolved) and not Path(resolved).exists():
+        return optuna.storages.InMemoryStorage()
+    return open_storage(url)
+
+
 def load_study(name: str, url: str) -> optuna.Study:
-    """An existing study; a ConfigError naming it when the storage has no such study."""
+    """An existing study; a ConfigError naming it when the storage has no such study (a local journal file that
+    does not exist is not created to say so)."""
     try:
-        return optuna.load_study(study_name=name, storage=open_storage(url))
+        return optuna.load_study(study_name=name, storage=read_storage(url))
     except KeyError:
         raise ConfigError("NAME", name, "the name of an existing study (see `gradstudy list`)") from None

@@ -122,6 +122,23 @@ def test_an_unwritable_data_directory_that_does_not_exist_is_refused_and_not_cre
     assert not (tmp_path / "new").exists()
 
 
+def test_reading_commands_on_a_data_directory_that_does_not_exist_create_nothing(tmp_path):
+    """`list` on a new GRADSTUDY_HOME is an empty list; `status`, `check`, `report`, `resume` and `ui` of a study
+    it does not hold are the one-line error: none of them creates the folder, an empty journal file or a store."""
+    home = tmp_path / "never-made"
+    code, out, err, _ = gradstudy(["list"], home)
+    assert code == Exit.OK and "studies" in out and not err.strip(), (out, err)
+    for command in (["status", "nope"], ["check", "nope"], ["report", "nope"], ["resume", "nope"]):
+        code, out, err, _ = gradstudy(command, home)
+        assert code == Exit.CONFIG and "NAME='nope'" in err and len(err.strip().splitlines()) == 1, (command, err)
+    assert not home.exists()
+    for command in (["ui", "nope"], ["ui", "--no-serve"]):        # asks MLflow's local store, which is not there
+        code, out, err, _ = gradstudy(command, home)
+        assert code == Exit.CONFIG and f"no study has been recorded in {home / 'mlflow'} yet" in err, (command, err)
+        assert len(err.strip().splitlines()) == 1, err
+    assert not home.exists()
+
+
 @pytest.mark.parametrize("override, key", [
     ("tracking.uri=http://127.0.0.1:5000", "tracking.uri"), ("study.n_trials=5", "study.n_trials"),
     ('++search.params={train.seed: "range(0, 4)"}', "search.params"), ("cluster.address=10.0.0.1:6379",
