@@ -56,7 +56,7 @@ def _run_study(overrides: list[str], hooks=(), epilogue: list[str] | None = None
     warn_if_identical(composed, err)
     try:
         with StudyDisplay(err, name) as display:
-            outcome = runner.run([*hooks, display], release_ray=True)   # this process runs one study
+            outcome = runner.run([*hooks, display], release_ray=AS_PROGRAM["on"])
     except KeyboardInterrupt:
         raise StudyInterrupted(name, composed.root.study.storage) from None
     every = trials_table(outcome.study)
@@ -304,7 +304,14 @@ COMMANDS = {"trial": _trial, "run": _run, "resume": _resume, "status": _status, 
             "nightly": _nightly, "report": _report, "ui": _ui}    # `args.command` → the function that runs it
 
 
+# True when `main` runs as the program (`gradstudy …`, `python -m study.cli`: argv from sys.argv), whose process
+# runs one study and ends: Ray is let go beside the study's report. A caller that passes argv (a test, a script
+# running several studies in one process on one local Ray) keeps Ray up.
+AS_PROGRAM = {"on": False}
+
+
 def main(argv: list[str] | None = None) -> int:
+    AS_PROGRAM["on"] = argv is None
     args = parse(argv)
     quiet_libraries()
     from study.storage.library_log import chatter_to_log

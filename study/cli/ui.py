@@ -253,7 +253,7 @@ def ui(args: argparse.Namespace) -> int:
         from tracking.runs.connection import local_root
 
         store = local_root(data_dir()) / "mlflow.db"
-        if not store.exists():   # nothing to show, and nothing is created to show it
+        if not store.exists() and (args.name or args.no_serve):   # no study to show: nothing is created for it
             raise ConfigError("GRADSTUDY_HOME", str(data_dir()), "a data directory that holds MLflow records",
                               f"no study has been recorded in {store.parent} yet: `gradstudy run` records one "
                               "there (or give --tracking-uri http://host:port for a server)")

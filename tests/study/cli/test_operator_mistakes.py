@@ -132,7 +132,8 @@ def test_reading_commands_on_a_data_directory_that_does_not_exist_create_nothing
         code, out, err, _ = gradstudy(command, home)
         assert code == Exit.CONFIG and "NAME='nope'" in err and len(err.strip().splitlines()) == 1, (command, err)
     assert not home.exists()
-    for command in (["ui", "nope"], ["ui", "--no-serve"]):        # asks MLflow's local store, which is not there
+    # MLflow's local store is not there (`gradstudy ui` alone serves a new one)
+    for command in (["ui", "nope"], ["ui", "--no-serve"]):
         code, out, err, _ = gradstudy(command, home)
         assert code == Exit.CONFIG and f"no study has been recorded in {home / 'mlflow'} yet" in err, (command, err)
         assert len(err.strip().splitlines()) == 1, err
