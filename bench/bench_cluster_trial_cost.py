@@ -117,7 +117,7 @@ class CpuByRole:
                 if node == root:
                     return role
             node = parents.get(node, 0)
-        if cmd.startswith("ray::"):
+        if cmd.startswith("ray::") and not cmd.startswith(("ray::DashboardAgent", "ray::RuntimeEnvAgent")):
             return "Ray trial workers (ray::)"
         if "/ray/" in cmd or "raylet" in cmd or "gcs_server" in cmd:
             return "Ray's own (GCS, raylets, agents)"

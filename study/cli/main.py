@@ -35,7 +35,7 @@ from tracking.runs.urls import scrub
 from workers.config import ConfigError
 
 
-def _run_study(overrides: list[str], hooks=(), epilogue: list[str] | None = None) -> int:
+def _run_study(overrides: list[str], hooks=(), epilogue: list[str] | None = None, release_ray: bool = False) -> int:
     """Run a study with a live display and the end tables. The driver's hooks (study/driver/hooks.py) are built
     here: `hooks` first (the nightly comparison, whose `on_end` may return an exit code), then MLflow tracking
     (refused before anything runs when MLflow does not answer), then the live display; `epilogue` lines they
@@ -56,7 +56,7 @@ def _run_study(overrides: list[str], hooks=(), epilogue: list[str] | None = None
     warn_if_identical(composed, err)
     try:
         with StudyDisplay(err, name) as display:
-            outcome = runner.run([*hooks, display], release_ray=AS_PROGRAM["on"])
+            outcome = runner.run([*hooks, display], release_ray=release_ray)
     except KeyboardInterrupt:
         raise StudyInterrupted(name, composed.root.study.storage) from None
     every = trials_table(outcome.study)
@@ -142,11 +142,12 @@ def _nightly(args: argparse.Namespace) -> int:
     prefix = composed.root.study.name
     name = nightly.nightly_name(prefix, day)
     comparison = nightly.Comparison(prefix, day, name, composed.root.study.storage, composed.root.nightly)
-    return _run_study(overrides + [f"study.name={name}"], [comparison], comparison.messages)
+    return _run_study(overrides + [f"study.name={name}"], [comparison], comparison.messages,
+                      args.release_ray)
 
 
 def _run(args: argparse.Namespace) -> int:
-    return _run_study(args.overrides)
+    return _run_study(args.overrides, release_ray=args.release_ray)
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -304,15 +305,12 @@ COMMANDS = {"trial": _trial, "run": _run, "resume": _resume, "status": _status, 
             "nightly": _nightly, "report": _report, "ui": _ui}    # `args.command` → the function that runs it
 
 
-# True when `main` runs as the program (`gradstudy …`, `python -m study.cli`: argv from sys.argv), whose process
-# runs one study and ends: Ray is let go beside the study's report. A caller that passes argv (a test, a script
-# running several studies in one process on one local Ray) keeps Ray up.
-AS_PROGRAM = {"on": False}
-
-
 def main(argv: list[str] | None = None) -> int:
-    AS_PROGRAM["on"] = argv is None
     args = parse(argv)
+    # as the program (`gradstudy …`, `python -m study.cli`: argv from sys.argv) the process runs one study and
+    # ends: Ray is let go beside the study's report; a caller that passes argv (a test, a script running several
+    # studies on one local Ray) keeps it up
+    args.release_ray = argv is None
     quiet_libraries()
     from study.storage.library_log import chatter_to_log
 

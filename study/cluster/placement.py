@@ -174,11 +174,16 @@ def _to_log(line: str) -> Optional[Path]:
     return path
 
 
+def cluster_address(cfg: ClusterConfig) -> str:
+    """The Ray cluster trials run on: `cluster.address`, else RAY_ADDRESS; "" = a local Ray started here."""
+    return cfg.address or os.environ.get("RAY_ADDRESS", "")
+
+
 def connect(cfg: ClusterConfig) -> str:
     """Start or join Ray; returns "local" or the address joined."""
     if ray.is_initialized():
         return "local"
-    address = cfg.address or os.environ.get("RAY_ADDRESS", "")
+    address = cluster_address(cfg)
     capture_python()    # Ray's banners (token authentication…) to the log file, not the terminal
     quiet = {"logging_level": logging.WARNING, "log_to_driver": False}
     if not address:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 import warnings
 from dataclasses import asdict
@@ -112,7 +111,7 @@ class StudyRunner:
         validate_keys(self.space, self.composer.from_overrides)
         # the largest trial the search space can sample must fit in memory (study/search/memory_check.py); on a
         # Ray cluster the driver cannot know a worker's memory: only train.max_memory_gb here, the worker the rest
-        on_cluster = bool(self.root.cluster.address or os.environ.get("RAY_ADDRESS"))
+        on_cluster = bool(placement.cluster_address(self.root.cluster))
         check_memory(self.space, self.base_config, self.composer.from_overrides, measure=not on_cluster)
         self.validated = True
         if not on_cluster:

@@ -52,8 +52,9 @@ class MlflowHook(StudyHook):
         self.tracked = TrackedStudy(tracking.uri, composed.root.study.name, tracking.keep_alive)
         self.recorder = None           # the parent run, opened by on_start under the study lock
         self.retry_at = 0.0            # set when a per-trial call fails (so > 0: MLflow failed during this run)
-        self.params: dict[str, dict[str, str]] = {}    # run id → the params of a trial in flight
-        self.runs: dict[int, Optional[str]] = {}       # trial number → its run id, while it is in flight
+        # trial number → (its run id, its params) while it is in flight: no read of the trial back at its result,
+        # and the params for closing its run from here
+        self.in_flight: dict[int, tuple[Optional[str], dict[str, str]]] = {}
 
     def live(self, fn, *args) -> tuple[bool, Any]:
         """A per-trial MLflow call from the driver loop. Once one fails, the next ones are skipped
@@ -90,9 +91,7 @@ class MlflowHook(StudyHook):
         _, run = self.live(self.recorder.create_trial_run, trial.number, config, list(trial.params))
         run_id = run.info.run_id if run is not None else None
         params = trial_params(config)
-        if run_id:
-            self.params[run_id] = params       # until the trial is back: for closing its run from here
-        self.runs[trial.number] = run_id
+        self.in_flight[trial.number] = (run_id, params)
         set_user_attrs(trial.storage, trial_id(trial),
                        {ATTR_RUN: run_id, ATTR_SYNC: "running" if run_id else "pending"})
         return {"tracking_uri": self.tracked.uri, "run_id": run_id or "", "figures_min_s": self.figures_min_s,
@@ -101,8 +100,7 @@ class MlflowHook(StudyHook):
                 "artifact_uri": run.info.artifact_uri if run is not None else "", "keep_alive": self.keep_alive}
 
     def on_result(self, trial: optuna.Trial, summary: dict[str, Any], delivery: dict[str, Any]) -> dict[str, Any]:
-        run_id = self.runs.pop(trial.number, None)      # set at on_launch: no read of the trial back
-        params = self.params.pop(run_id, None)
+        run_id, params = self.in_flight.pop(trial.number, (None, None))
         # the worker closed the run when everything reached MLflow; else the driver closes it here, with the
         # params in case the worker could not send them
         closed = bool(run_id) and (bool(delivery.get("closed")) or self.live(
@@ -112,10 +110,10 @@ class MlflowHook(StudyHook):
         return {ATTR_SYNC: "synced" if ok else "pending"}        # written with the trial's record
 
     def on_lost(self, frozen: optuna.trial.FrozenTrial, state: str, reason: str) -> None:
-        run_id = frozen.user_attrs.get(ATTR_RUN)
+        # a trial of this run, or one a lost driver left RUNNING (its run id on the trial, its params logged)
+        run_id, params = self.in_flight.pop(frozen.number, (frozen.user_attrs.get(ATTR_RUN), None))
         if run_id:
-            self.live(self.recorder.finish_trial, run_id, state, None, reason, None, None,
-                      self.params.pop(run_id, None))
+            self.live(self.recorder.finish_trial, run_id, state, None, reason, None, None, params)
 
     def on_end(self, outcome: Outcome) -> Optional[int]:
         """End of a run: back-fill what MLflow missed, the nightly comparison (set by the nightly hook,

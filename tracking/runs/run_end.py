@@ -14,6 +14,7 @@ from mlflow.entities import Param, RunTag
 
 from tracking.figures.colours import health_colour
 from tracking.runs import names
+from tracking.runs.batch_logger import MAX_PARAMS_TAGS
 from tracking.runs.urls import scrub
 from tracking.ui.run_look import COLOUR_TAG
 
@@ -48,8 +49,8 @@ def end_trial_run(client: MlflowClient, run_id: str, state: str, health: Optiona
     then the status."""
     tags = closing_tags(state, health, reason, extra_tags, span, colour)
     params_list = [Param(k, v) for k, v in (params or {}).items()]
-    for i in range(0, max(len(params_list), 1), 100):
-        client.log_batch(run_id, tags=tags if i == 0 else [], params=params_list[i:i + 100])
+    for i in range(0, max(len(params_list), 1), MAX_PARAMS_TAGS):
+        client.log_batch(run_id, tags=tags if i == 0 else [], params=params_list[i:i + MAX_PARAMS_TAGS])
     client.set_terminated(run_id, STATUS.get(state, "FAILED"))
 
 

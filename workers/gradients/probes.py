@@ -28,6 +28,7 @@ import math
 import torch
 
 from workers.model.network import RecurrentNet
+from workers.optim import global_norm
 
 HORIZON_DECADES = 3.0   # the horizon's fraction 1e-3, in decades
 
@@ -106,9 +107,7 @@ def group_norms(groups: dict[str, list[torch.Tensor]]) -> dict[str, float]:
     """‖∂L/∂θ‖ per parameter group (input, recurrent, bias, readout, other)."""
     out = {}
     for name, params in groups.items():
-        grads = [p.grad for p in params if p.grad is not None]
-        out[name] = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g, dtype=torch.float64)
-                                                          for g in grads])).item() if grads else 0.0
+        out[name] = global_norm(params).item()          # in float64, as the global norm (workers/optim.py)
     return out
 
 
