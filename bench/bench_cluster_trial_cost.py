@@ -18,7 +18,7 @@ between the runs; nothing in the client is patched), by kind: the endpoint, with
 (artifact uploads are `PUT mlflow-artifacts/artifacts`), per trial, and the marginal per trial. Then nothing
 lost is checked: every trial COMPLETE in Optuna, every trial's child run FINISHED with its final metric
 (`final/test_loss`) and the state tag `completed` — the bench fails otherwise. The CPU time of each part of the
-set-up during each run (the driver, the mlflow server, PostgreSQL, Ray's own processes, Ray's trial workers)
+set-up during each run (the driver, the mlflow server, PostgreSQL, Ray with the trials' workers)
 comes from /proc (`CpuByRole`): how busy the two cores were, and who kept them busy.
 """
 from __future__ import annotations
@@ -86,7 +86,8 @@ class AccessLog:
 class CpuByRole:
     """CPU seconds (user + system, reaped children included) of every process on the machine, grouped by the
     part of the set-up it is: the mlflow server (its process tree), PostgreSQL (the throwaway postmaster's
-    tree), Ray's trial workers (`ray::…`), Ray's own processes (GCS, raylets, agents), the rest. Read from
+    tree), Ray (GCS, raylets, agents, and the job's trial workers, which start and end with the driver and are
+    counted through the raylet that reaps them), the rest. Read from
     /proc before and after a run; a process that started and exited between the two readings is counted
     only where its parent reaped it (PostgreSQL's backends, the server's workers); the driver's own comes
     from its wait4."""
@@ -117,10 +118,10 @@ class CpuByRole:
                 if node == root:
                     return role
             node = parents.get(node, 0)
-        if cmd.startswith("ray::") and not cmd.startswith(("ray::DashboardAgent", "ray::RuntimeEnvAgent")):
-            return "Ray trial workers (ray::)"
-        if "/ray/" in cmd or "raylet" in cmd or "gcs_server" in cmd:
-            return "Ray's own (GCS, raylets, agents)"
+        # a job's trial workers (`ray::…`) start and end with its driver, between the two readings: their CPU
+        # comes in through the raylet that reaps them, so they are counted with Ray's own processes
+        if cmd.startswith("ray::") or "/ray/" in cmd or "raylet" in cmd or "gcs_server" in cmd:
+            return "Ray (GCS, raylets, agents, the trials' workers)"
         return "other processes on the machine"
 
     def start(self) -> None:
