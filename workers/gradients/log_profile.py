@@ -76,33 +76,46 @@ def _walk(traj: Trajectory, direct: Scaled, want_inputs: bool) -> tuple[torch.Te
     """The reverse pass of one layer: natural log of ‖∂L_T/∂h_t‖ for t = 1..T ([T], float64) and, with
     `want_inputs`, ∂L_T/∂p_t (the projected input) as a scaled sequence.
 
-    The mantissa is renormalized every RENORM steps (and wherever a direct part is added): between two
-    renormalizations it stays in range (see RENORM)."""
+    The mantissa is divided by its norm every RENORM steps (and wherever a direct part is added): between two
+    renormalizations it stays in range (see RENORM). The log scale is not carried step by step: the walk keeps
+    what it divided by, and the scale of every step is summed from those divisors after the walk, in one
+    vectorized pass (exact whatever the divisor: a_t = e^σ · m holds for σ + log d and m / d). Where a direct
+    part is added, the scale so far is summed at that step and a new run of divisors begins."""
     steps = direct.scale.shape[0]
     with_direct = set((direct.scale > -math.inf).nonzero().flatten().tolist())
     a = direct.mantissa.new_zeros(direct.mantissa.shape[1], traj.state_size)
-    sigma = direct.scale.new_full((), -math.inf)
-    hiddens, sigmas, grads = [], [], []
     renorm, tiny = RENORM[a.dtype], torch.finfo(a.dtype).tiny
+    hiddens, grads = [], []
+    divisors: list[torch.Tensor] = []     # every divisor of the mantissa, in walk order
+    bases = [direct.scale.new_full((), -math.inf)]   # the log scale where each run of divisors begins
+    starts = [0]                          # the index in `divisors` where each run begins
+    kept = []                             # per step (walk order): (run, divisors applied by then)
     for t in reversed(range(steps)):
         if t in with_direct:
+            sigma = bases[-1]
+            if len(divisors) > starts[-1]:
+                sigma = sigma + torch.log(torch.stack(divisors[starts[-1]:]).double()).sum()
             top = torch.maximum(sigma, direct.scale[t])
             a = a * torch.exp(sigma - top)
             a[:, :traj.hidden].add_(direct.mantissa[t] * torch.exp(direct.scale[t] - top))
-            sigma = top
+            bases.append(top)
+            starts.append(len(divisors))
         if t in with_direct or t % renorm == 0:
-            norm = torch.linalg.vector_norm(a)
-            sigma = sigma + torch.log(norm)
-            a = a / norm.clamp_min(tiny)
+            divisor = torch.linalg.vector_norm(a).clamp_min_(tiny)
+            a = a / divisor
+            divisors.append(divisor)
         hiddens.append(traj.hidden_part(a))
-        sigmas.append(sigma)
+        kept.append((len(bases) - 1, len(divisors)))
         a, grad = traj.back(t, a, want_inputs)
         if want_inputs:
             grads.append(grad)
-    sigma_t = torch.stack(sigmas[::-1])
+    logs = torch.log(torch.stack(divisors).double()) if divisors else direct.scale.new_zeros(0)
+    summed = torch.cat([logs.new_zeros(1), torch.cumsum(logs, 0)])     # summed[k]: the first k logs
+    run, count = torch.tensor(kept, device=logs.device).T
+    sigma_t = (torch.stack(bases)[run] + summed[count] - summed[torch.tensor(starts, device=logs.device)[run]]).flip(0)
     norms = torch.linalg.vector_norm(torch.stack(hiddens[::-1]).flatten(1), dim=1)
     inputs = Scaled(torch.stack(grads[::-1]), sigma_t).normalized() if want_inputs else None
-    return sigma_t + torch.log(norms), inputs
+    return sigma_t + torch.log(norms.double()), inputs
 
 
 def _direct_of_top(net: RecurrentNet, top: torch.Tensor, task: Task,

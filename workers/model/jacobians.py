@@ -48,6 +48,20 @@ def _derivative(activation: Activation, pre: torch.Tensor, out: torch.Tensor) ->
     return torch.ones_like(pre)
 
 
+def _derivative_of_output(activation: Activation, out: torch.Tensor) -> torch.Tensor:
+    """f′(pre) from out = f(pre) alone, which every activation allows: tanh 1 − out², sigmoid out(1 − out),
+    relu and leaky relu by the sign of out (that of pre)."""
+    if activation == Activation.tanh:
+        return torch.mul(out, out).neg_().add_(1)
+    if activation == Activation.sigmoid:
+        return out * (1 - out)
+    if activation == Activation.relu:
+        return (out > 0).to(out.dtype)
+    if activation == Activation.leaky_relu:
+        return torch.where(out > 0, torch.ones_like(out), torch.full_like(out, LEAKY_SLOPE))
+    return torch.ones_like(out)
+
+
 def _shifted(seq: torch.Tensor, t0: int, t1: int) -> torch.Tensor:
     """Steps t0−1 .. t1−2 of a time-major sequence [T, B, ·] whose step −1 is zero: the previous states."""
     if t0 > 0:
@@ -101,13 +115,16 @@ class SimpleTrajectory(Trajectory):
         self.leak = layer.leak if layer.cell == Cell.esn else 1.0
         self.gain = torch.empty_like(self.h)
         for t0, t1 in self.chunks():
-            pre = sum(self.projections(u, t0, t1))
-            # h_t = (1−λ) h_{t−1} + λ f(pre): with λ = 1, h_t is f(pre) itself
-            activated = self.h[t0:t1] if self.leak == 1.0 else layer.f(pre)
-            torch.mul(_derivative(layer.activation, pre, activated), self.leak, out=self.gain[t0:t1])
+            if self.leak == 1.0:        # h_t = f(pre) itself, and f′(pre) follows from it: no projection needed
+                self.gain[t0:t1] = _derivative_of_output(layer.activation, self.h[t0:t1])
+                continue
+            xp, hp = self.projections(u, t0, t1)
+            pre = xp.add_(hp)           # h_t = (1−λ) h_{t−1} + λ f(pre)
+            torch.mul(_derivative(layer.activation, pre, layer.f(pre)), self.leak, out=self.gain[t0:t1])
+        self.gains = self.gain.unbind(0)        # step t's coefficients as a list: no indexing op per step
 
     def back(self, t, a, want_input):
-        grad_pre = a * self.gain[t]
+        grad_pre = a * self.gains[t]
         prev = grad_pre @ self.w_hh
         if self.leak != 1.0:
             prev = prev + (1 - self.leak) * a
@@ -145,13 +162,14 @@ class LSTMTrajectory(Trajectory):
             self.carry[t0:t1] = f
             torch.mul(o, 1 - tc * tc, out=self.cell_gain[t0:t1])
             cells[0] = cells[n]
+        self.steps_of = list(zip(self.cell_gain.unbind(0), self.gates.unbind(0), self.carry.unbind(0)))
 
     def back(self, t, a, want_input):
-        H = self.hidden
-        a_h, a_c = a[:, :H], a[:, H:]
-        dc = torch.addcmul(a_c, self.cell_gain[t], a_h)
-        grad_pre = torch.cat([dc, dc, dc, a_h], 1).mul_(self.gates[t])
-        return torch.cat([grad_pre @ self.w_hh, dc * self.carry[t]], 1), grad_pre
+        cell_gain, gates, carry = self.steps_of[t]
+        a_h, a_c = a.split(self.hidden, 1)
+        dc = torch.addcmul(a_c, cell_gain, a_h)
+        grad_pre = torch.cat([dc, dc, dc, a_h], 1).mul_(gates)
+        return torch.cat([grad_pre @ self.w_hh, dc * carry], 1), grad_pre
 
     def hidden_part(self, a):
         return a[..., :self.hidden]
@@ -176,14 +194,16 @@ class GRUTrajectory(Trajectory):
             self.keep[t0:t1] = z
             self.new_gain[t0:t1] = k_n
             torch.cat([k_r, k_z, k_n * r], -1, out=self.hidden_gates[t0:t1])
+        self.steps_of = list(zip(self.hidden_gates.unbind(0), self.keep.unbind(0), self.new_gain.unbind(0)))
 
     def back(self, t, a, want_input):
-        grad_hidden = a.repeat(1, 3).mul_(self.hidden_gates[t])
-        prev = torch.addmm(a * self.keep[t], grad_hidden, self.w_hh)
+        hidden_gates, keep, new_gain = self.steps_of[t]
+        grad_hidden = a.repeat(1, 3).mul_(hidden_gates)
+        prev = torch.addmm(a * keep, grad_hidden, self.w_hh)
         if not want_input:
             return prev, None
         H = self.hidden   # p_t's r and z blocks get what W_hh's do; its n block is not gated by r
-        return prev, torch.cat([grad_hidden[:, :2 * H], a * self.new_gain[t]], 1)
+        return prev, torch.cat([grad_hidden[:, :2 * H], a * new_gain], 1)
 
 
 def trajectory(layer: RecurrentLayer, u: torch.Tensor) -> Trajectory:
