@@ -60,7 +60,8 @@ def write_trial_folder(folder: Path, summary: dict[str, Any],
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    write_atomic(folder / "config.yaml", yaml.safe_dump(summary["config"], sort_keys=False))
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)     # libyaml's where PyYAML has it: same text, ~4× faster
+    write_atomic(folder / "config.yaml", yaml.dump(summary["config"], Dumper=dumper, sort_keys=False))
     if history is not None:
         write_atomic(folder / "history.json", json.dumps(history))
     return write_summary(summary, folder / "summary.json")
