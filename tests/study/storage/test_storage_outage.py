@@ -1,10 +1,11 @@
 """Storage outages are waited out (study/storage/retry.py, study/cluster/optuna_feed.py): a real `gradstudy run`
-driver on a local Ray, its storage taken away for 30 s mid-study, then given back.
+driver on a local Ray, its storage taken away for 15 s mid-study, then given back.
 
 - PostgreSQL: a throwaway server of the test's own (initdb + pg_ctl on a free port), stopped with
   `pg_ctl -m immediate` (as if it crashed) and started again on the same data.
-- The journal file: its folder replaced by a plain file for 30 s (every open of the journal or its lock
-  fails, as on a lost mount; a read-only folder would not stop root, who runs these tests).
+- The journal file: its folder replaced by a plain file for 15 s (every open of the journal or its lock
+  fails, as on a lost mount; a read-only folder would not stop root, who runs these tests). 15 s is longer than a
+  trial here (~3–5 s), so the trials in flight end during the outage and wait it out.
 Each ends with exactly n_trials finished, no FAIL, every intermediate value written, exit 0; and the
 unit tests below check which errors count as transient and the retry budget on a stopped server.
 """
@@ -26,7 +27,7 @@ from testkit.tiny import TINY
 STEADY = [*TINY, "train.steps=600", "train.probe_every=100", "task.seq_len=20", "model.hidden_size=16",
           "study.sampler=random", "study.pruner=none",
           "++search.params={model.init: scaled, model.init_gain: 'choice(0.5, 0.9)', model.activation: tanh}"]
-OUTAGE_S = 30
+OUTAGE_S = 15      # longer than a trial: every trial in flight ends inside it
 
 
 def states(storage_url: str, name: str) -> list[TrialState]:
