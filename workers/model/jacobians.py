@@ -76,7 +76,7 @@ class Trajectory:
     the temporaries stay small) and kept: O(T·B·H) memory, a few numbers per hidden unit and step.
     """
 
-    CHUNK = 256
+    CHUNK = 64      # steps at a time: a chunk's temporaries stay in cache (lstm, gru ~5 % faster than at 256)
     state_size: int         # S, the width of the state adjoint
     outputs: torch.Tensor   # h_1..h_T, [B, T, H] (batch-first, as the layer above reads them)
 
@@ -148,17 +148,15 @@ class LSTMTrajectory(Trajectory):
             act = pre.sigmoid_()                    # i, f, o; and g = tanh(x) = 2σ(2x) − 1
             i, f, o = act[..., :H], act[..., H:2 * H], act[..., 3 * H:]
             g = act[..., 2 * H:3 * H].mul_(2).sub_(1)
-            slope = act * (1 - act)                 # σ′ (its g block is not used)
             ig = i * g
             for k in range(n):                      # c_t = f ⊙ c_{t−1} + i ⊙ g: one op per step
                 torch.addcmul(ig[k], f[k], cells[k], out=cells[k + 1])
             c_prev, c_now = cells[:n], cells[1:n + 1]
             tc = torch.tanh(c_now)
-            out = self.gates[t0:t1]
-            torch.mul(slope[..., :H], g, out=out[..., :H])
-            torch.mul(slope[..., H:2 * H], c_prev, out=out[..., H:2 * H])
-            torch.mul(i, 1 - g * g, out=out[..., 2 * H:3 * H])
-            torch.mul(slope[..., 3 * H:], tc, out=out[..., 3 * H:])
+            # each block's coefficient contiguous, then one copy into the step-major gates (strided writes
+            # into four column blocks cost more than the copy); σ′ = σ(1 − σ) only where it is used
+            blocks = [i * (1 - i) * g, f * (1 - f) * c_prev, i * (1 - g * g), o * (1 - o) * tc]
+            torch.cat(blocks, -1, out=self.gates[t0:t1])
             self.carry[t0:t1] = f
             torch.mul(o, 1 - tc * tc, out=self.cell_gain[t0:t1])
             cells[0] = cells[n]
