@@ -131,6 +131,23 @@ def test_the_log_profile_is_exact_far_below_float64_where_autograd_underflows():
     assert probe["health"] == "vanishing"
 
 
+def test_each_step_of_the_walk_keeps_its_own_scale_across_the_float32_range():
+    """Linear units and W_hh = c·I with c = 1e-9: each step back multiplies ∂L/∂h by exactly c, 99 decades over
+    T = 12, far outside float32's range, the mantissa renormalized every other step. The walk sums every step's
+    scale from its divisors after the loop: each step must get exactly the divisors applied before it (an
+    off-by-one there shifts every other step by 9 decades)."""
+    steps, c = 12, 1e-9
+    cfg = ModelConfig(cell=Cell.rnn, activation=Activation.linear, hidden_size=4)
+    net = RecurrentNet(cfg, input_size=2, output_size=1, per_step=False, seed=3)
+    with torch.no_grad():
+        net.layers[0].core.weight_hh_l0.copy_(c * torch.eye(4))
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(3, steps, 2, generator=g), torch.randn(3, generator=g)
+    (profile,) = log_profile(net, make_task(TaskConfig(seq_len=steps), 0), Batch(x, y), torch.float32)
+    rises = [profile[t + 1] - profile[t] for t in range(steps - 1)]
+    assert rises == pytest.approx([-math.log10(c)] * (steps - 1), abs=1e-4), rises
+
+
 def test_at_t1000_inits_and_cells_are_told_apart():
     """The comparison a study exists for: at T = 1000 xavier, orthogonal and an LSTM no longer share the
     float32 floor (−44.2) but give clearly different ratios."""
