@@ -44,14 +44,15 @@ def trial_note(summary: dict[str, Any], objective: str = "", study_link: str = "
 
     first = probes[0] if probes and probes[0].get("step") == 0 else None
     init = _lambda1(first)
-    if init is None:
+    if init is None and dotted(summary.get("config"), "model.init") == "scaled":
+        # only the scaled init sets λ1 to its gain; xavier's, he's, orthogonal's gain is no spectral radius
         init = finite_number(dotted(summary.get("config"), "model.init_gain"))
     end = _lambda1(last) if last is not first else None
     steps = summary.get("steps")
     if init is not None or end is not None:
         text = f"**λ1** of W_rec (top layer): {fmt(init, '–')} at initialization"
         if end is not None:
-            text += f" → {fmt(end)} after {steps} steps"
+            text += f" → {fmt(end)} after {last.get('step', steps)} steps"     # at the last probe
         lines.append(text)
 
     final = summary.get("final") or {}
@@ -62,7 +63,10 @@ def trial_note(summary: dict[str, Any], objective: str = "", study_link: str = "
         text = ""
     if finite_number(final.get("baseline_ratio")) is not None:
         text += (" · " if text else "") + f"baseline ratio {fmt(final['baseline_ratio'])}"
-    text += (" · " if text else "") + f"{summary.get('status', '?')} after {steps} training steps"
+    status = summary.get("status", "?")
+    done = (status if steps is None else f"{status} at initialization (no training step)" if steps == 0
+            else f"{status} after {steps} training steps")
+    text += (" · " if text else "") + done
     lines.append(text)
     if study_link:
         back = f"← all trials of study {study}" if study else "← the study's trials"

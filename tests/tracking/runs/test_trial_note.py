@@ -66,11 +66,29 @@ def test_lambda1_at_initialization_from_the_config_without_a_step_0_probe():
     assert lines(trial_note(summary(probes=[])))[1] == "**λ1** of W_rec (top layer): 1.5 at initialization"
 
 
+def test_lambda1_at_the_last_probe_is_named_by_that_probe_s_step():
+    probes = summary()["probes"]
+    probes[-1]["step"] = 400                     # the trial went on to 800 steps after its last probe
+    assert lines(trial_note(summary(probes=probes)))[1].endswith("→ 0.8537 after 400 steps")
+
+
+def test_no_lambda1_from_the_gain_of_an_init_that_does_not_set_it():
+    """xavier's or orthogonal's gain scales the weights but is not their spectral radius: without a probe at
+    step 0 the note says nothing of λ1 at initialization rather than the gain."""
+    late = [summary()["probes"][1]]
+    orthogonal = {"task": {"seq_len": 50}, "model": {"init": "orthogonal", "init_gain": 1.5}}
+    assert lines(trial_note(summary(probes=late, config=orthogonal)))[1] == \
+        "**λ1** of W_rec (top layer): – at initialization → 0.8537 after 800 steps"
+    assert not any("λ1" in line for line in lines(trial_note(summary(probes=[], config=orthogonal))))
+
+
 def test_no_lambda1_line_when_nothing_is_known():
     note = trial_note(summary(probes=[], config={"task": {"seq_len": 50}}, status="failed", steps=0, final={}))
     assert lines(note) == ["**vanishing** over the whole sequence (T = 50): span ratio – decades, "
                            "decay rate – decades per step back (probe at step –)",
-                           "failed after 0 training steps"]
+                           "failed at initialization (no training step)"]
+    # a summary without a step count (an old one, or a trial lost before it reported) says only its status
+    assert lines(trial_note(summary(steps=None)))[-1] == "baseline ratio 13.36 · completed"
 
 
 def test_objective_and_baseline_ratio():
