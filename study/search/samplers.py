@@ -2,7 +2,8 @@
 TPE multivariate and constant liar on; we spell out what we use so studies are reproducible).
 
 - tpe: TPESampler(seed, multivariate, group — conditional spaces —, constant_liar for parallel trials)
-- random, qmc (Sobol, scrambled), cmaes (falls back to random for categoricals), gp
+- random, qmc (Sobol, scrambled, over the whole declared space: `StudyQMCSampler`), cmaes (falls back to
+  random for categoricals), gp
 - grid: every combination of the search space's choice(...) and range(...) values
 Pruners see the validation score reported at each probe: median, successive halving, hyperband.
 """
@@ -22,6 +23,25 @@ class StudyGridSampler(optuna.samplers.GridSampler):
         pass
 
 
+class StudyQMCSampler(optuna.samplers.QMCSampler):
+    """QMCSampler over the study's whole declared space, conditional keys included.
+
+    Optuna's infers its space from the first finished trial (or, before one finishes, from those running) and
+    keys its Sobol sequence by that space. In a conditional space (model.activation only where model.cell=rnn)
+    that space then depends on which trial finished first: a gru trial finishing before the first rnn one gives
+    a three-key space whose sequence starts again at point 0, and a trial drew the same point as one before it
+    (trials 1 and 2 of a 105-trial study, both gru λ1 = 2.64 T = 20, when the machine was loaded). Over the
+    declared space, every trial takes the next point of one sequence, whatever order trials finish in; a key a
+    trial does not sample (its condition fails) leaves its coordinate unused."""
+
+    def __init__(self, space: SearchSpace, seed: int):
+        super().__init__(qmc_type="sobol", scramble=True, seed=seed)
+        self._declared = space.distributions()
+
+    def infer_relative_search_space(self, study, trial):
+        return dict(self._declared)
+
+
 def make_sampler(cfg: StudyConfig, space: SearchSpace) -> optuna.samplers.BaseSampler:
     seed = cfg.seed
     if cfg.sampler == Sampler.tpe:
@@ -32,7 +52,7 @@ def make_sampler(cfg: StudyConfig, space: SearchSpace) -> optuna.samplers.BaseSa
     if cfg.sampler == Sampler.grid:
         return StudyGridSampler(space.grid(), seed=seed)
     if cfg.sampler == Sampler.qmc:
-        return optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed)
+        return StudyQMCSampler(space, seed)
     if cfg.sampler == Sampler.cmaes:
         return optuna.samplers.CmaEsSampler(seed=seed, independent_sampler=optuna.samplers.RandomSampler(seed=seed))
     return optuna.samplers.GPSampler(seed=seed)

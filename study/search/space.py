@@ -104,6 +104,10 @@ class SearchSpace:
             values[p.key] = p.fixed if p.is_fixed else _suggest(trial, p.key, p.distribution)
         return values
 
+    def distributions(self) -> dict[str, BaseDistribution]:
+        """Every sampled parameter's distribution, conditional ones included: the whole declared space."""
+        return {p.key: p.distribution for p in self.params if not p.is_fixed}
+
     def sampled_all(self, params: dict[str, Any], base: Callable[[str], Any]) -> bool:
         """Whether a trial's stored `params` hold every value `sample` would have drawn for it: False for a
         trial whose driver died between two suggestions (its parameters cannot be queued again as they are:
