@@ -36,7 +36,7 @@ browser:
 XDIST = -n 2 --dist loadfile --no-loadscope-reorder
 
 # The whole suite, the `long` fault and soak tests too (multi-node cluster, 30-s storage outages, soak):
-# on a fresh clone on 2 cores, 2026-12-06: 1088 tests in 465 s of pytest (428-471 s that evening), 9 min 6 s for
+# on a fresh clone on 2 cores, 2026-12-07: 1092 tests in 490 s of pytest; 2026-12-06: 1088 tests in 465 s (428-471 s that evening), 9 min 6 s for
 # `make test` with the venv's install (~65 s) and ruff (562-574 s of pytest earlier that day on a busier machine; one process took
 # 18 min before the one-thread cap). `make test PYTEST_ARGS=--durations=20` shows the slowest. CI runs this.
 test: setup browser bytecode lint
