@@ -79,12 +79,12 @@ def _open(url: str) -> optuna.storages.BaseStorage:
         raise ConfigError(key, scrub(url),
                           "empty (the local journal file), a file path, or a database URL "
                           "(postgresql://user@host:5432/db)")
-    url = with_driver(url)
+    given = scrub(url)      # the URL as the user wrote it: the driver's name below is ours, not theirs
     try:
-        rdb = RDBStorage(url, engine_kwargs=_engine_kwargs(scheme), skip_table_creation=False)
+        rdb = RDBStorage(with_driver(url), engine_kwargs=_engine_kwargs(scheme), skip_table_creation=False)
     except Exception as exc:  # sqlalchemy.exc.OperationalError and friends, driver errors
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise ConfigError(key, scrub(url), f"a reachable database ({reason})") from None
+        raise ConfigError(key, given, f"a reachable database ({reason})") from None
     # Optuna caches finished trials in front of a database (as optuna.load_study does for an RDBStorage,
     # which it no longer sees once wrapped): the one use of a private Optuna module outside trial_store.
     from optuna.storages._cached_storage import _CachedStorage

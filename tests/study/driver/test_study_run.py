@@ -405,6 +405,8 @@ def test_cli_config_error_writes_nothing(case, error_runs):
     if case == "unreachable-ray":
         # a clear error within seconds, not Ray's minute of retries (here: six drivers starting at once)
         assert took < 45, took
+    if case == "unreachable-storage":     # the URL as written, not with the database driver gradstudy adds
+        assert "'postgresql://postgres@127.0.0.1:1/test'" in lines[0] and "psycopg2" not in lines[0], lines[0]
     # nothing half-written: no study in the storage, no study folder
     assert not (home / "studies" / name).exists()
     assert name not in journal_study_names(home)
