@@ -250,9 +250,9 @@ def ui(args: argparse.Namespace) -> int:
     if not (remote or args.no_serve):
         check_port_free(args.port)          # a held port: one line before anything is loaded or started
     if not remote:
-        from tracking.runs.connection import local_root
+        from tracking.runs.connection import local_store
 
-        store = local_root(data_dir()) / "mlflow.db"
+        store = local_store(data_dir())
         if not store.exists() and (args.name or args.no_serve):   # no study to show: nothing is created for it
             raise ConfigError("GRADSTUDY_HOME", str(data_dir()), "a data directory that holds MLflow records",
                               f"no study has been recorded in {store.parent} yet: `gradstudy run` records one "

@@ -27,15 +27,20 @@ def local_root(data_dir: Path) -> Path:
     return Path(data_dir).resolve() / "mlflow"
 
 
+def local_store(data_dir: Path) -> Path:
+    """The local store's SQLite file (`tracking.uri` empty)."""
+    return local_root(data_dir) / "mlflow.db"
+
+
 def resolve_uri(uri: str, data_dir: Path) -> str:
     if uri:
         if has_password(uri):
             raise TrackingError(uri, "a URI without credentials; set MLFLOW_TRACKING_USERNAME and "
                                      "MLFLOW_TRACKING_PASSWORD in the environment instead")
         return uri
-    root = local_root(data_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{root / 'mlflow.db'}"
+    store = local_store(data_dir)
+    store.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{store}"
 
 
 def artifact_location(uri: str, data_dir: Path, experiment: str) -> str | None:

@@ -126,25 +126,23 @@ class TrialRecorder(Reporter):
 
     def _upload(self, folder: Path, summary: dict[str, Any], with_input: bool) -> None:
         """The input dataset (`with_input`) and the artifact files, one request each, sent at once from a few
-        threads (the worker waits for the slowest rather than for their sum; into a local store, one copy of the
-        folder, in this thread); without the driver's
-        `artifact_uri`, the files go one after another through the client (which looks the run up first)."""
-        if not self.artifact_uri:
+        threads (the worker waits for the slowest rather than for their sum). Into a local store, or without the
+        driver's `artifact_uri`, one after another in this thread: a local store's files in one copy of the
+        folder (threads would only add their start, ~10 ms of CPU a trial), else through the client (which looks
+        the run up first)."""
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        if not self.artifact_uri or self.artifact_uri.startswith(("file:", "/")):
             if with_input:
                 log_task_input(self.client, self.run_id, summary["config"])
-            self.client.log_artifacts(self.run_id, str(folder))
+            if self.artifact_uri:
+                get_artifact_repository(self.artifact_uri).log_artifacts(str(folder))
+            else:
+                self.client.log_artifacts(self.run_id, str(folder))
             return
         from concurrent.futures import ThreadPoolExecutor
 
-        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-
         repo = get_artifact_repository(self.artifact_uri, tracking_uri=self.tracking_uri)
-        if self.artifact_uri.startswith(("file:", "/")):
-            # a local store: one copy of the folder; threads would only add their start (~10 ms of CPU a trial)
-            repo.log_artifacts(str(folder))
-            if with_input:
-                log_task_input(self.client, self.run_id, summary["config"])
-            return
         files = sorted(p for p in folder.rglob("*") if p.is_file())
 
         def upload(path: Path) -> None:

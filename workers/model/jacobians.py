@@ -48,20 +48,6 @@ def _derivative(activation: Activation, pre: torch.Tensor, out: torch.Tensor) ->
     return torch.ones_like(pre)
 
 
-def _derivative_of_output(activation: Activation, out: torch.Tensor) -> torch.Tensor:
-    """f′(pre) from out = f(pre) alone, which every activation allows: tanh 1 − out², sigmoid out(1 − out),
-    relu and leaky relu by the sign of out (that of pre)."""
-    if activation == Activation.tanh:
-        return torch.mul(out, out).neg_().add_(1)
-    if activation == Activation.sigmoid:
-        return out * (1 - out)
-    if activation == Activation.relu:
-        return (out > 0).to(out.dtype)
-    if activation == Activation.leaky_relu:
-        return torch.where(out > 0, torch.ones_like(out), torch.full_like(out, LEAKY_SLOPE))
-    return torch.ones_like(out)
-
-
 def _shifted(seq: torch.Tensor, t0: int, t1: int) -> torch.Tensor:
     """Steps t0−1 .. t1−2 of a time-major sequence [T, B, ·] whose step −1 is zero: the previous states."""
     if t0 > 0:
@@ -116,7 +102,8 @@ class SimpleTrajectory(Trajectory):
         self.gain = torch.empty_like(self.h)
         for t0, t1 in self.chunks():
             if self.leak == 1.0:        # h_t = f(pre) itself, and f′(pre) follows from it: no projection needed
-                self.gain[t0:t1] = _derivative_of_output(layer.activation, self.h[t0:t1])
+                h = self.h[t0:t1]       # (relu's and leaky relu's pre > 0 exactly where h > 0)
+                self.gain[t0:t1] = _derivative(layer.activation, h, h)
                 continue
             xp, hp = self.projections(u, t0, t1)
             pre = xp.add_(hp)           # h_t = (1−λ) h_{t−1} + λ f(pre)

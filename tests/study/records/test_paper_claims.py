@@ -42,7 +42,6 @@ def test_pascanu_holds_and_a_probe_without_the_activation_derivative_breaks_it(h
 
     # the planted defect: the probe's Jacobian forgets σ′ (as if every unit were linear)
     monkeypatch.setattr(jacobians, "_derivative", lambda activation, pre, out: torch.ones_like(pre))
-    monkeypatch.setattr(jacobians, "_derivative_of_output", lambda activation, out: torch.ones_like(out))
     record_experiment(home, "paper_pascanu2013", "pascanu-no-fprime")
     out = check(home, "pascanu-no-fprime")
     assert out.returncode == Exit.CLAIM_FAILED, out.stdout
